@@ -1,0 +1,52 @@
+/* File operations that keep the store safe: reads that refuse symlinks and
+ * oversized files, path checks that keep every write inside the store root,
+ * and tree removal that never leaves the tree it was given.
+ * Every function returns 1 on success, 0 on failure with a message that
+ * names the path in err. */
+#ifndef JSR_FSOPS_H
+#define JSR_FSOPS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define JSR_ERRLEN (4096 + 512) /* a full path and what went wrong */
+
+/* Formats a message into err and returns 0, so failures read
+ * `return jsr_errf(err, errlen, "%s: ...", path);`. */
+int jsr_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Reads a whole regular file (not through a symlink), at most max bytes. */
+int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *err,
+                  size_t errlen);
+
+/* Makes path absolute (relative to the cwd) and lexically clean: no ".",
+ * no "..", no repeated or trailing slashes.  "..' is refused, not resolved:
+ * a name that climbs has no business in a store path.  out has PATH_MAX. */
+int jsr_path_clean(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Checks that the clean absolute path is root or lies below it, and that no
+ * existing component below root is a symlink.  With must_exist 0 the last
+ * component may be missing (a file about to be created). */
+int jsr_path_inside(const char *root, const char *path, int must_exist, char *err,
+                    size_t errlen);
+
+/* Writes data to a new file tmp (replacing a stale one), mode as given;
+ * fsyncs it when sync is set. */
+int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, int sync,
+                  char *err, size_t errlen);
+
+int jsr_fsync_path(const char *path, char *err, size_t errlen);
+
+/* mkdir -p below an existing directory, each new level with mode. */
+int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen);
+
+/* Deletes the tree at path (a file, or a directory and all below it),
+ * never following a symlink: links are removed as links. */
+int jsr_purge_tree(const char *path, char *err, size_t errlen);
+
+/* Total size of the regular files under path (not following links). */
+int jsr_tree_bytes(const char *path, unsigned long long *bytes, unsigned long long *files,
+                   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,328 @@
+#define _GNU_SOURCE
+#include "jsr/fsops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
+
+int jsr_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *err,
+                  size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            return ERR("%s: is a symlink (not followed)", path);
+        return ERR("%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return ERR("%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return ERR("%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > max) {
+        close(fd);
+        return ERR("%s: too large (%lld bytes, limit %zu)", path, (long long)st.st_size, max);
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return ERR("%s: out of memory", path);
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            /* the file grew while we read it: allow up to max */
+            if (cap > max) {
+                free(buf);
+                close(fd);
+                return ERR("%s: too large (limit %zu bytes)", path, max);
+            }
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                close(fd);
+                return ERR("%s: out of memory", path);
+            }
+            buf = p;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(buf);
+            close(fd);
+            return ERR("%s: read failed: %s", path, strerror(e));
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return 1;
+}
+
+int jsr_path_clean(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX * 2];
+    if (!path[0])
+        return ERR("empty path");
+    if (path[0] == '/') {
+        if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+            return ERR("%s: path too long", path);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return ERR("cannot get the current directory: %s", strerror(errno));
+        if (snprintf(tmp, sizeof tmp, "%s/%s", cwd, path) >= (int)sizeof tmp)
+            return ERR("%s: path too long", path);
+    }
+    size_t o = 0;
+    const char *p = tmp;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        size_t n = (size_t)(p - s);
+        if (n == 1 && s[0] == '.')
+            continue;
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return ERR("%s: \"..\" in a path is refused", path);
+        if (o + 1 + n + 1 > outlen)
+            return ERR("%s: path too long", path);
+        out[o++] = '/';
+        memcpy(out + o, s, n);
+        o += n;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = 0;
+    return 1;
+}
+
+int jsr_path_inside(const char *root, const char *path, int must_exist, char *err,
+                    size_t errlen)
+{
+    size_t rl = strlen(root);
+    if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != 0))
+        return ERR("%s: outside the store %s (refused)", path, root);
+    char cur[PATH_MAX];
+    if (strlen(path) >= sizeof cur)
+        return ERR("%s: path too long", path);
+    strcpy(cur, path);
+    /* walk the components below root, from the top down */
+    for (size_t i = rl + 1; i <= strlen(path); i++) {
+        if (path[i] != '/' && path[i] != 0)
+            continue;
+        cur[i] = 0;
+        struct stat st;
+        if (lstat(cur, &st) != 0) {
+            int e = errno;
+            if (e == ENOENT && !must_exist && path[i] == 0)
+                return 1;
+            return ERR("%s: %s", cur, strerror(e));
+        }
+        if (S_ISLNK(st.st_mode))
+            return ERR("%s: is a symlink; js-recover never follows links in a store", cur);
+        cur[i] = path[i];
+    }
+    return 1;
+}
+
+int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, int sync,
+                  char *err, size_t errlen)
+{
+    /* a temp file left by an interrupted run of ours is stale by design */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return ERR("%s: cannot remove stale temp file: %s", tmp, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return ERR("%s: cannot create: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return ERR("%s: write failed: %s", tmp, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    /* open() applied the umask; the server's files keep their own mode */
+    if (fchmod(fd, mode) != 0 || (sync && fsync(fd) != 0)) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return ERR("%s: %s failed: %s", tmp, sync ? "fsync" : "chmod", strerror(e));
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return ERR("%s: close failed: %s", tmp, strerror(e));
+    }
+    return 1;
+}
+
+int jsr_fsync_path(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ERR("%s: cannot open for fsync: %s", path, strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ERR("%s: fsync failed: %s", path, strerror(e));
+    }
+    close(fd);
+    return 1;
+}
+
+int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen)
+{
+    char cur[PATH_MAX];
+    if (strlen(path) >= sizeof cur)
+        return ERR("%s: path too long", path);
+    strcpy(cur, path);
+    for (char *p = cur + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(cur, mode) != 0 && errno != EEXIST)
+                return ERR("%s: cannot create directory: %s", cur, strerror(errno));
+            struct stat st;
+            if (lstat(cur, &st) != 0 || !S_ISDIR(st.st_mode))
+                return ERR("%s: exists and is not a directory", cur);
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    return 1;
+}
+
+static int purge_at(int parent, const char *name, const char *shown, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+            return 1;
+        return ERR("%s: cannot stat: %s", shown, strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return ERR("%s: cannot open directory: %s", shown, strerror(errno));
+        DIR *d = fdopendir(fd);
+        if (!d) {
+            int e = errno;
+            close(fd);
+            return ERR("%s: cannot read directory: %s", shown, strerror(e));
+        }
+        struct dirent *de;
+        int ok = 1;
+        while (ok && (errno = 0, de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            char sub[PATH_MAX];
+            snprintf(sub, sizeof sub, "%s/%s", shown, de->d_name);
+            ok = purge_at(dirfd(d), de->d_name, sub, err, errlen);
+        }
+        if (ok && errno)
+            ok = ERR("%s: cannot read directory: %s", shown, strerror(errno));
+        closedir(d);
+        if (!ok)
+            return 0;
+        if (unlinkat(parent, name, AT_REMOVEDIR) != 0)
+            return ERR("%s: cannot remove directory: %s", shown, strerror(errno));
+        return 1;
+    }
+    if (unlinkat(parent, name, 0) != 0)
+        return ERR("%s: cannot remove: %s", shown, strerror(errno));
+    return 1;
+}
+
+int jsr_purge_tree(const char *path, char *err, size_t errlen)
+{
+    return purge_at(AT_FDCWD, path, path, err, errlen);
+}
+
+static int bytes_at(int parent, const char *name, const char *shown, unsigned long long *bytes,
+                    unsigned long long *files, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return ERR("%s: cannot stat: %s", shown, strerror(errno));
+    if (S_ISREG(st.st_mode)) {
+        *bytes += (unsigned long long)st.st_size;
+        (*files)++;
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return 1;
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ERR("%s: cannot open directory: %s", shown, strerror(errno));
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return ERR("%s: cannot read directory: %s", shown, strerror(e));
+    }
+    struct dirent *de;
+    int ok = 1;
+    while (ok && (errno = 0, de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", shown, de->d_name);
+        ok = bytes_at(dirfd(d), de->d_name, sub, bytes, files, err, errlen);
+    }
+    if (ok && errno)
+        ok = ERR("%s: cannot read directory: %s", shown, strerror(errno));
+    closedir(d);
+    return ok;
+}
+
+int jsr_tree_bytes(const char *path, unsigned long long *bytes, unsigned long long *files,
+                   char *err, size_t errlen)
+{
+    *bytes = 0;
+    *files = 0;
+    return bytes_at(AT_FDCWD, path, path, bytes, files, err, errlen);
+}

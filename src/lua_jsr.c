@@ -1,0 +1,559 @@
+/* The `jsr` Lua module: thin bindings over the C store model.
+ *
+ * Conventions (as in Lua's io library): a wrong argument raises an error;
+ * a problem with the store (missing file, bad JSON, refused path) returns
+ * nil (fail) plus a message that names the file and what was wrong. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <openssl/rand.h>
+
+#include "jsr/changes.h"
+#include "jsr/fsops.h"
+#include "jsr/json.h"
+#include "jsr/lua_jsr.h"
+#include "jsr/metasum.h"
+#include "jsr/walk.h"
+
+#define REG_ROOT "jsr.root"
+#define MT_CHANGES "jsr.changes"
+/* a meta.inf is a few KB; anything this big is not one */
+#define META_MAX (8u << 20)
+
+static int fail(lua_State *L, const char *msg)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+/* --------------------------------------------------------------- store */
+
+static int l_open(lua_State *L)
+{
+    const char *arg = luaL_checkstring(L, 1);
+    char store[PATH_MAX], js[PATH_MAX], err[JSR_ERRLEN];
+    if (!jsr_find_store(arg, store, js, sizeof store, err, sizeof err))
+        return fail(L, err);
+    lua_pushstring(L, store);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_ROOT);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, store);
+    lua_setfield(L, -2, "store_dir");
+    lua_pushstring(L, js);
+    lua_setfield(L, -2, "js_dir");
+    return 1;
+}
+
+static const char *root_or_error(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_ROOT);
+    const char *root = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the registry keeps the string alive */
+    if (!root)
+        luaL_error(L, "no store is open: call jsr.open(store) before changing anything");
+    return root;
+}
+
+static const char *kind_name(jsr_kind k)
+{
+    switch (k) {
+    case JSR_ACCOUNT: return "account";
+    case JSR_STREAM: return "stream";
+    case JSR_CONSUMER: return "consumer";
+    case JSR_RAFT: return "raft";
+    case JSR_SKIPPED: return "skipped";
+    default: return "error";
+    }
+}
+
+static void setstr(lua_State *L, const char *k, const char *v)
+{
+    if (!v)
+        return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static int walk_collect(const jsr_entry *e, void *ud)
+{
+    lua_State *L = ud;
+    lua_createtable(L, 0, 8);
+    setstr(L, "kind", kind_name(e->kind));
+    setstr(L, "path", e->path);
+    setstr(L, "account", e->account);
+    setstr(L, "stream", e->stream);
+    setstr(L, "name", e->name);
+    setstr(L, "message", e->message);
+    if (e->kind == JSR_ACCOUNT || e->kind == JSR_RAFT) {
+        lua_pushboolean(L, e->system);
+        lua_setfield(L, -2, "system");
+    }
+    if (e->kind == JSR_RAFT) {
+        const char *n = e->name;
+        setstr(L, "group", !strcmp(n, "_meta_") ? "meta"
+                           : !strncmp(n, "S-", 2) ? "stream"
+                           : !strncmp(n, "C-", 2) ? "consumer"
+                                                  : "unknown");
+    }
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 1;
+}
+
+static int walk_next(lua_State *L)
+{
+    lua_Integer i = lua_tointeger(L, lua_upvalueindex(2)) + 1;
+    lua_pushinteger(L, i);
+    lua_replace(L, lua_upvalueindex(2));
+    lua_rawgeti(L, lua_upvalueindex(1), i);
+    return 1;
+}
+
+/* walk(root): an iterator over entry tables (see SCRIPTING.md). The
+ * listing is taken once, up front, so changes made while iterating do not
+ * disturb it. */
+static int l_walk(lua_State *L)
+{
+    const char *arg = luaL_checkstring(L, 1);
+    char store[PATH_MAX], js[PATH_MAX], err[JSR_ERRLEN];
+    if (!jsr_find_store(arg, store, js, sizeof store, err, sizeof err))
+        return luaL_error(L, "%s", err);
+    lua_newtable(L);
+    if (!jsr_walk(js, walk_collect, L, err, sizeof err))
+        return luaL_error(L, "%s", err);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, walk_next, 2);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- meta */
+
+typedef struct {
+    char dir[PATH_MAX];
+    char inf[PATH_MAX];
+    char sum[PATH_MAX];
+    char keyfile[PATH_MAX];
+    char key[PATH_MAX]; /* the name the checksum key is derived from */
+    const char *kind;
+} meta_paths;
+
+static const char *base_of(const char *p, size_t end, size_t *len)
+{
+    size_t s = end;
+    while (s > 0 && p[s - 1] != '/')
+        s--;
+    *len = end - s;
+    return p + s;
+}
+
+/* Works out from a stream, consumer or Raft group directory (or its
+ * meta.inf) which files belong to it and what its checksum key is:
+ * the directory name, or STREAM/CONSUMER under obs/. */
+static int meta_locate(lua_State *L, const char *arg, int keyarg, meta_paths *m, char *err,
+                       size_t errlen)
+{
+    char clean[PATH_MAX];
+    if (!jsr_path_clean(arg, clean, sizeof clean, err, errlen))
+        return 0;
+    size_t n = strlen(clean);
+    if (n > 9 && !strcmp(clean + n - 9, "/meta.inf"))
+        clean[n - 9] = 0;
+    n = strlen(clean);
+    if (snprintf(m->dir, sizeof m->dir, "%s", clean) >= (int)sizeof m->dir ||
+        snprintf(m->inf, sizeof m->inf, "%s/meta.inf", clean) >= (int)sizeof m->inf ||
+        snprintf(m->sum, sizeof m->sum, "%s/meta.sum", clean) >= (int)sizeof m->sum ||
+        snprintf(m->keyfile, sizeof m->keyfile, "%s/meta.key", clean) >= (int)sizeof m->keyfile)
+        return jsr_errf(err, errlen, "%s: path too long", clean);
+    size_t bl, pl, gl;
+    const char *b = base_of(clean, n, &bl);
+    size_t pend = (size_t)(b - clean) ? (size_t)(b - clean) - 1 : 0;
+    const char *par = base_of(clean, pend, &pl);
+    size_t gend = (size_t)(par - clean) ? (size_t)(par - clean) - 1 : 0;
+    const char *gp = base_of(clean, gend, &gl);
+    if (pl == 3 && !memcmp(par, "obs", 3)) {
+        m->kind = "consumer";
+        snprintf(m->key, sizeof m->key, "%.*s/%.*s", (int)gl, gp, (int)bl, b);
+    } else {
+        m->kind = pl == 4 && !memcmp(par, "_js_", 4) ? "raft" : "stream";
+        snprintf(m->key, sizeof m->key, "%.*s", (int)bl, b);
+    }
+    if (keyarg && lua_istable(L, keyarg) && lua_getfield(L, keyarg, "key") == LUA_TSTRING) {
+        snprintf(m->key, sizeof m->key, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    } else if (keyarg && lua_istable(L, keyarg)) {
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+/* read_meta(path [, {key=}]) -> cfg, info | nil, message, info */
+static int l_read_meta(lua_State *L)
+{
+    const char *arg = luaL_checkstring(L, 1);
+    meta_paths m;
+    char err[JSR_ERRLEN];
+    if (!meta_locate(L, arg, 2, &m, err, sizeof err))
+        return fail(L, err);
+    char *data = NULL, *sum = NULL;
+    size_t len = 0, sumlen = 0;
+    if (!jsr_read_file(m.inf, META_MAX, &data, &len, err, sizeof err))
+        return fail(L, err);
+    lua_createtable(L, 0, 12); /* info */
+    int info = lua_gettop(L);
+    setstr(L, "path", m.inf);
+    setstr(L, "dir", m.dir);
+    setstr(L, "kind", m.kind);
+    setstr(L, "key", m.key);
+    lua_pushinteger(L, (lua_Integer)len);
+    lua_setfield(L, info, "bytes");
+    int encrypted = exists(m.keyfile);
+    lua_pushboolean(L, encrypted);
+    lua_setfield(L, info, "encrypted");
+    char computed[17];
+    if (!jsr_metasum(m.key, data, len, computed)) {
+        free(data);
+        return luaL_error(L, "%s: SHA-256 failed (OpenSSL)", m.inf);
+    }
+    setstr(L, "sum_computed", computed);
+    if (jsr_read_file(m.sum, 4096, &sum, &sumlen, err, sizeof err)) {
+        lua_pushlstring(L, sum, sumlen);
+        lua_setfield(L, info, "sum_file");
+        lua_pushboolean(L, sumlen == 16 && !memcmp(sum, computed, 16));
+        lua_setfield(L, info, "sum_ok");
+        free(sum);
+    } else {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, info, "sum_ok");
+        setstr(L, "sum_error", err);
+    }
+    if (encrypted) {
+        /* decoding needs the server's key: later work; report, don't guess */
+        free(data);
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, info);
+        return 2;
+    }
+    char jerr[256];
+    int ok = jsr_json_decode(L, data, len, jerr, sizeof jerr);
+    free(data);
+    if (!ok) {
+        snprintf(err, sizeof err, "%s: invalid JSON: %s", m.inf, jerr);
+        setstr(L, "error", err);
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        lua_pushvalue(L, info);
+        return 3;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, sizeof err, "%s: not a JSON object", m.inf);
+        setstr(L, "error", err);
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        lua_pushvalue(L, info);
+        return 3;
+    }
+    lua_pushvalue(L, info);
+    return 2;
+}
+
+/* Stages meta.inf = bytes and its meta.sum into c. */
+static int stage_meta_bytes(jsr_changes *c, const meta_paths *m, const char *data, size_t len,
+                            char *err, size_t errlen)
+{
+    char sum[17];
+    if (!jsr_metasum(m->key, data, len, sum))
+        return jsr_errf(err, errlen, "%s: SHA-256 failed (OpenSSL)", m->inf);
+    return jsr_changes_put(c, m->inf, data, len, 0, err, errlen) &&
+           jsr_changes_put(c, m->sum, sum, 16, 0, err, errlen);
+}
+
+static int stage_write_meta(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+{
+    const char *arg = luaL_checkstring(L, patharg);
+    luaL_checktype(L, patharg + 1, LUA_TTABLE);
+    meta_paths m;
+    if (!meta_locate(L, arg, patharg + 2, &m, err, errlen))
+        return 0;
+    if (exists(m.keyfile))
+        return jsr_errf(err, errlen, "%s: encrypted (meta.key present); writing encrypted "
+                                     "meta files is not supported yet", m.inf);
+    jsr_buf b;
+    jsr_buf_init(&b);
+    char jerr[256];
+    if (!jsr_json_encode(L, patharg + 1, &b, jerr, sizeof jerr)) {
+        jsr_buf_free(&b);
+        return jsr_errf(err, errlen, "%s: cannot encode the config: %s", m.inf, jerr);
+    }
+    int ok = stage_meta_bytes(c, &m, b.data, b.len, err, errlen);
+    jsr_buf_free(&b);
+    return ok;
+}
+
+static int stage_rehash(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+{
+    const char *arg = luaL_checkstring(L, patharg);
+    meta_paths m;
+    if (!meta_locate(L, arg, patharg + 1, &m, err, errlen))
+        return 0;
+    char *data;
+    size_t len;
+    if (!jsr_read_file(m.inf, META_MAX, &data, &len, err, errlen))
+        return 0;
+    char sum[17];
+    int ok = jsr_metasum(m.key, data, len, sum);
+    free(data);
+    if (!ok)
+        return jsr_errf(err, errlen, "%s: SHA-256 failed (OpenSSL)", m.inf);
+    return jsr_changes_put(c, m.sum, sum, 16, 0, err, errlen);
+}
+
+static int stage_rmtree(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+{
+    const char *arg = luaL_checkstring(L, patharg);
+    int purge = 0;
+    if (lua_istable(L, patharg + 1)) {
+        lua_getfield(L, patharg + 1, "purge");
+        purge = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    char clean[PATH_MAX];
+    if (!jsr_path_clean(arg, clean, sizeof clean, err, errlen))
+        return 0;
+    return jsr_changes_remove(c, clean, purge, err, errlen);
+}
+
+static int stage_write_file(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+{
+    const char *arg = luaL_checkstring(L, patharg);
+    size_t len;
+    const char *data = luaL_checklstring(L, patharg + 1, &len);
+    lua_Integer mode = luaL_optinteger(L, patharg + 2, 0);
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, patharg + 2, "mode out of range");
+    char clean[PATH_MAX];
+    if (!jsr_path_clean(arg, clean, sizeof clean, err, errlen))
+        return 0;
+    return jsr_changes_put(c, clean, data, len, (mode_t)mode, err, errlen);
+}
+
+typedef int (*stage_fn)(lua_State *, jsr_changes *, int, char *, size_t);
+
+/* The one-shot primitives: stage one change, commit it durably. */
+static int immediate(lua_State *L, stage_fn fn)
+{
+    const char *root = root_or_error(L);
+    char err[JSR_ERRLEN];
+    jsr_changes *c = jsr_changes_open(root, err, sizeof err);
+    if (!c)
+        return fail(L, err);
+    int ok = fn(L, c, 1, err, sizeof err) && jsr_changes_commit(c, err, sizeof err);
+    jsr_changes_free(c);
+    if (!ok)
+        return fail(L, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_write_meta(lua_State *L) { return immediate(L, stage_write_meta); }
+static int l_rehash(lua_State *L) { return immediate(L, stage_rehash); }
+static int l_rmtree(lua_State *L) { return immediate(L, stage_rmtree); }
+static int l_write_file(lua_State *L) { return immediate(L, stage_write_file); }
+
+/* ------------------------------------------------------------- changes */
+
+typedef struct {
+    jsr_changes *c;
+} changes_ud;
+
+static changes_ud *check_changes(lua_State *L)
+{
+    changes_ud *u = luaL_checkudata(L, 1, MT_CHANGES);
+    if (!u->c)
+        luaL_error(L, "this set of changes is closed");
+    return u;
+}
+
+static int l_changes(lua_State *L)
+{
+    const char *root = root_or_error(L);
+    char err[JSR_ERRLEN];
+    changes_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->c = NULL;
+    luaL_setmetatable(L, MT_CHANGES);
+    if (!(u->c = jsr_changes_open(root, err, sizeof err)))
+        return fail(L, err);
+    return 1;
+}
+
+static int staged(lua_State *L, stage_fn fn)
+{
+    changes_ud *u = check_changes(L);
+    char err[JSR_ERRLEN];
+    if (!fn(L, u->c, 2, err, sizeof err))
+        return fail(L, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int c_write_meta(lua_State *L) { return staged(L, stage_write_meta); }
+static int c_rehash(lua_State *L) { return staged(L, stage_rehash); }
+static int c_rmtree(lua_State *L) { return staged(L, stage_rmtree); }
+static int c_write_file(lua_State *L) { return staged(L, stage_write_file); }
+
+static int c_count(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)jsr_changes_count(check_changes(L)->c));
+    return 1;
+}
+
+static int c_commit(lua_State *L)
+{
+    changes_ud *u = check_changes(L);
+    char err[JSR_ERRLEN];
+    if (!jsr_changes_commit(u->c, err, sizeof err))
+        return fail(L, err);
+    lua_pushstring(L, jsr_changes_id(u->c));
+    return 1;
+}
+
+static int c_close(lua_State *L)
+{
+    changes_ud *u = luaL_checkudata(L, 1, MT_CHANGES);
+    jsr_changes_free(u->c);
+    u->c = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static int l_metasum(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    char out[17];
+    if (!jsr_metasum(name, data, len, out))
+        return luaL_error(L, "SHA-256 failed (OpenSSL)");
+    lua_pushstring(L, out);
+    return 1;
+}
+
+static int l_tree_bytes(lua_State *L)
+{
+    const char *p = luaL_checkstring(L, 1);
+    unsigned long long bytes, files;
+    char err[JSR_ERRLEN];
+    if (!jsr_tree_bytes(p, &bytes, &files, err, sizeof err))
+        return fail(L, err);
+    lua_pushinteger(L, (lua_Integer)bytes);
+    lua_pushinteger(L, (lua_Integer)files);
+    return 2;
+}
+
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static int l_random_hex(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n > 0 && n <= 64, 1, "between 1 and 64 bytes");
+    unsigned char raw[64];
+    if (RAND_bytes(raw, (int)n) != 1)
+        return luaL_error(L, "no random bytes from OpenSSL");
+    char hex[129];
+    for (lua_Integer i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    lua_pushlstring(L, hex, (size_t)(2 * n));
+    return 1;
+}
+
+/* lstat(path) -> "file"|"directory"|"link"|"other"|nil, never following */
+static int l_lstat(lua_State *L)
+{
+    struct stat st;
+    if (lstat(luaL_checkstring(L, 1), &st) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, S_ISREG(st.st_mode)   ? "file"
+                      : S_ISDIR(st.st_mode) ? "directory"
+                      : S_ISLNK(st.st_mode) ? "link"
+                                            : "other");
+    return 1;
+}
+
+static const luaL_Reg jsr_funcs[] = {
+    {"open", l_open},
+    {"walk", l_walk},
+    {"read_meta", l_read_meta},
+    {"write_meta", l_write_meta},
+    {"rehash", l_rehash},
+    {"rmtree", l_rmtree},
+    {"write_file", l_write_file},
+    {"changes", l_changes},
+    {"metasum", l_metasum},
+    {"tree_bytes", l_tree_bytes},
+    {"isatty", l_isatty},
+    {"random_hex", l_random_hex},
+    {"lstat", l_lstat},
+    {NULL, NULL},
+};
+
+static const luaL_Reg changes_methods[] = {
+    {"write_meta", c_write_meta},
+    {"rehash", c_rehash},
+    {"rmtree", c_rmtree},
+    {"write_file", c_write_file},
+    {"count", c_count},
+    {"commit", c_commit},
+    {"close", c_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg json_funcs[] = {
+    {"decode", jsr_json_l_decode},
+    {"encode", jsr_json_l_encode},
+    {"number", jsr_json_l_number},
+    {"object", jsr_json_l_object},
+    {"array", jsr_json_l_array},
+    {"keys", jsr_json_l_keys},
+    {NULL, NULL},
+};
+
+int luaopen_jsr(lua_State *L)
+{
+    jsr_json_setup(L);
+    luaL_newmetatable(L, MT_CHANGES);
+    luaL_newlib(L, changes_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, c_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, c_close);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+
+    luaL_newlib(L, jsr_funcs);
+    luaL_newlib(L, json_funcs);
+    jsr_json_pushnull(L);
+    lua_setfield(L, -2, "null");
+    lua_setfield(L, -2, "json");
+    lua_pushliteral(L, JSR_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}
