@@ -13,7 +13,7 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhighwayhash
 VERSION  = 0.1.0
 
 CORE     = buf json metasum fsops changes walk lua_jsr
-BUILTINS = prepare.lua inspect.lua jsr/prepare.lua jsr/cli.lua jsr/table.lua jsr/conf.lua
+BUILTINS = prepare.lua inspect.lua jsr/prepare.lua jsr/model.lua jsr/cli.lua jsr/table.lua jsr/conf.lua
 
 CORE_OBJ = $(CORE:%=$(BUILD)/%.o)
 PIC_OBJ  = $(CORE:%=$(BUILD)/pic/%.o)

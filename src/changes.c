@@ -19,7 +19,7 @@
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 #define TMP_SUFFIX ".jsr-tmp"
 
-enum op_kind { OP_PUT, OP_MOVE, OP_DEAD };
+enum op_kind { OP_PUT, OP_MOVE, OP_RENAME, OP_DEAD };
 
 typedef struct {
     enum op_kind kind;
@@ -196,6 +196,33 @@ int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, s
     return 1;
 }
 
+int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char *err,
+                       size_t errlen)
+{
+    char clean[PATH_MAX];
+    if (!jsr_path_clean(dest, clean, sizeof clean, err, errlen))
+        return 0;
+    op *o = new_op(c, path, err, errlen);
+    if (!o)
+        return 0;
+    struct stat st;
+    int ok = jsr_path_inside(c->store, o->path, 1, err, errlen) &&
+             jsr_path_inside(c->store, clean, 0, err, errlen);
+    if (ok && lstat(clean, &st) == 0)
+        ok = ERR("%s: already exists", clean);
+    if (ok && !(o->dest = strdup(clean)))
+        ok = ERR("out of memory");
+    if (!ok) {
+        o->kind = OP_DEAD;
+        c->n++;
+        c->broken = 1;
+        return 0;
+    }
+    o->kind = OP_RENAME;
+    c->n++;
+    return 1;
+}
+
 static const char *rel(const jsr_changes *c, const char *path)
 {
     size_t l = strlen(c->store);
@@ -246,7 +273,7 @@ static int sync_parents(jsr_changes *c, int which_dest, char *err, size_t errlen
 {
     char last[PATH_MAX] = "", dir[PATH_MAX];
     for (size_t i = 0; i < c->n; i++) {
-        const char *p = which_dest && c->ops[i].kind == OP_MOVE ? c->ops[i].dest : c->ops[i].path;
+        const char *p = which_dest && c->ops[i].kind != OP_PUT ? c->ops[i].dest : c->ops[i].path;
         if (!parent_of(p, dir, sizeof dir))
             return ERR("%s: path too long", p);
         if (!strcmp(dir, last))
@@ -308,6 +335,8 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
     /* 1. keep the old bytes: a hard link costs no copy */
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
+        if (o->kind == OP_RENAME)
+            continue;
         if (o->kind == OP_MOVE) {
             const char *base = strrchr(o->path, '/') + 1;
             if (!(o->dest = joinf("%s/%zu-%s", rdir, i, base))) {
@@ -335,7 +364,9 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
         jsr_buf_adds(&j, i ? ",\n{" : "\n{");
-        jsr_buf_adds(&j, o->kind == OP_PUT ? "\"op\":\"replace\",\"path\":" : "\"op\":\"move\",\"path\":");
+        jsr_buf_adds(&j, o->kind == OP_PUT    ? "\"op\":\"replace\",\"path\":"
+                         : o->kind == OP_MOVE ? "\"op\":\"move\",\"path\":"
+                                              : "\"op\":\"rename\",\"path\":");
         json_str(&j, rel(c, o->path));
         if (o->kind == OP_PUT) {
             jsr_buf_adds(&j, ",\"tmp\":");
@@ -348,7 +379,8 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
         } else {
             jsr_buf_adds(&j, ",\"to\":");
             json_str(&j, rel(c, o->dest));
-            jsr_buf_addf(&j, ",\"purge\":%s", o->purge ? "true" : "false");
+            if (o->kind == OP_MOVE)
+                jsr_buf_addf(&j, ",\"purge\":%s", o->purge ? "true" : "false");
         }
         jsr_buf_addc(&j, '}');
     }
@@ -385,7 +417,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
 
     /* 5. durable after */
     if (few) {
-        if (!sync_parents(c, 0, err, errlen) || (any_move && !jsr_fsync_path(rdir, err, errlen)))
+        if (!sync_parents(c, 0, err, errlen) || !sync_parents(c, 1, err, errlen))
             goto out;
     } else if (!sync_store(c, err, errlen)) {
         goto out;

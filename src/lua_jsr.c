@@ -336,6 +336,13 @@ static int stage_rmtree(lua_State *L, jsr_changes *c, int patharg, char *err, si
     return jsr_changes_remove(c, clean, purge, err, errlen);
 }
 
+static int stage_rename(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+{
+    const char *from = luaL_checkstring(L, patharg);
+    const char *to = luaL_checkstring(L, patharg + 1);
+    return jsr_changes_rename(c, from, to, err, errlen);
+}
+
 static int stage_write_file(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
 {
     const char *arg = luaL_checkstring(L, patharg);
@@ -371,6 +378,7 @@ static int l_write_meta(lua_State *L) { return immediate(L, stage_write_meta); }
 static int l_rehash(lua_State *L) { return immediate(L, stage_rehash); }
 static int l_rmtree(lua_State *L) { return immediate(L, stage_rmtree); }
 static int l_write_file(lua_State *L) { return immediate(L, stage_write_file); }
+static int l_rename(lua_State *L) { return immediate(L, stage_rename); }
 
 /* ------------------------------------------------------------- changes */
 
@@ -412,6 +420,7 @@ static int c_write_meta(lua_State *L) { return staged(L, stage_write_meta); }
 static int c_rehash(lua_State *L) { return staged(L, stage_rehash); }
 static int c_rmtree(lua_State *L) { return staged(L, stage_rmtree); }
 static int c_write_file(lua_State *L) { return staged(L, stage_write_file); }
+static int c_rename(lua_State *L) { return staged(L, stage_rename); }
 
 static int c_count(lua_State *L)
 {
@@ -506,6 +515,7 @@ static const luaL_Reg jsr_funcs[] = {
     {"rehash", l_rehash},
     {"rmtree", l_rmtree},
     {"write_file", l_write_file},
+    {"rename", l_rename},
     {"changes", l_changes},
     {"metasum", l_metasum},
     {"tree_bytes", l_tree_bytes},
@@ -520,6 +530,7 @@ static const luaL_Reg changes_methods[] = {
     {"rehash", c_rehash},
     {"rmtree", c_rmtree},
     {"write_file", c_write_file},
+    {"rename", c_rename},
     {"count", c_count},
     {"commit", c_commit},
     {"close", c_close},

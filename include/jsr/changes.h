@@ -34,6 +34,11 @@ int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t l
  * removed/ folder).  With purge set, it is deleted after the commit. */
 int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, size_t errlen);
 
+/* Stages renaming the tree at path to dest (both inside the store; dest
+ * must not exist).  Used to give a tree a new name, e.g. an account. */
+int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char *err,
+                       size_t errlen);
+
 size_t jsr_changes_count(const jsr_changes *c);
 
 /* Applies everything staged.  On failure before the first rename nothing

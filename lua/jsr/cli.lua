@@ -1,0 +1,47 @@
+-- Command-line options for the built-in scripts and site scripts alike.
+local M = {}
+
+-- parse(argv, spec) -> opts, positional | nil, message
+-- spec maps a long option name to "flag", "string" or "number";
+-- "--name value" and "--name=value" are both accepted; "--" ends options.
+function M.parse(argv, spec)
+  local opts, rest, i = {}, {}, 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then
+      for j = i + 1, #argv do rest[#rest + 1] = argv[j] end
+      break
+    end
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    if name then
+      local kind = spec[name]
+      if not kind then return nil, ("unknown option --%s"):format(name) end
+      if kind == "flag" then
+        if inline then return nil, ("--%s takes no value"):format(name) end
+        opts[name] = true
+      else
+        local v = inline
+        if not v then
+          i = i + 1
+          v = argv[i]
+          if v == nil then return nil, ("--%s needs a value"):format(name) end
+        end
+        if kind == "number" then
+          local n = math.tointeger(tonumber(v))
+          if not n then return nil, ("--%s needs a whole number, not %q"):format(name, v) end
+          v = n
+        end
+        opts[name] = v
+      end
+    elseif a:match("^%-%a") then
+      return nil, ("unknown option %s"):format(a)
+    else
+      rest[#rest + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, rest
+end
+
+return M

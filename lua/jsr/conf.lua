@@ -1,0 +1,50 @@
+-- The standalone server configuration prepare writes (recovery.conf).
+local M = {}
+
+-- nats-server config strings: double-quoted, with \ and " escaped
+local function q(s)
+  return '"' .. tostring(s):gsub('[\\"]', "\\%0") .. '"'
+end
+M.quote = q
+
+-- standalone(store_dir, accounts, port) -> text
+-- accounts: { {name=, user=, password=, anonymous=}, ... } as planned; the
+-- global account $G is never declared (the server refuses it): when it is
+-- the only account, no accounts block is written and $G keeps JetStream.
+function M.standalone(store_dir, accounts, port)
+  local out = {
+    "# Written by js-recover for extraction of a recovered store.",
+    "# Loopback only: this server exists to back the streams up, not to serve clients.",
+    "# recovery-report.json next to this file lists what was changed and why.",
+    ("listen: %s"):format(q("127.0.0.1:" .. port)),
+    ("server_name: %s"):format(q("js-recover")),
+    "jetstream {",
+    ("  store_dir: %s"):format(q(store_dir)),
+    -- the data already on disk must fit the limit, whatever the disk's free space
+    "  max_file_store: 1125899906842624",
+    "}",
+  }
+  local declared = {}
+  for _, a in ipairs(accounts) do
+    if a.name ~= "$G" then declared[#declared + 1] = a end
+  end
+  if #declared > 0 then
+    out[#out + 1] = "accounts {"
+    local anon
+    for _, a in ipairs(declared) do
+      out[#out + 1] = ("  %s: {"):format(q(a.name))
+      out[#out + 1] = "    jetstream: enabled"
+      out[#out + 1] = ("    users: [ { user: %s, password: %s } ]"):format(q(a.user), q(a.password))
+      out[#out + 1] = "  }"
+      if a.anonymous then anon = a end
+    end
+    out[#out + 1] = "}"
+    if anon then
+      -- clients that used no credentials (the old $G) still land here
+      out[#out + 1] = ("no_auth_user: %s"):format(q(anon.user))
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+return M

@@ -1,0 +1,84 @@
+-- What a store holds, read once: accounts, streams, consumers, Raft groups,
+-- with each meta file decoded and checked.  inspect and prepare both start
+-- here, so they can never disagree about what they saw.
+local jsr = require "jsr"
+
+local M = {}
+
+local function read(entry)
+  -- read_meta: cfg, info | false, info (encrypted) | nil, message, info
+  local cfg, a, b = jsr.read_meta(entry.path)
+  if cfg == false then
+    entry.info, entry.encrypted = a, true
+    entry.error = a.path .. ": encrypted; decoding needs the server's key (not supported yet)"
+  elseif not cfg then
+    entry.info, entry.error = b, a
+  else
+    entry.info, entry.config = a, cfg
+    if not a.sum_ok then
+      entry.error = a.sum_error
+        or ("%s: meta.sum is %s but the file's checksum is %s (key %q)"):format(
+          a.path, a.sum_file, a.sum_computed, a.key)
+      entry.bad_sum = true
+    end
+  end
+  return entry
+end
+
+-- scan(store) -> model, or nil, message when store is not a store.
+-- model = { store = {store_dir, js_dir}, accounts = {...}, streams = {...},
+--           consumers = {...}, raft = {...}, skipped = {...}, errors = {...},
+--           system = account or nil }
+function M.scan(store_arg)
+  local st, err = jsr.open(store_arg)
+  if not st then return nil, err end
+  local m = { store = st, accounts = {}, streams = {}, consumers = {}, raft = {},
+              skipped = {}, errors = {} }
+  local by_account, current = {}, nil
+  local ok, werr = pcall(function()
+    for e in jsr.walk(st.store_dir) do
+      if e.kind == "account" then
+        current = { name = e.name, path = e.path, system = e.system, streams = {}, raft = {} }
+        by_account[e.name] = current
+        m.accounts[#m.accounts + 1] = current
+        if e.system and not m.system then m.system = current end
+      elseif e.kind == "stream" then
+        local s = read({ account = e.account, name = e.name, path = e.path, consumers = {} })
+        by_account[e.account].streams[#by_account[e.account].streams + 1] = s
+        m.streams[#m.streams + 1] = s
+        current.last_stream = s
+      elseif e.kind == "consumer" then
+        local stream = by_account[e.account].last_stream
+        local c = read({ account = e.account, stream = e.stream, name = e.name, path = e.path })
+        stream.consumers[#stream.consumers + 1] = c
+        m.consumers[#m.consumers + 1] = c
+      elseif e.kind == "raft" then
+        local g = { account = e.account, name = e.name, path = e.path, group = e.group }
+        by_account[e.account].raft[#by_account[e.account].raft + 1] = g
+        m.raft[#m.raft + 1] = g
+      elseif e.kind == "skipped" then
+        m.skipped[#m.skipped + 1] = e
+      else
+        m.errors[#m.errors + 1] = e
+      end
+    end
+  end)
+  if not ok then return nil, werr end
+  for _, a in ipairs(m.accounts) do a.last_stream = nil end
+  return m
+end
+
+-- Every problem that makes a stream or consumer unusable, in walk order.
+function M.problems(m)
+  local out = {}
+  for _, e in ipairs(m.errors) do out[#out + 1] = { path = e.path, message = e.message } end
+  for _, s in ipairs(m.streams) do
+    if s.error then out[#out + 1] = { path = s.path, message = s.error, stream = s } end
+    for _, c in ipairs(s.consumers) do
+      if c.error then out[#out + 1] = { path = c.path, message = c.error, consumer = c, stream = s } end
+    end
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,467 @@
+-- The prepare policy as a library: scan the store, decide per account,
+-- stream and consumer, show the plan, apply it as one journaled set of
+-- changes, write recovery.conf and recovery-report.json, tell the operator
+-- what to do next.
+--
+-- A site policy overrides only the decisions it cares about:
+--
+--   local prepare = require "jsr.prepare"
+--   return prepare.run({
+--     keep_account = function(account) return not account.name:match("^SCRATCH") end,
+--   }, ...)
+--
+-- Every hook gets plain tables (see SCRIPTING.md) and returns a decision;
+-- hooks left out use prepare.defaults.
+local jsr = require "jsr"
+local model = require "jsr.model"
+local cli = require "jsr.cli"
+local conf = require "jsr.conf"
+local json = jsr.json
+
+local M = {}
+
+local REPORT = "recovery-report.json"
+local CONFIG = "recovery.conf"
+
+local function is_int(v) return math.type(v) == "integer" end
+
+M.defaults = {
+  -- The system account is never kept: its JetStream directory holds the
+  -- dead cluster's Raft state, which a standalone server must not load.
+  keep_account = function(account) return not account.system end,
+  keep_stream = function(stream) return true end,
+  keep_consumer = function(consumer, stream) return true end,
+  -- A standalone 2.9.10 server deletes messages of interest streams when it
+  -- recomputes interest at start (measured: 500 of 1000 unacked gone), and
+  -- workqueue streams may delete on acks: extract with limits, which deletes
+  -- nothing; the report keeps the original to set back after restore.
+  retention = function(stream)
+    local r = stream.config.retention
+    if r == "interest" or r == "workqueue" then return "limits" end
+    return r
+  end,
+  -- a standalone server refuses num_replicas > 1
+  stream_replicas = function(stream) return 1 end,
+  -- A consumer above its stream's replicas is refused (10126) and lost.
+  -- 0 means "as the stream": after restore into a new R3 stream the
+  -- consumer follows it to R3 again.
+  consumer_replicas = function(consumer, stream)
+    local n = consumer.config.num_replicas
+    if is_int(n) and n > stream.replicas then return 0 end
+    return n
+  end,
+  -- last word on the whole config, after the decisions above
+  edit_stream = function(stream, cfg) end,
+  edit_consumer = function(consumer, stream, cfg) end,
+}
+
+local function hooks(policy)
+  local h = {}
+  for k, f in pairs(M.defaults) do
+    h[k] = (policy and policy[k]) or f
+  end
+  for k in pairs(policy or {}) do
+    if not M.defaults[k] then error(("unknown policy hook %q (known: %s)"):format(
+      k, table.concat(M.hook_names(), ", ")), 0) end
+  end
+  return h
+end
+
+function M.hook_names()
+  local names = {}
+  for k in pairs(M.defaults) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
+-- Encodes each top-level value, so a diff can be taken after edits.
+local function snapshot(cfg)
+  local snap = {}
+  for _, k in ipairs(json.keys(cfg)) do snap[k] = json.encode(cfg[k]) end
+  return snap
+end
+
+local function diff(before, cfg)
+  local out, seen = {}, {}
+  for _, k in ipairs(json.keys(cfg)) do
+    seen[k] = true
+    local now = json.encode(cfg[k])
+    if before[k] ~= now then out[#out + 1] = { field = k, old = before[k], new = now } end
+  end
+  local removed = {}
+  for k, v in pairs(before) do
+    if not seen[k] then removed[#removed + 1] = { field = k, old = v } end
+  end
+  table.sort(removed, function(a, b) return a.field < b.field end)
+  for _, r in ipairs(removed) do out[#out + 1] = r end
+  return out
+end
+
+local function read_report(store_dir)
+  local f = io.open(store_dir .. "/" .. REPORT, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local r = json.decode(text)
+  if type(r) ~= "table" then return nil end
+  return r
+end
+
+-- Decides everything and returns the plan; changes nothing.
+-- opts: skip_bad (skip unreadable entries instead of stopping), port, purge
+function M.plan(m, policy, opts)
+  opts = opts or {}
+  local h = hooks(policy)
+  local store_dir = m.store.store_dir
+  local previous = read_report(store_dir) or {}
+  local prev_streams = {}
+  for _, s in ipairs(previous.streams or {}) do
+    prev_streams[(s.account or "") .. "\0" .. (s.name or "")] = s
+  end
+  local plan = { store = m.store, writes = {}, removals = {}, renames = {}, streams = {},
+                 accounts = {}, problems = {}, skipped_bad = {}, notes = {} }
+
+  local function problem(path, msg) plan.problems[#plan.problems + 1] = { path = path, message = msg } end
+  for _, e in ipairs(m.errors) do problem(e.path, e.message) end
+  for _, e in ipairs(m.skipped) do plan.notes[#plan.notes + 1] = e.path .. ": " .. e.message end
+
+  local function remove(path, why) plan.removals[#plan.removals + 1] = { path = path, why = why } end
+
+  for _, account in ipairs(m.accounts) do
+    local keep = h.keep_account(account)
+    if account.system then
+      if #account.streams > 0 then
+        plan.notes[#plan.notes + 1] = ("%s: the system account has streams; a server never "
+          .. "enables JetStream for its system account, so they stay on disk but will not load")
+          :format(account.path)
+        for _, g in ipairs(account.raft) do
+          if g == account.raft[1] then remove(account.path .. "/_js_", "Raft state of the dead cluster") end
+        end
+      else
+        remove(account.path, "system account: Raft state of the dead cluster ("
+          .. #account.raft .. " groups)")
+      end
+    elseif not keep then
+      remove(account.path, "dropped by policy (account)")
+    else
+      plan.accounts[#plan.accounts + 1] = { name = account.name, path = account.path }
+      for _, s in ipairs(account.streams) do
+        local entry = { account = account.name, name = s.name, path = s.path, consumers = {},
+                        changes = {}, config = s.config }
+        if s.error then
+          if opts.skip_bad then
+            plan.skipped_bad[#plan.skipped_bad + 1] = { path = s.path, message = s.error }
+            entry = nil
+          else
+            problem(s.path, s.error)
+          end
+        end
+        if entry then
+          local view = { account = account.name, name = s.name, path = s.path,
+                         config = s.config, consumers = s.consumers }
+          if not h.keep_stream(view) then
+            remove(s.path, "dropped by policy (stream)")
+          else
+            local cfg = s.config
+            local before = snapshot(cfg)
+            local original = prev_streams[account.name .. "\0" .. s.name]
+            entry.original = original and original.original or {
+              retention = cfg.retention, num_replicas = cfg.num_replicas,
+              placement = cfg.placement and json.decode(json.encode(cfg.placement)) or nil,
+            }
+            local replicas = h.stream_replicas(view)
+            if not is_int(replicas) or replicas > 1 or replicas < 0 then
+              error(("%s: policy chose num_replicas %s; a standalone server accepts only 1"):format(
+                s.path, tostring(replicas)), 0)
+            end
+            cfg.num_replicas = replicas
+            cfg.placement = nil
+            cfg.retention = h.retention(view)
+            view.replicas = replicas == 0 and 1 or replicas
+            h.edit_stream(view, cfg)
+            entry.changes = diff(before, cfg)
+            if #entry.changes > 0 then
+              plan.writes[#plan.writes + 1] = { path = s.path, config = cfg, changes = entry.changes }
+            end
+            for _, c in ipairs(s.consumers) do
+              local centry = { name = c.name, path = c.path, changes = {} }
+              local cview = { account = account.name, stream = s.name, name = c.name,
+                              path = c.path, config = c.config }
+              if c.error then
+                if opts.skip_bad then
+                  plan.skipped_bad[#plan.skipped_bad + 1] = { path = c.path, message = c.error }
+                else
+                  problem(c.path, c.error)
+                end
+              elseif not h.keep_consumer(cview, view) then
+                remove(c.path, "dropped by policy (consumer)")
+              else
+                local ccfg = c.config
+                local cbefore = snapshot(ccfg)
+                local prev_c
+                for _, pc in ipairs(original and original.consumers or {}) do
+                  if pc.name == c.name then prev_c = pc end
+                end
+                centry.original = prev_c and prev_c.original or { num_replicas = ccfg.num_replicas }
+                local n = h.consumer_replicas(cview, view)
+                if is_int(n) and n > view.replicas then
+                  error(("%s: policy chose num_replicas %d for a consumer of an R%d stream; the "
+                    .. "server refuses it (10126)"):format(c.path, n, view.replicas), 0)
+                end
+                if ccfg.num_replicas ~= nil or n ~= nil then ccfg.num_replicas = n end
+                h.edit_consumer(cview, view, ccfg)
+                centry.changes = diff(cbefore, ccfg)
+                if #centry.changes > 0 then
+                  plan.writes[#plan.writes + 1] = { path = c.path, config = ccfg, changes = centry.changes }
+                end
+                entry.consumers[#entry.consumers + 1] = centry
+              end
+            end
+            plan.streams[#plan.streams + 1] = entry
+          end
+        end
+      end
+    end
+  end
+
+  -- The global account cannot be declared in a config, and a server with an
+  -- accounts block gives it no JetStream (measured): with other accounts
+  -- present, $G's streams move to an account that can be declared.
+  local named = 0
+  for _, a in ipairs(plan.accounts) do if a.name ~= "$G" then named = named + 1 end end
+  for _, a in ipairs(plan.accounts) do
+    if a.name == "$G" and named > 0 then
+      local new = "GLOBAL"
+      local i = 1
+      while jsr.lstat(m.store.js_dir .. "/" .. new) do i = i + 1; new = "GLOBAL" .. i end
+      plan.renames[#plan.renames + 1] = { path = a.path, to = m.store.js_dir .. "/" .. new,
+        why = "$G cannot be declared in a config with other accounts" }
+      a.original_name, a.name, a.anonymous = "$G", new, true
+      for _, s in ipairs(plan.streams) do if s.account == "$G" then s.account = new end end
+    end
+  end
+
+  -- Keep credentials stable across runs, so re-running changes nothing.
+  local prev_accounts = {}
+  for _, a in ipairs(previous.accounts or {}) do prev_accounts[a.name] = a end
+  for _, a in ipairs(plan.accounts) do
+    local p = prev_accounts[a.name]
+    if a.name ~= "$G" then
+      a.user = p and p.user or a.name
+      a.password = p and p.password or jsr.random_hex(12)
+    end
+    if p and p.original_name then a.original_name, a.anonymous = p.original_name, p.anonymous end
+  end
+
+  plan.port = opts.port or previous.port or 4222
+  plan.config_path = m.store.store_dir .. "/" .. CONFIG
+  plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port)
+  plan.report_path = m.store.store_dir .. "/" .. REPORT
+  return plan
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.report(plan)
+  local r = json.object()
+  r.tool = "js-recover " .. jsr.version
+  r.store_dir = plan.store.store_dir
+  r.config = plan.config_path
+  r.port = plan.port
+  r.accounts = json.array()
+  for _, a in ipairs(plan.accounts) do
+    r.accounts[#r.accounts + 1] = { name = a.name, original_name = a.original_name,
+      user = a.user, password = a.password, anonymous = a.anonymous or nil }
+  end
+  r.streams = json.array()
+  for _, s in ipairs(plan.streams) do
+    local cs = json.array()
+    for _, c in ipairs(s.consumers) do
+      cs[#cs + 1] = { name = c.name, original = c.original }
+    end
+    local o = s.original
+    r.streams[#r.streams + 1] = { account = s.account, name = s.name,
+      original = { retention = o.retention, num_replicas = o.num_replicas, placement = o.placement,
+                   consumers = cs } }
+  end
+  r.removed = json.array()
+  for _, x in ipairs(plan.removals) do r.removed[#r.removed + 1] = { path = x.path, why = x.why } end
+  return M.pretty(r) .. "\n"
+end
+
+-- Indented JSON for files people read; leaves come from the exact encoder.
+function M.pretty(v, indent)
+  indent = indent or ""
+  if type(v) ~= "table" or getmetatable(v) == getmetatable(json.number("0")) then
+    return json.encode(v)
+  end
+  local inner = indent .. "  "
+  local is_array = getmetatable(v) == getmetatable(json.array()) or (#v > 0)
+  local parts = {}
+  if is_array then
+    if #v == 0 then return "[]" end
+    for i = 1, #v do parts[i] = inner .. M.pretty(v[i], inner) end
+    return "[\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "]"
+  end
+  local keys = json.keys(v)
+  if #keys == 0 then return "{}" end
+  for i, k in ipairs(keys) do parts[i] = inner .. json.encode(k) .. ": " .. M.pretty(v[k], inner) end
+  return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
+end
+
+-- Applies the plan as one set of changes. Returns the journal id (or nil
+-- when there was nothing to change) and the number of changes.
+function M.apply(plan, opts)
+  opts = opts or {}
+  local c = assert(jsr.changes())
+  local function check(ok, err) if not ok then c:close(); error(err, 0) end end
+  for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
+  for _, r in ipairs(plan.removals) do check(c:rmtree(r.path, { purge = opts.purge })) end
+  for _, r in ipairs(plan.renames) do check(c:rename(r.path, r.to)) end
+  if read_file(plan.config_path) ~= plan.config_text then
+    check(c:write_file(plan.config_path, plan.config_text, 384)) -- 0600: it holds passwords
+  end
+  local report = M.report(plan)
+  if read_file(plan.report_path) ~= report then
+    check(c:write_file(plan.report_path, report, 384))
+  end
+  local n = c:count()
+  local id
+  if n > 0 then
+    local cerr
+    id, cerr = c:commit()
+    check(id, cerr)
+  end
+  c:close()
+  return id, n
+end
+
+local function fmt_change(ch)
+  if ch.new == nil then return ("%s %s removed"):format(ch.field, ch.old) end
+  if ch.old == nil then return ("%s = %s (new)"):format(ch.field, ch.new) end
+  return ("%s %s -> %s"):format(ch.field, ch.old, ch.new)
+end
+
+function M.print_plan(plan, out, applied)
+  out = out or io.stdout
+  local verb = applied and "" or "would "
+  for _, s in ipairs(plan.streams) do
+    local what = {}
+    for _, ch in ipairs(s.changes) do what[#what + 1] = fmt_change(ch) end
+    out:write(("stream %s > %s: %s\n"):format(s.account, s.name,
+      #what > 0 and (verb .. "change " .. table.concat(what, ", ")) or "unchanged"))
+    for _, c in ipairs(s.consumers) do
+      local cw = {}
+      for _, ch in ipairs(c.changes) do cw[#cw + 1] = fmt_change(ch) end
+      out:write(("  consumer %s: %s\n"):format(c.name,
+        #cw > 0 and (verb .. "change " .. table.concat(cw, ", ")) or "unchanged"))
+    end
+  end
+  for _, r in ipairs(plan.renames) do
+    out:write(("%srename %s -> %s (%s)\n"):format(verb, r.path, r.to, r.why))
+  end
+  for _, r in ipairs(plan.removals) do
+    out:write(("%smove aside %s (%s)\n"):format(verb, r.path, r.why))
+  end
+  for _, b in ipairs(plan.skipped_bad) do
+    out:write(("SKIPPED (--skip-bad) %s: %s\n"):format(b.path, b.message))
+  end
+  for _, n in ipairs(plan.notes) do out:write("note: " .. n .. "\n") end
+end
+
+function M.print_next_steps(plan, out)
+  out = out or io.stdout
+  local restore = {}
+  for _, s in ipairs(plan.streams) do
+    local o = s.original
+    local cur = s.config.retention
+    if o.retention ~= cur or (is_int(o.num_replicas) and o.num_replicas > 1) then
+      restore[#restore + 1] = ("  %s > %s: retention %s, num_replicas %s%s"):format(
+        s.account, s.name, o.retention, tostring(o.num_replicas),
+        o.placement and (", placement " .. json.encode(o.placement)) or "")
+    end
+  end
+  out:write("\nNext steps:\n")
+  out:write(("  1. start a standalone server on the prepared store (127.0.0.1:%d only):\n"
+    .. "       nats-server -c %s\n"):format(plan.port, plan.config_path))
+  out:write("  2. check that it serves every stream, then back each one up:\n")
+  for _, a in ipairs(plan.accounts) do
+    local creds = a.user and ("--user %s --password %s "):format(a.user, a.password) or ""
+    out:write(("       nats --server nats://127.0.0.1:%d %sstream report    # account %s\n")
+      :format(plan.port, creds, a.name))
+  end
+  out:write("       nats ... stream backup <STREAM> /backups/<STREAM>\n")
+  out:write("  3. restore into the new cluster: nats stream restore /backups/<STREAM>\n")
+  if #restore > 0 then
+    out:write("     Before restoring, set these back in each backup's backup.json \"config\"\n"
+      .. "     (recorded in " .. plan.report_path .. "):\n")
+    out:write(table.concat(restore, "\n") .. "\n")
+    out:write("     (a running stream cannot change retention to or from workqueue, and on\n"
+      .. "      2.9 not at all: edit the backup, not the restored stream)\n")
+  end
+end
+
+local usage = [[
+usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] [--json]]
+
+-- Runs the whole prepare with a policy (a table of hooks, or nil for the
+-- defaults) and the command-line arguments.  Returns the exit code.
+function M.run(policy, ...)
+  local opts, args = cli.parse({ ... }, {
+    ["dry-run"] = "flag", ["skip-bad"] = "flag", purge = "flag", json = "flag", port = "number",
+  })
+  if not opts then
+    io.stderr:write("js-recover prepare: ", args, "\n", usage)
+    return 2
+  end
+  if #args ~= 1 then
+    io.stderr:write("js-recover prepare: expected one <store>, got ", #args, "\n", usage)
+    return 2
+  end
+  local m, err = model.scan(args[1])
+  if not m then
+    io.stderr:write("js-recover prepare: ", err, "\n")
+    return 3
+  end
+  local plan = M.plan(m, policy, { skip_bad = opts["skip-bad"], port = opts.port })
+  if #plan.problems > 0 then
+    io.stderr:write("js-recover prepare: nothing changed; these entries cannot be read:\n")
+    for _, p in ipairs(plan.problems) do io.stderr:write("  ", p.message, "\n") end
+    io.stderr:write("Fix them, or run again with --skip-bad to leave them out (reported).\n")
+    return 1
+  end
+  if opts["dry-run"] then
+    if opts.json then
+      io.stdout:write(M.pretty({ writes = #plan.writes, removals = #plan.removals }), "\n")
+    else
+      io.stdout:write("dry run: nothing will be changed\n")
+      M.print_plan(plan, io.stdout, false)
+      io.stdout:write(("would write %s and %s\n"):format(plan.config_path, plan.report_path))
+    end
+    return 0
+  end
+  local id, n = M.apply(plan, { purge = opts.purge })
+  if opts.json then
+    io.stdout:write(M.report(plan))
+    return 0
+  end
+  M.print_plan(plan, io.stdout, true)
+  if not id then
+    io.stdout:write("\nThe store is already prepared: nothing changed.\n")
+  else
+    io.stdout:write(("\n%d changes applied (journal %s/.js-recover/journal/%s.json;\n"
+      .. "replaced files and removed trees are kept under %s/.js-recover/).\n")
+      :format(n, plan.store.store_dir, id, plan.store.store_dir))
+    io.stdout:write(("wrote %s and %s\n"):format(plan.config_path, plan.report_path))
+  end
+  M.print_next_steps(plan, io.stdout)
+  return 0
+end
+
+return M

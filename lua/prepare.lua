@@ -1,0 +1,26 @@
+-- js-recover prepare <store> [options]
+--
+-- Rewrites a surviving node's store so a standalone nats-server loads every
+-- stream, consumer and message:
+--   streams      num_replicas 1, placement removed;
+--   consumers    num_replicas above the stream's set to 0 (as the stream);
+--   interest and workqueue streams switched to limits retention, so the
+--                standalone server deletes nothing; the original is kept in
+--                recovery-report.json to set back when restoring;
+--   Raft state   the system account's JetStream directory (_js_) is moved aside;
+--   config       recovery.conf next to jetstream/: 127.0.0.1 only, the
+--                store_dir, every account with jetstream enabled.
+-- Every change is journaled under <store>/.js-recover/ first; replaced files
+-- and removed trees are kept there. Re-running changes nothing.
+--
+-- options:
+--   --dry-run     print what would change; change nothing
+--   --skip-bad    leave out (and report) streams or consumers that cannot be
+--                 read, instead of stopping before any change
+--   --port N      client port for recovery.conf (default 4222)
+--   --purge       delete removed trees instead of keeping them aside
+--   --json        print the report as JSON
+--
+-- A site policy reuses this with its own decisions: js-recover show
+-- jsr/prepare.lua, and scripts/ in the source for examples.
+return require("jsr.prepare").run(nil, ...)
