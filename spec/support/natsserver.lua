@@ -26,16 +26,15 @@
 -- opens further listeners (monitor, cluster, leafnode, websocket, ...) on a
 -- non-loopback address makes start() fail.
 --
--- Numbers decoded from helper output are doubles in lua-cjson; they are
--- turned back into Lua integers when integral, so values above 2^53 are not
--- exact.
+-- Helper output is decoded with js-recover's own exact codec (jsr.json), so
+-- sequence numbers and byte counts are Lua integers at every size.
 
-local cjson = require "cjson"
+local json = require("jsr").json
 
 local M = {}
 
-M.JSCHECK = "build/jscheck"
-M.JSPUB = "build/jspub"
+M.JSCHECK = (os.getenv("JSR_BUILD") or "build") .. "/jscheck"
+M.JSPUB = (os.getenv("JSR_BUILD") or "build") .. "/jspub"
 
 -- lua-system ships with busted; the fallbacks only cost precision/forks.
 local have_system, system = pcall(require, "system")
@@ -130,17 +129,6 @@ local function public_listener(log)
     end
   end
   return nil
-end
-
--- Decoded JSON numbers are floats; specs compare with integers and print
--- them, so give them back their integer subtype.
-local function integerize(v)
-  if type(v) == "number" then
-    return math.tointeger(v) or v
-  elseif type(v) == "table" then
-    for k, x in pairs(v) do v[k] = integerize(x) end
-  end
-  return v
 end
 
 local Server = {}
@@ -322,11 +310,11 @@ local function run_json(argv)
   if not ok then
     error(string.format("%s failed (%s %s): %s", bin, tostring(how), tostring(code), err), 3)
   end
-  local decoded_ok, value = pcall(cjson.decode, out)
-  if not decoded_ok then
-    error(string.format("%s printed invalid JSON (%s): %s", bin, value, out), 3)
+  local value, jerr = json.decode(out)
+  if value == nil then
+    error(string.format("%s printed invalid JSON (%s): %s", bin, jerr, out), 3)
   end
-  return integerize(value)
+  return value
 end
 
 local function connection_args(srv, opts)
