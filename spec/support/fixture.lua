@@ -1,0 +1,73 @@
+-- Fixture stores copied into temp dirs, the js-recover binary run as a
+-- user runs it, and a digest of a whole tree to prove "nothing changed".
+local ns = require "spec.support.natsserver"
+
+local M = {}
+
+M.SHARED = os.getenv("JSR_SHARED") or "../shared"
+M.FIXTURES = M.SHARED .. "/fixtures"
+M.BIN = os.getenv("JSR_BIN") or "build/js-recover"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+M.quote = q
+
+local function sh(cmd)
+  local ok, how, code = os.execute(cmd)
+  assert(ok, ("command failed (%s %s): %s"):format(tostring(how), tostring(code), cmd))
+end
+M.sh = sh
+
+-- A temp dir holding the named tarball's jetstream/ (a store_dir).
+function M.unpack(tarball)
+  local dir = ns.tmpdir()
+  sh(("tar xzf %s -C %s"):format(q(M.FIXTURES .. "/" .. tarball), q(dir)))
+  return dir
+end
+
+-- A writable copy of the hand-made modern store.
+function M.modern()
+  local dir = ns.tmpdir()
+  sh(("cp -r %s/modern-store/jetstream %s/ && chmod -R u+w %s"):format(q(M.FIXTURES), q(dir), q(dir)))
+  return dir
+end
+
+M.cleanup = ns.rmtree
+M.tmpdir = ns.tmpdir
+
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  assert(f:close())
+end
+
+-- run(args...) -> exit code, stdout, stderr of the js-recover binary
+function M.run(...)
+  local parts = { q(M.BIN) }
+  for _, a in ipairs({ ... }) do parts[#parts + 1] = q(a) end
+  local errf = os.tmpname()
+  local h = assert(io.popen(table.concat(parts, " ") .. " 2>" .. q(errf)))
+  local out = h:read("a")
+  local _, _, code = h:close()
+  local err = M.read(errf)
+  os.remove(errf)
+  return code, out, err
+end
+
+-- Digest of every path, type, mode, size and content under dir (links
+-- as their target): equal digests mean an unchanged tree.
+function M.tree_digest(dir)
+  local h = assert(io.popen(("cd %s && find . -printf '%%p %%y %%m %%s %%l\\n' | LC_ALL=C sort"
+    .. " && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum"):format(q(dir))))
+  local s = h:read("a")
+  h:close()
+  return s
+end
+
+return M
