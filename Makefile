@@ -9,7 +9,7 @@ PKGS     = lua5.4 libcrypto
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude \
            $(shell pkg-config --cflags $(PKGS)) -DJSR_VERSION='"$(VERSION)"'
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhighwayhash
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhighwayhash -lcrypt
 VERSION  = 0.1.0
 
 CORE     = buf json metasum fsops changes walk lua_jsr
@@ -38,7 +38,7 @@ $(BUILD)/js-recover: $(CORE_OBJ) $(BUILD)/host.o $(BUILD)/main.o $(BUILD)/builti
 
 # the same C code as a Lua module, so specs can test primitives directly
 $(BUILD)/jsr.so: $(PIC_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared $^ -o $@ $(shell pkg-config --libs libcrypto) -lhighwayhash
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared $^ -o $@ $(shell pkg-config --libs libcrypto) -lhighwayhash -lcrypt
 
 # a real NATS client (libnats) that prints what a server serves, for tests
 $(BUILD)/jscheck: spec/support/jscheck.c | $(BUILD)
@@ -52,7 +52,7 @@ $(BUILD):
 
 # Set-up on a fresh Debian bookworm machine (as root).
 DEBS = build-essential pkg-config liblua5.4-dev lua5.4 lua-busted lua-cjson \
-       libhighwayhash-dev libssl-dev libnats-dev nats-server
+       libhighwayhash-dev libssl-dev libcrypt-dev libnats-dev nats-server
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEBS)

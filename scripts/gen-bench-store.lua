@@ -159,7 +159,7 @@ local ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 local used_ids = {}
 local function group_id(n)
   local v = n
-  repeat
+  while true do
     -- splitmix64 finaliser
     v = v + 0x1E3779B97F4A7C15
     local z = v
@@ -173,8 +173,11 @@ local function group_id(n)
       z = z // 62
     end
     local id = table.concat(t)
-  until not used_ids[id] and (function() used_ids[id] = true; return true end)()
-  return table.concat(t)
+    if not used_ids[id] then
+      used_ids[id] = true
+      return id
+    end
+  end
 end
 
 local function created(n)

@@ -327,8 +327,13 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
     }
     if (!jsr_mkdirs(jdir, 0700, err, errlen) || !jsr_mkdirs(bdir, 0700, err, errlen))
         goto out;
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         any_move |= c->ops[i].kind == OP_MOVE;
+        /* a renamed tree may carry files staged below it: their parents
+         * change paths, so make it all durable with one syncfs instead */
+        if (c->ops[i].kind != OP_PUT)
+            few = 0;
+    }
     if (any_move && !jsr_mkdirs(rdir, 0700, err, errlen))
         goto out;
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <crypt.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <openssl/rand.h>
@@ -492,6 +493,27 @@ static int l_random_hex(lua_State *L)
     return 1;
 }
 
+/* bcrypt(password) -> hash for a nats-server config, so the config file
+ * does not hold the password (the server also warns about plaintext). */
+static int l_bcrypt(lua_State *L)
+{
+    const char *pw = luaL_checkstring(L, 1);
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (!crypt_gensalt_rn("$2b$", 10, NULL, 0, salt, sizeof salt))
+        return luaL_error(L, "bcrypt salt: %s", strerror(errno));
+    struct crypt_data *cd = calloc(1, sizeof *cd);
+    if (!cd)
+        return luaL_error(L, "out of memory");
+    const char *h = crypt_r(pw, salt, cd);
+    if (!h || h[0] == '*') {
+        free(cd);
+        return luaL_error(L, "bcrypt failed");
+    }
+    lua_pushstring(L, h);
+    free(cd);
+    return 1;
+}
+
 /* lstat(path) -> "file"|"directory"|"link"|"other"|nil, never following */
 static int l_lstat(lua_State *L)
 {
@@ -521,6 +543,7 @@ static const luaL_Reg jsr_funcs[] = {
     {"tree_bytes", l_tree_bytes},
     {"isatty", l_isatty},
     {"random_hex", l_random_hex},
+    {"bcrypt", l_bcrypt},
     {"lstat", l_lstat},
     {NULL, NULL},
 };

@@ -1,6 +1,9 @@
 -- The standalone server configuration prepare writes (recovery.conf).
 local M = {}
 
+-- the user clients without credentials become when $G had to be renamed
+M.ANONYMOUS = "js-recover-anonymous"
+
 -- nats-server config strings: double-quoted, with \ and " escaped
 local function q(s)
   return '"' .. tostring(s):gsub('[\\"]', "\\%0") .. '"'
@@ -8,7 +11,7 @@ end
 M.quote = q
 
 -- standalone(store_dir, accounts, port) -> text
--- accounts: { {name=, user=, password=, anonymous=}, ... } as planned; the
+-- accounts: { {name=, user=, password_bcrypt=, anonymous=}, ... } as planned; the
 -- global account $G is never declared (the server refuses it): when it is
 -- the only account, no accounts block is written and $G keeps JetStream.
 function M.standalone(store_dir, accounts, port)
@@ -34,14 +37,21 @@ function M.standalone(store_dir, accounts, port)
     for _, a in ipairs(declared) do
       out[#out + 1] = ("  %s: {"):format(q(a.name))
       out[#out + 1] = "    jetstream: enabled"
-      out[#out + 1] = ("    users: [ { user: %s, password: %s } ]"):format(q(a.user), q(a.password))
+      -- the bcrypt hash: the password itself is only in recovery-report.json
+      local users = { ("{ user: %s, password: %s }"):format(q(a.user), q(a.password_bcrypt)) }
+      if a.anonymous then
+        -- the old $G took clients without credentials; no_auth_user maps
+        -- them to this user (measured: it must exist, with no password)
+        users[#users + 1] = ("{ user: %s, password: \"\" }"):format(q(M.ANONYMOUS))
+      end
+      out[#out + 1] = ("    users: [ %s ]"):format(table.concat(users, ", "))
       out[#out + 1] = "  }"
       if a.anonymous then anon = a end
     end
     out[#out + 1] = "}"
     if anon then
       -- clients that used no credentials (the old $G) still land here
-      out[#out + 1] = ("no_auth_user: %s"):format(q(anon.user))
+      out[#out + 1] = ("no_auth_user: %s"):format(q(M.ANONYMOUS))
     end
   end
   return table.concat(out, "\n") .. "\n"

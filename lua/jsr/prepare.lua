@@ -151,10 +151,10 @@ function M.plan(m, policy, opts)
         if s.error then
           if opts.skip_bad then
             plan.skipped_bad[#plan.skipped_bad + 1] = { path = s.path, message = s.error }
-            entry = nil
           else
             problem(s.path, s.error)
           end
+          entry = nil
         end
         if entry then
           local view = { account = account.name, name = s.name, path = s.path,
@@ -199,7 +199,7 @@ function M.plan(m, policy, opts)
                 local ccfg = c.config
                 local cbefore = snapshot(ccfg)
                 local prev_c
-                for _, pc in ipairs(original and original.consumers or {}) do
+                for _, pc in ipairs(original and original.original.consumers or {}) do
                   if pc.name == c.name then prev_c = pc end
                 end
                 centry.original = prev_c and prev_c.original or { num_replicas = ccfg.num_replicas }
@@ -249,10 +249,12 @@ function M.plan(m, policy, opts)
     if a.name ~= "$G" then
       a.user = p and p.user or a.name
       a.password = p and p.password or jsr.random_hex(12)
+      a.password_bcrypt = p and p.password_bcrypt or jsr.bcrypt(a.password)
     end
     if p and p.original_name then a.original_name, a.anonymous = p.original_name, p.anonymous end
   end
 
+  plan.previous_removals = previous.removed or {}
   plan.port = opts.port or previous.port or 4222
   plan.config_path = m.store.store_dir .. "/" .. CONFIG
   plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port)
@@ -277,7 +279,8 @@ function M.report(plan)
   r.accounts = json.array()
   for _, a in ipairs(plan.accounts) do
     r.accounts[#r.accounts + 1] = { name = a.name, original_name = a.original_name,
-      user = a.user, password = a.password, anonymous = a.anonymous or nil }
+      user = a.user, password = a.password, password_bcrypt = a.password_bcrypt,
+      anonymous = a.anonymous or nil }
   end
   r.streams = json.array()
   for _, s in ipairs(plan.streams) do
@@ -291,6 +294,8 @@ function M.report(plan)
                    consumers = cs } }
   end
   r.removed = json.array()
+  -- what earlier runs removed stays on record
+  for _, x in ipairs(plan.previous_removals) do r.removed[#r.removed + 1] = x end
   for _, x in ipairs(plan.removals) do r.removed[#r.removed + 1] = { path = x.path, why = x.why } end
   return M.pretty(r) .. "\n"
 end
