@@ -4,8 +4,9 @@ local ns = require "spec.support.natsserver"
 
 local M = {}
 
-M.SHARED = os.getenv("JSR_SHARED") or "../shared"
-M.FIXTURES = M.SHARED .. "/fixtures"
+-- copies of ../shared/fixtures (real stores written by nats-server 2.9.10),
+-- kept in the repo so a clean clone tests on its own
+M.FIXTURES = "spec/fixtures"
 M.BIN = os.getenv("JSR_BIN") or "build/js-recover"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
