@@ -6,11 +6,11 @@ LUA     ?= lua5.4
 BUSTED  ?= busted
 
 PKGS     = lua5.4 libcrypto
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude \
+VERSION  = 0.1.0
+OPT     ?= -O2 -g
+CFLAGS  := $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude \
            $(shell pkg-config --cflags $(PKGS)) -DJSR_VERSION='"$(VERSION)"'
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhighwayhash -lcrypt
-VERSION  = 0.1.0
 
 CORE     = buf json metasum fsops changes walk lua_jsr
 BUILTINS = prepare.lua inspect.lua jsr/prepare.lua jsr/model.lua jsr/cli.lua jsr/table.lua jsr/conf.lua
@@ -62,7 +62,7 @@ test: all $(BUILD)/jspub
 
 # The specs again with every C file built with AddressSanitizer and UBSan.
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	        LDFLAGS="-fsanitize=address,undefined" all build-asan/jspub
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so) \
 	JSR_BIN=$(abspath build-asan)/js-recover JSR_BUILD=$(abspath build-asan) spec/run
