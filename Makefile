@@ -12,8 +12,8 @@ CFLAGS  := $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude 
            $(shell pkg-config --cflags $(PKGS)) -DJSR_VERSION='"$(VERSION)"'
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhighwayhash -lcrypt
 
-CORE     = buf json metasum fsops changes walk lua_jsr
-BUILTINS = prepare.lua inspect.lua jsr/prepare.lua jsr/model.lua jsr/cli.lua jsr/table.lua jsr/conf.lua
+CORE     = buf json metasum fsops changes walk lua_jsr block lua_block
+BUILTINS = prepare.lua inspect.lua verify.lua jsr/blocks.lua jsr/prepare.lua jsr/model.lua jsr/cli.lua jsr/table.lua jsr/conf.lua
 
 CORE_OBJ = $(CORE:%=$(BUILD)/%.o)
 PIC_OBJ  = $(CORE:%=$(BUILD)/pic/%.o)

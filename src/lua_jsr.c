@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <crypt.h>
@@ -479,6 +480,16 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* monotime() -> seconds (float) on a monotonic clock, for rates and progress */
+static int l_monotime(lua_State *L)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return luaL_error(L, "clock_gettime: %s", strerror(errno));
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 static int l_random_hex(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
@@ -543,6 +554,7 @@ static const luaL_Reg jsr_funcs[] = {
     {"tree_bytes", l_tree_bytes},
     {"isatty", l_isatty},
     {"random_hex", l_random_hex},
+    {"monotime", l_monotime},
     {"bcrypt", l_bcrypt},
     {"lstat", l_lstat},
     {NULL, NULL},
@@ -589,5 +601,6 @@ int luaopen_jsr(lua_State *L)
     lua_setfield(L, -2, "json");
     lua_pushliteral(L, JSR_VERSION);
     lua_setfield(L, -2, "version");
+    jsr_block_register(L);
     return 1;
 }

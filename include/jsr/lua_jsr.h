@@ -10,4 +10,7 @@
 
 int luaopen_jsr(lua_State *L);
 
+/* Adds the message block functions to the table on top of the stack. */
+void jsr_block_register(lua_State *L);
+
 #endif

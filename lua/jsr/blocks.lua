@@ -1,0 +1,88 @@
+-- A stream's message blocks as a whole: scan them in order, with the
+-- stream's own hash keys and index files, and sum up what they hold.
+-- verify.lua and scripts such as dump.lua are built on this.
+local jsr = require "jsr"
+
+local M = {}
+
+-- The kinds of problem that are not corruption: a crash's partial last
+-- write (the server drops it) and an index that lags its block (the server
+-- rebuilds it from the records).
+M.benign = { torn_tail = true, index = true }
+
+-- scan(stream, opts) -> summary
+-- stream: {name=, path=, account=}; opts.records: function(rec, block) per
+-- record (return false to stop); opts.progress: function(bytes_done) after
+-- each block.
+function M.scan(stream, opts)
+  opts = opts or {}
+  local s = {
+    account = stream.account, stream = stream.name, path = stream.path,
+    blocks = 0, records = 0, live = 0, deleted = 0, bytes = 0,
+    first_seq = 0, last_seq = 0, first_ts = 0, last_ts = 0,
+    problems = {}, encrypted_blocks = 0, compressed_blocks = 0, unchecked_blocks = 0,
+  }
+  local files, err = jsr.block_files(stream.path)
+  if not files then
+    if jsr.lstat(stream.path .. "/msgs") == nil then return s end -- no messages yet
+    s.problems[#s.problems + 1] = { kind = "io", message = err, corrupt = true }
+    return s
+  end
+  local prev = 0
+  for i, b in ipairs(files) do
+    s.blocks = s.blocks + 1
+    s.bytes = s.bytes + (b.size or 0)
+    local skip
+    if b.key then
+      s.encrypted_blocks = s.encrypted_blocks + 1
+      skip = "encrypted (" .. b.key .. " present); not checked"
+    elseif jsr.block_compressed(b.path) then
+      s.compressed_blocks = s.compressed_blocks + 1
+      skip = "compressed (s2); not checked"
+    end
+    if skip then
+      s.unchecked_blocks = s.unchecked_blocks + 1
+      s.problems[#s.problems + 1] = { kind = "unchecked", block = b.path, message = skip, corrupt = false }
+    else
+      local cb
+      if opts.records then cb = function(rec) return opts.records(rec, b) end end
+      local st, serr = jsr.scan_block(b.path, stream.name .. "-" .. b.index,
+        { index = b.idx, last = i == #files, prev_seq = prev, records = cb })
+      if not st then
+        s.problems[#s.problems + 1] = { kind = "io", block = b.path, message = serr, corrupt = true }
+      else
+        prev = st.prev_seq
+        s.records = s.records + st.records
+        s.live = s.live + st.live
+        s.deleted = s.deleted + st.deleted
+        if st.live > 0 then
+          if s.first_seq == 0 then s.first_seq, s.first_ts = st.first_seq, st.first_ts end
+          s.last_ts = st.last_ts
+        end
+        -- the stream's last sequence counts deleted records too, as the server's does
+        if st.last_record_seq > s.last_seq then s.last_seq = st.last_record_seq end
+        for _, p in ipairs(st.problems) do
+          p.block = b.path
+          p.corrupt = not M.benign[p.kind]
+          s.problems[#s.problems + 1] = p
+        end
+        if st.stopped then break end
+      end
+    end
+    if opts.progress then opts.progress(b.size or 0) end
+  end
+  if s.live == 0 and s.last_seq > 0 then s.first_seq = s.last_seq + 1 end
+  s.corrupt = false
+  for _, p in ipairs(s.problems) do if p.corrupt then s.corrupt = true end end
+  return s
+end
+
+-- Total size of a stream's block files (for progress before scanning).
+function M.size(stream)
+  local files = jsr.block_files(stream.path)
+  local n = 0
+  for _, b in ipairs(files or {}) do n = n + (b.size or 0) end
+  return n
+end
+
+return M

@@ -1,0 +1,287 @@
+/* Lua bindings for message blocks: listing a stream's blocks and scanning
+ * one (verify, or a callback per record for scripts such as dump.lua). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "jsr/block.h"
+#include "jsr/fsops.h"
+#include "jsr/lua_jsr.h"
+
+#define MT_BUF "jsr.block.buf"
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+typedef struct {
+    uint32_t index;
+} blk_name;
+
+static int by_index(const void *a, const void *b)
+{
+    uint32_t x = ((const blk_name *)a)->index, y = ((const blk_name *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* block_files(stream_dir) -> { {index=, path=, size=, idx=, key=}, ... } in
+ * block order, or nil, message */
+static int l_block_files(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    char msgs[PATH_MAX];
+    /* room for "/msgs" and "/<u32>.blk" below */
+    if (strlen(dir) > PATH_MAX - 40)
+        return luaL_error(L, "%s: path too long", dir);
+    snprintf(msgs, sizeof msgs, "%s/msgs", dir);
+    DIR *d = opendir(msgs);
+    if (!d) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: cannot read: %s", msgs, strerror(errno));
+        return 2;
+    }
+    size_t n = 0, cap = 16;
+    blk_name *names = malloc(cap * sizeof *names);
+    struct dirent *de;
+    while (names && (de = readdir(d))) {
+        char *end, canon[32];
+        unsigned long idx = strtoul(de->d_name, &end, 10);
+        if (end == de->d_name || strcmp(end, ".blk") != 0 || idx > UINT32_MAX)
+            continue;
+        /* only the server's own spelling: "01.blk" is not block 1 */
+        snprintf(canon, sizeof canon, "%lu.blk", idx);
+        if (strcmp(canon, de->d_name) != 0)
+            continue;
+        if (n == cap) {
+            blk_name *p = realloc(names, (cap *= 2) * sizeof *names);
+            if (!p) {
+                free(names);
+                names = NULL;
+                break;
+            }
+            names = p;
+        }
+        names[n++].index = (uint32_t)idx;
+    }
+    closedir(d);
+    if (!names)
+        return luaL_error(L, "%s: out of memory", msgs);
+    qsort(names, n, sizeof *names, by_index);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        char p[PATH_MAX + 64];
+        lua_createtable(L, 0, 5);
+        lua_pushinteger(L, names[i].index);
+        lua_setfield(L, -2, "index");
+        snprintf(p, sizeof p, "%s/%u.blk", msgs, names[i].index);
+        lua_pushstring(L, p);
+        lua_setfield(L, -2, "path");
+        struct stat st;
+        if (lstat(p, &st) == 0) {
+            lua_pushinteger(L, (lua_Integer)st.st_size);
+            lua_setfield(L, -2, "size");
+        }
+        snprintf(p, sizeof p, "%s/%u.idx", msgs, names[i].index);
+        if (exists(p)) {
+            lua_pushstring(L, p);
+            lua_setfield(L, -2, "idx");
+        }
+        snprintf(p, sizeof p, "%s/%u.key", msgs, names[i].index);
+        if (exists(p)) {
+            lua_pushstring(L, p);
+            lua_setfield(L, -2, "key");
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    free(names);
+    return 1;
+}
+
+typedef struct {
+    lua_State *L;
+    int problems; /* stack index of the problems array */
+    int fn;       /* stack index of the record callback, or 0 */
+    int stopped;
+} scan_ctx;
+
+static void on_problem(void *ud, jsr_problem_kind kind, uint64_t offset, uint64_t seq,
+                       const char *message)
+{
+    scan_ctx *c = ud;
+    lua_State *L = c->L;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, jsr_problem_name(kind));
+    lua_setfield(L, -2, "kind");
+    lua_pushinteger(L, (lua_Integer)offset);
+    lua_setfield(L, -2, "offset");
+    if (seq) {
+        lua_pushinteger(L, (lua_Integer)seq);
+        lua_setfield(L, -2, "seq");
+    }
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    lua_rawseti(L, c->problems, (lua_Integer)lua_rawlen(L, c->problems) + 1);
+}
+
+static int on_record(void *ud, const jsr_record *r)
+{
+    scan_ctx *c = ud;
+    lua_State *L = c->L;
+    lua_pushvalue(L, c->fn);
+    lua_createtable(L, 0, 9);
+    lua_pushinteger(L, (lua_Integer)r->seq);
+    lua_setfield(L, -2, "seq");
+    lua_pushinteger(L, (lua_Integer)r->ts);
+    lua_setfield(L, -2, "ts");
+    lua_pushinteger(L, (lua_Integer)r->offset);
+    lua_setfield(L, -2, "offset");
+    lua_pushboolean(L, r->deleted);
+    lua_setfield(L, -2, "deleted");
+    lua_pushboolean(L, r->hash_ok);
+    lua_setfield(L, -2, "hash_ok");
+    lua_pushlstring(L, (const char *)r->subject, r->subject_len);
+    lua_setfield(L, -2, "subject");
+    if (r->headers) {
+        lua_pushlstring(L, (const char *)r->headers, r->headers_len);
+        lua_setfield(L, -2, "headers");
+    }
+    lua_pushlstring(L, (const char *)r->payload, r->payload_len);
+    lua_setfield(L, -2, "payload");
+    lua_call(L, 1, 1);
+    int go_on = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!go_on)
+        c->stopped = 1;
+    return go_on;
+}
+
+static jsr_block_buf *shared_buf(lua_State *L)
+{
+    /* one buffer per Lua state, reused by every scan: no page faults per block */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, MT_BUF) == LUA_TUSERDATA) {
+        jsr_block_buf *b = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        return b;
+    }
+    lua_pop(L, 1);
+    jsr_block_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    memset(b, 0, sizeof *b);
+    luaL_setmetatable(L, MT_BUF);
+    lua_setfield(L, LUA_REGISTRYINDEX, MT_BUF);
+    return b;
+}
+
+static int buf_gc(lua_State *L)
+{
+    jsr_block_buf_free(luaL_checkudata(L, 1, MT_BUF));
+    return 0;
+}
+
+static void set_int(lua_State *L, const char *k, uint64_t v)
+{
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, k);
+}
+
+/* scan_block(path, key_name [, {index=path, last=bool, prev_seq=n,
+ * records=function(rec)}]) -> stats (with .problems) | nil, message */
+static int l_scan_block(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t klen;
+    const char *kname = luaL_checklstring(L, 2, &klen);
+    const char *idx_path = NULL;
+    int last = 0, fn = 0;
+    uint64_t prev = 0;
+    if (lua_istable(L, 3)) {
+        if (lua_getfield(L, 3, "index") == LUA_TSTRING)
+            idx_path = lua_tostring(L, -1);
+        lua_getfield(L, 3, "last");
+        last = lua_toboolean(L, -1);
+        lua_getfield(L, 3, "prev_seq");
+        prev = (uint64_t)luaL_optinteger(L, -1, 0);
+        if (lua_getfield(L, 3, "records") == LUA_TFUNCTION)
+            fn = lua_gettop(L);
+    } else if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+    }
+    char err[JSR_ERRLEN];
+    jsr_hhkey key;
+    if (!jsr_hhkey_from_name(kname, klen, &key))
+        return luaL_error(L, "SHA-256 failed (OpenSSL)");
+    jsr_block_index ix;
+    if (idx_path && !jsr_block_index_read(idx_path, &ix, err, sizeof err)) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    jsr_block_buf *buf = shared_buf(L);
+    lua_newtable(L);
+    int problems = lua_gettop(L);
+    scan_ctx ctx = {L, problems, fn, 0};
+    jsr_block_visitor v = {fn ? on_record : NULL, on_problem, &ctx};
+    jsr_block_stats st;
+    int ok = jsr_block_scan(path, &key, idx_path ? &ix : NULL, last, &prev, buf, &v, &st, err,
+                            sizeof err);
+    if (idx_path)
+        jsr_block_index_free(&ix);
+    if (!ok) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_createtable(L, 0, 14);
+    set_int(L, "records", st.records);
+    set_int(L, "live", st.live);
+    set_int(L, "deleted", st.deleted);
+    set_int(L, "first_seq", st.first_seq);
+    set_int(L, "last_seq", st.last_seq);
+    set_int(L, "first_ts", (uint64_t)st.first_ts);
+    set_int(L, "last_ts", (uint64_t)st.last_ts);
+    set_int(L, "live_bytes", st.live_bytes);
+    set_int(L, "size", st.size);
+    set_int(L, "last_record_seq", st.last_record_seq);
+    set_int(L, "prev_seq", prev);
+    lua_pushboolean(L, ctx.stopped);
+    lua_setfield(L, -2, "stopped");
+    lua_pushvalue(L, problems);
+    lua_setfield(L, -2, "problems");
+    return 1;
+}
+
+static int l_block_compressed(lua_State *L)
+{
+    char err[JSR_ERRLEN];
+    int r = jsr_block_is_compressed(luaL_checkstring(L, 1), err, sizeof err);
+    if (r < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+void jsr_block_register(lua_State *L)
+{
+    luaL_newmetatable(L, MT_BUF);
+    lua_pushcfunction(L, buf_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    static const luaL_Reg f[] = {
+        {"block_files", l_block_files},
+        {"scan_block", l_scan_block},
+        {"block_compressed", l_block_compressed},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, f, 0);
+}
