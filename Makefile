@@ -52,7 +52,7 @@ $(BUILD):
 
 # Set-up on a fresh Debian bookworm machine (as root).
 DEBS = build-essential pkg-config liblua5.4-dev lua5.4 lua-busted lua-cjson \
-       libhighwayhash-dev libssl-dev libcrypt-dev libnats-dev nats-server
+       libhighwayhash-dev libssl-dev libcrypt-dev libnats-dev nats-server time
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEBS)
@@ -70,8 +70,10 @@ asan:
 demo: all
 	scripts/demo.sh $(BUILD)/js-recover $(BUILD)/jscheck
 
+# prints figures; targets are compared within one run (see README)
 bench: all
 	scripts/bench.sh $(BUILD)/js-recover
+	scripts/bench-verify.sh $(BUILD)/js-recover
 
 install: $(BUILD)/js-recover
 	install -d $(DESTDIR)$(PREFIX)/bin

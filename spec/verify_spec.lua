@@ -204,3 +204,21 @@ describe("scripts/dump.lua", function()
     end
   end)
 end)
+
+describe("verify's progress display", function()
+  it("shows bytes, streams and rate on a terminal, and nothing otherwise", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    -- script(1) gives the command a terminal
+    local h = io.popen(("script -qec %s /dev/null"):format(
+      fx.quote(fx.quote(fx.BIN) .. " verify " .. fx.quote(store) .. " >/dev/null")))
+    local tty = h:read("a")
+    h:close()
+    assert.matches("of 137.8 KiB, %d/4 streams, [%d.]+ %a+/s", tty)
+    local _, out, err = fx.run("verify", store)
+    assert.is_nil(out:find("/s   ", 1, true))
+    assert.are.equal("", err)
+    _, out = fx.run("verify", store, "--json")
+    assert.is_not_nil(jsr.json.decode(out))
+  end)
+end)

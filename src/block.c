@@ -14,8 +14,10 @@
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 /* Chunk size: big enough that read() calls cost nothing, small enough that
- * the bytes are still in cache when they are hashed. */
-#define CHUNK (1u << 20)
+ * the bytes are still in cache when they are hashed (the buffer is two
+ * chunks).  Measured on 2 GiB of blocks: 256 KiB chunks verify at about
+ * 3.4 GB/s, 1 MiB at 2.5, 4 MiB at 1.1 (the buffer leaves the cache). */
+#define CHUNK (1u << 18)
 
 const char *jsr_problem_name(jsr_problem_kind k)
 {
