@@ -8,6 +8,9 @@
 --
 -- options:
 --   --json    print the same as JSON, for scripts
+--   --key-file F, --prev-key-file F
+--             the server's encryption key (or JSR_KEY, JSR_PREV_KEY) for an
+--             encrypted store; without it, encrypted entries are listed as such
 --
 -- Exit code 1 when an entry cannot be read or a checksum is wrong.
 local jsr = require "jsr"
@@ -17,13 +20,19 @@ local tbl = require "jsr.table"
 local pretty = require("jsr.prepare").pretty
 local json = jsr.json
 
-local opts, args = cli.parse({ ... }, { json = "flag" })
+local keys = require "jsr.keys"
+local opts, args = cli.parse({ ... }, keys.with { json = "flag" })
 if not opts or #args ~= 1 then
   io.stderr:write("js-recover inspect: ", opts and "expected one <store>" or args, "\n",
-    "usage: js-recover inspect <store> [--json]\n")
+    "usage: js-recover inspect <store> [--json] [--key-file F]\n")
   return 2
 end
 
+local kinfo, kerr = keys.load(opts)
+if not kinfo then
+  io.stderr:write("js-recover inspect: ", kerr, "\n")
+  return 2
+end
 local m, err = model.scan(args[1])
 if not m then
   io.stderr:write("js-recover inspect: ", err, "\n")

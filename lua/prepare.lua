@@ -11,7 +11,8 @@
 --   config       recovery.conf next to jetstream/: 127.0.0.1 only, the
 --                store_dir, every account with jetstream enabled.
 -- Every change is journaled under <store>/.js-recover/ first; replaced files
--- and removed trees are kept there. Re-running changes nothing.
+-- and removed trees are kept there, and `js-recover undo <store>` puts the
+-- store back byte for byte. Re-running changes nothing.
 --
 -- options:
 --   --dry-run     print what would change; change nothing
@@ -19,7 +20,15 @@
 --                 read, instead of stopping before any change
 --   --port N      client port for recovery.conf (default 4222)
 --   --purge       delete removed trees instead of keeping them aside
+--   --force-open  change the store although other processes use it (an
+--                 open file under it, or a nats-server whose command line
+--                 or config names it); without it prepare refuses
 --   --json        print the report as JSON
+--   --key-file F  the server's encryption key for an encrypted store (or the
+--                 environment variable JSR_KEY); --prev-key-file F (or
+--                 JSR_PREV_KEY) the previous one while it was rotating.
+--                 recovery.conf then says key: $JSR_KEY: start the server with
+--                 JSR_KEY set.  Never give a key on the command line.
 --
 -- A site policy reuses this with its own decisions: js-recover show
 -- jsr/prepare.lua, and scripts/ in the source for examples.

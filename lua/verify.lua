@@ -14,6 +14,9 @@
 --
 -- options:
 --   --json    print the results as JSON (no progress display)
+--   --key-file F, --prev-key-file F
+--             the server's encryption key (or JSR_KEY, JSR_PREV_KEY) for an
+--             encrypted store; without it, encrypted entries are listed as such
 --
 -- Exit code 1 when anything is corrupt.
 local jsr = require "jsr"
@@ -24,10 +27,16 @@ local tbl = require "jsr.table"
 local pretty = require("jsr.prepare").pretty
 local json = jsr.json
 
-local opts, args = cli.parse({ ... }, { json = "flag" })
+local keys = require "jsr.keys"
+local opts, args = cli.parse({ ... }, keys.with { json = "flag" })
 if not opts or #args < 1 then
   io.stderr:write("js-recover verify: ", opts and "expected <store>" or args, "\n",
-    "usage: js-recover verify <store> [STREAM...] [--json]\n")
+    "usage: js-recover verify <store> [STREAM...] [--json] [--key-file F]\n")
+  return 2
+end
+local kinfo, kerr = keys.load(opts)
+if not kinfo then
+  io.stderr:write("js-recover verify: ", kerr, "\n")
   return 2
 end
 local m, err = model.scan(args[1])

@@ -13,4 +13,18 @@ int luaopen_jsr(lua_State *L);
 /* Adds the message block functions to the table on top of the stack. */
 void jsr_block_register(lua_State *L);
 
+/* Adds jsr.set_keys; the helpers below use the keys it set. */
+void jsr_crypto_register(lua_State *L);
+int jsr_keys_set(lua_State *L);
+/* meta.inf ciphertext -> malloc'd plaintext (NUL-terminated), with the
+ * cipher's name and which key ("key", "previous key") opened it. */
+int jsr_meta_decrypt(lua_State *L, const char *keyfile, const char *account,
+                     const char *context, const char *path, const char *ct, size_t ctlen,
+                     char **plain, size_t *plen, const char **cipher, const char **which,
+                     char *err, size_t errlen);
+/* plaintext -> malloc'd ciphertext under the asset key meta.key holds */
+int jsr_meta_encrypt(lua_State *L, const char *keyfile, const char *account,
+                     const char *context, const char *path, const char *plain, size_t len,
+                     char **ct, size_t *ctlen, char *err, size_t errlen);
+
 #endif

@@ -10,11 +10,13 @@ local function read(entry)
   local cfg, a, b = jsr.read_meta(entry.path)
   if cfg == false then
     entry.info, entry.encrypted = a, true
-    entry.error = a.path .. ": encrypted; decoding needs the server's key (not supported yet)"
+    entry.error = a.path .. ": encrypted; give the server's key with --key-file or JSR_KEY"
   elseif not cfg then
     entry.info, entry.error = b, a
+    entry.encrypted = b and b.encrypted
   else
     entry.info, entry.config = a, cfg
+    entry.encrypted = a.encrypted
     if not a.sum_ok then
       entry.error = a.sum_error
         or ("%s: meta.sum is %s but the file's checksum is %s (key %q)"):format(

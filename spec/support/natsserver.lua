@@ -205,7 +205,14 @@ function M.start(opts)
   -- so they do not overwrite each other.
   add("-a", "127.0.0.1", "-p", "-1", "-l", log_path)
 
-  local cmdline = { quote(opts.bin or find_server()) }
+  -- opts.env: extra environment variables for the server (an encrypted
+  -- store's key, which recovery.conf references as $JSR_KEY)
+  local cmdline = {}
+  for k, v in pairs(opts.env or {}) do
+    assert(k:match("^[%a_][%w_]*$"), "ns.start: bad environment variable name " .. k)
+    cmdline[#cmdline + 1] = k .. "=" .. quote(v)
+  end
+  cmdline[#cmdline + 1] = quote(opts.bin or find_server())
   for _, a in ipairs(args) do cmdline[#cmdline + 1] = quote(a) end
 
   -- The launcher stays alive (`wait`) so that the server remains its child
