@@ -4,18 +4,21 @@
 --   js-recover run scripts/dump.lua <store> STREAM [FROM [TO]]     messages FROM..TO
 --   js-recover run scripts/dump.lua <store> STREAM --counts        messages per subject
 --
--- STREAM is NAME or ACCOUNT/NAME.  Deleted messages are left out; records
+-- STREAM is NAME or ACCOUNT/NAME.  An encrypted store needs the server's key
+-- (--key-file F or JSR_KEY).  Deleted messages are left out; records
 -- whose checksum is wrong are printed with a warning.
 local jsr = require "jsr"
 local model = require "jsr.model"
 local blocks = require "jsr.blocks"
 local cli = require "jsr.cli"
+local keys = require "jsr.keys"
 
-local opts, args = cli.parse({ ... }, { counts = "flag" })
+local opts, args = cli.parse({ ... }, keys.with { counts = "flag" })
 if not opts or #args < 2 or #args > 4 then
-  io.stderr:write("usage: js-recover run dump.lua <store> STREAM [FROM [TO]] [--counts]\n")
+  io.stderr:write("usage: js-recover run dump.lua <store> STREAM [FROM [TO]] [--counts] [--key-file F]\n")
   return 2
 end
+assert(keys.load(opts))
 local from, to = math.tointeger(tonumber(args[3] or "1")), math.tointeger(tonumber(args[4] or "-1"))
 if not from or not to then
   io.stderr:write("dump.lua: FROM and TO are sequence numbers\n")

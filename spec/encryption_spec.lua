@@ -63,6 +63,23 @@ for _, c in ipairs(CASES) do
       end
     end)
 
+    it("verify decrypts and checks every block with the key, and reports them without it", function()
+      local code, out, err = fx.run("verify", store, "--json", "--key-file", keyfile(kdir, c.key))
+      assert.are.equal(0, code, err)
+      local s = assert(json.decode(out)).streams[1]
+      assert.are.same({ c.count, c.count, 1, c.count, 0 },
+        { s.records, s.live, s.first_seq, s.last_seq, #s.problems })
+      assert.is_true(s.encrypted_blocks > 0)
+      code, out = fx.run("run", "scripts/dump.lua", store, c.stream, "1", "1", "--key-file", keyfile(kdir, c.key))
+      assert.are.equal(0, code)
+      assert.matches("\n  " .. c.payload:format(0) .. "\n", out, 1, true)
+      code, out = fx.run("verify", store, "--json")
+      assert.are.equal(0, code)
+      s = assert(json.decode(out)).streams[1]
+      assert.are.equal("unchecked", s.problems[1].kind)
+      assert.matches("give the server's key", s.problems[1].message, 1, true)
+    end)
+
     it("takes the key from JSR_KEY and can read with the previous key", function()
       local wrong, right = kdir .. "/wrong", kdir .. "/right"
       fx.write(wrong, "not-the-key")

@@ -87,8 +87,16 @@ int jsr_block_index_read(const char *path, jsr_block_index *ix, char *err, size_
     }
     if (!jsr_read_file(path, 64u << 20, &data, &n, err, errlen))
         return 0;
+    int ok = jsr_block_index_parse((const unsigned char *)data, n, ix, err, errlen);
+    free(data);
+    return ok;
+}
+
+int jsr_block_index_parse(const unsigned char *b, size_t n, jsr_block_index *ix, char *err,
+                          size_t errlen)
+{
+    memset(ix, 0, sizeof *ix);
     ix->present = 1;
-    const unsigned char *b = (const unsigned char *)data;
     size_t i = 2;
     uint64_t fseq, lseq;
     /* magic 22, version 1, then counts as the server writes them */
@@ -103,17 +111,14 @@ int jsr_block_index_read(const char *path, jsr_block_index *ix, char *err, size_
         ix->valid = 1;
         if (i < n) {
             ix->dmap = malloc((n - i) * sizeof *ix->dmap);
-            if (!ix->dmap) {
-                free(data);
-                return ERR("%s: out of memory", path);
-            }
+            if (!ix->dmap)
+                return ERR("index file: out of memory");
             uint64_t d;
             while (i < n && uvarint(b, n, &i, &d))
                 ix->dmap[ix->dmap_len++] = ix->first_seq + d;
             qsort(ix->dmap, ix->dmap_len, sizeof *ix->dmap, cmp_u64);
         }
     }
-    free(data);
     return 1;
 }
 
@@ -235,7 +240,7 @@ static int check_record(unsigned char *r, uint32_t rl, int has_hdr, const jsr_hh
 
 int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index *ix, int last,
                    uint64_t *prev_seq, jsr_block_buf *buf, const jsr_block_visitor *v,
-                   jsr_block_stats *st, char *err, size_t errlen)
+                   jsr_block_stats *st, jsr_block_cipher *dec, char *err, size_t errlen)
 {
     memset(st, 0, sizeof *st);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -286,6 +291,11 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
                 }
                 if (r == 0)
                     eof = 1;
+                if (dec && r > 0 &&
+                    !jsr_block_cipher_xor(dec, buf->data + have, (size_t)r, base + have)) {
+                    close(fd);
+                    return ERR("%s: decryption failed", path);
+                }
                 have += (size_t)r;
             }
             if (phase == 0) {

@@ -164,6 +164,36 @@ static int on_record(void *ud, const jsr_record *r)
     return go_on;
 }
 
+/* An encrypted block's index is sealed with the block's asset key and the
+ * N.key nonce, with no nonce in front (unlike meta.inf). */
+static int read_sealed_index(const char *path, const jsr_block_cipher *bc, jsr_block_index *ix,
+                             char *err, size_t errlen)
+{
+    char *data;
+    size_t n, nl = jsr_cipher_nonce_len(bc->cipher), plen;
+    memset(ix, 0, sizeof *ix);
+    if (!exists(path))
+        return 1;
+    if (!jsr_read_file(path, 64u << 20, &data, &n, err, errlen))
+        return 0;
+    unsigned char *in = malloc(nl + n), *out = malloc(n + 1);
+    int ok = 0;
+    if (in && out) {
+        memcpy(in, bc->nonce, nl);
+        memcpy(in + nl, data, n);
+        if (jsr_aead_open(bc->cipher, bc->seed, in, nl + n, out, &plen))
+            ok = jsr_block_index_parse(out, plen, ix, err, errlen);
+        else
+            ok = 1, ix->present = 1; /* unreadable: treated as absent but noted */
+    } else {
+        jsr_errf(err, errlen, "%s: out of memory", path);
+    }
+    free(in);
+    free(out);
+    free(data);
+    return ok;
+}
+
 static jsr_block_buf *shared_buf(lua_State *L)
 {
     /* one buffer per Lua state, reused by every scan: no page faults per block */
@@ -199,10 +229,20 @@ static int l_scan_block(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     size_t klen;
     const char *kname = luaL_checklstring(L, 2, &klen);
-    const char *idx_path = NULL;
+    const char *idx_path = NULL, *keyfile = NULL, *account = NULL, *context = NULL;
     int last = 0, fn = 0;
     uint64_t prev = 0;
     if (lua_istable(L, 3)) {
+        /* an encrypted block: its N.key, opened with the keys jsr.set_keys set,
+         * under PRF(account, context = "STREAM:N") */
+        if (lua_getfield(L, 3, "keyfile") == LUA_TSTRING)
+            keyfile = lua_tostring(L, -1);
+        if (lua_getfield(L, 3, "account") == LUA_TSTRING)
+            account = lua_tostring(L, -1);
+        if (lua_getfield(L, 3, "context") == LUA_TSTRING)
+            context = lua_tostring(L, -1);
+        if (keyfile && (!account || !context))
+            return luaL_error(L, "scan_block: keyfile needs account and context");
         if (lua_getfield(L, 3, "index") == LUA_TSTRING)
             idx_path = lua_tostring(L, -1);
         lua_getfield(L, 3, "last");
@@ -218,8 +258,25 @@ static int l_scan_block(lua_State *L)
     jsr_hhkey key;
     if (!jsr_hhkey_from_name(kname, klen, &key))
         return luaL_error(L, "SHA-256 failed (OpenSSL)");
+    jsr_block_cipher bc, *dec = NULL;
     jsr_block_index ix;
-    if (idx_path && !jsr_block_index_read(idx_path, &ix, err, sizeof err)) {
+    if (keyfile) {
+        jsr_cipher c;
+        unsigned char seed[32], nonce[24];
+        if (!jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, sizeof err) ||
+            !jsr_block_cipher_init(&bc, c, seed, nonce)) {
+            luaL_pushfail(L);
+            lua_pushstring(L, err);
+            return 2;
+        }
+        dec = &bc;
+        if (idx_path && !read_sealed_index(idx_path, &bc, &ix, err, sizeof err)) {
+            jsr_block_cipher_free(&bc);
+            luaL_pushfail(L);
+            lua_pushstring(L, err);
+            return 2;
+        }
+    } else if (idx_path && !jsr_block_index_read(idx_path, &ix, err, sizeof err)) {
         luaL_pushfail(L);
         lua_pushstring(L, err);
         return 2;
@@ -230,10 +287,12 @@ static int l_scan_block(lua_State *L)
     scan_ctx ctx = {L, problems, fn, 0};
     jsr_block_visitor v = {fn ? on_record : NULL, on_problem, &ctx};
     jsr_block_stats st;
-    int ok = jsr_block_scan(path, &key, idx_path ? &ix : NULL, last, &prev, buf, &v, &st, err,
-                            sizeof err);
+    int ok = jsr_block_scan(path, &key, idx_path ? &ix : NULL, last, &prev, buf, &v, &st, dec,
+                            err, sizeof err);
     if (idx_path)
         jsr_block_index_free(&ix);
+    if (dec)
+        jsr_block_cipher_free(dec);
     if (!ok) {
         luaL_pushfail(L);
         lua_pushstring(L, err);

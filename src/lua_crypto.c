@@ -45,8 +45,8 @@ int jsr_keys_set(lua_State *L)
 
 /* Opens dir's meta.key with the current key, then the previous one. */
 static int unwrap(lua_State *L, const char *keyfile, const char *account, const char *context,
-                  jsr_cipher *c, unsigned char seed[32], const char **which, char *err,
-                  size_t errlen)
+                  jsr_cipher *c, unsigned char seed[32], unsigned char nonce[24],
+                  const char **which, char *err, size_t errlen)
 {
     char *file;
     size_t flen;
@@ -58,7 +58,7 @@ static int unwrap(lua_State *L, const char *keyfile, const char *account, const 
         if (lua_getfield(L, LUA_REGISTRYINDEX, regs[i]) == LUA_TSTRING) {
             size_t kl;
             const char *k = lua_tolstring(L, -1, &kl);
-            unsigned char kek[32], nonce[24];
+            unsigned char kek[32];
             if (!jsr_prf(k, kl, account, context, kek)) {
                 lua_pop(L, 1);
                 free(file);
@@ -86,8 +86,8 @@ int jsr_meta_decrypt(lua_State *L, const char *keyfile, const char *account,
                      char *err, size_t errlen)
 {
     jsr_cipher c;
-    unsigned char seed[32];
-    if (!unwrap(L, keyfile, account, context, &c, seed, which, err, errlen))
+    unsigned char seed[32], nonce[24];
+    if (!unwrap(L, keyfile, account, context, &c, seed, nonce, which, err, errlen))
         return 0;
     char *out = malloc(ctlen + 1);
     if (!out) {
@@ -116,9 +116,9 @@ int jsr_meta_encrypt(lua_State *L, const char *keyfile, const char *account,
         return jsr_errf(err, errlen, "%s: encrypted; writing it needs the server's key "
                                      "(--key-file or JSR_KEY)", path);
     jsr_cipher c;
-    unsigned char seed[32];
+    unsigned char seed[32], nonce[24];
     const char *which;
-    if (!unwrap(L, keyfile, account, context, &c, seed, &which, err, errlen))
+    if (!unwrap(L, keyfile, account, context, &c, seed, nonce, &which, err, errlen))
         return 0;
     unsigned char *out = malloc(len + 64);
     if (!out) {
@@ -136,8 +136,26 @@ int jsr_meta_encrypt(lua_State *L, const char *keyfile, const char *account,
     return 1;
 }
 
+int jsr_unwrap_keyfile(lua_State *L, const char *keyfile, const char *account,
+                       const char *context, jsr_cipher *c, unsigned char seed[32],
+                       unsigned char nonce[24], char *err, size_t errlen)
+{
+    const char *which;
+    if (!jsr_keys_set(L))
+        return jsr_errf(err, errlen, "%s: encrypted; needs the server's key", keyfile);
+    return unwrap(L, keyfile, account, context, c, seed, nonce, &which, err, errlen);
+}
+
+static int l_has_keys(lua_State *L)
+{
+    lua_pushboolean(L, jsr_keys_set(L));
+    return 1;
+}
+
 void jsr_crypto_register(lua_State *L)
 {
+    lua_pushcfunction(L, l_has_keys);
+    lua_setfield(L, -2, "has_keys");
     if (!jsr_crypto_init())
         luaL_error(L, "libsodium failed to start");
     lua_pushcfunction(L, l_set_keys);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jsr/crypto.h"
 #include "jsr/metasum.h"
 
 #define JSR_REC_HDR 22
@@ -99,11 +100,16 @@ void jsr_block_buf_free(jsr_block_buf *b);
 /* Scans the block file at path.  key: the block's hash key; ix: its index
  * (may be NULL); last: it is the stream's last block (a partial final
  * record is then a torn tail, not corruption); prev_seq: the last live
- * sequence before this block, updated.  Returns 0 only when the file cannot
+ * sequence before this block, updated; dec: the block's cipher when it is
+ * encrypted (NULL otherwise), applied to the bytes as they are read.  Returns 0 only when the file cannot
  * be read at all (err set); problems inside it go to the visitor. */
 int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index *ix, int last,
                    uint64_t *prev_seq, jsr_block_buf *buf, const jsr_block_visitor *v,
-                   jsr_block_stats *st, char *err, size_t errlen);
+                   jsr_block_stats *st, jsr_block_cipher *dec, char *err, size_t errlen);
+
+/* Parses an index file's bytes (already decrypted), as jsr_block_index_read. */
+int jsr_block_index_parse(const unsigned char *b, size_t n, jsr_block_index *ix, char *err,
+                          size_t errlen);
 
 /* What the first bytes of a block say: 0 plain records, 1 compressed
  * ("cmp" + algorithm + original size, 2.10+).  -1 on I/O error. */

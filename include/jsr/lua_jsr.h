@@ -4,6 +4,8 @@
 
 #include <lua.h>
 
+#include "jsr/crypto.h"
+
 #ifndef JSR_VERSION
 #define JSR_VERSION "0.1.0"
 #endif
@@ -15,6 +17,9 @@ void jsr_block_register(lua_State *L);
 
 /* Adds jsr.set_keys; the helpers below use the keys it set. */
 void jsr_crypto_register(lua_State *L);
+
+/* Adds S2 decoding, Raft snapshot and peer-state readers, node_id (lua_raft.c). */
+void jsr_raft_register(lua_State *L);
 int jsr_keys_set(lua_State *L);
 /* meta.inf ciphertext -> malloc'd plaintext (NUL-terminated), with the
  * cipher's name and which key ("key", "previous key") opened it. */
@@ -22,6 +27,10 @@ int jsr_meta_decrypt(lua_State *L, const char *keyfile, const char *account,
                      const char *context, const char *path, const char *ct, size_t ctlen,
                      char **plain, size_t *plen, const char **cipher, const char **which,
                      char *err, size_t errlen);
+/* A block's N.key -> its cipher, seed and nonce (needs the keys). */
+int jsr_unwrap_keyfile(lua_State *L, const char *keyfile, const char *account,
+                       const char *context, jsr_cipher *c, unsigned char seed[32],
+                       unsigned char nonce[24], char *err, size_t errlen);
 /* plaintext -> malloc'd ciphertext under the asset key meta.key holds */
 int jsr_meta_encrypt(lua_State *L, const char *keyfile, const char *account,
                      const char *context, const char *path, const char *plain, size_t len,

@@ -33,10 +33,10 @@ function M.scan(stream, opts)
     s.blocks = s.blocks + 1
     s.bytes = s.bytes + (b.size or 0)
     local skip
-    if b.key then
-      s.encrypted_blocks = s.encrypted_blocks + 1
-      skip = "encrypted (" .. b.key .. " present); not checked"
-    elseif jsr.block_compressed(b.path) then
+    if b.key then s.encrypted_blocks = s.encrypted_blocks + 1 end
+    if b.key and not jsr.has_keys() then
+      skip = "encrypted (" .. b.key .. " present); give the server's key to check it"
+    elseif jsr.block_compressed(b.path) and not b.key then
       s.compressed_blocks = s.compressed_blocks + 1
       skip = "compressed (s2); not checked"
     end
@@ -47,7 +47,8 @@ function M.scan(stream, opts)
       local cb
       if opts.records then cb = function(rec) return opts.records(rec, b) end end
       local st, serr = jsr.scan_block(b.path, stream.name .. "-" .. b.index,
-        { index = b.idx, last = i == #files, prev_seq = prev, records = cb })
+        { index = b.idx, last = i == #files, prev_seq = prev, records = cb,
+          keyfile = b.key, account = stream.account, context = stream.name .. ":" .. b.index })
       if not st then
         s.problems[#s.problems + 1] = { kind = "io", block = b.path, message = serr, corrupt = true }
       else
