@@ -88,6 +88,11 @@ for _, p in ipairs(model.problems(m)) do
   report.problems[#report.problems + 1] = { path = p.path, message = p.message }
 end
 local status = #report.problems > 0 and 1 or 0
+-- what the cluster had that this node holds no data of (informational:
+-- it does not change the exit code)
+local lost = require "jsr.lost"
+local lost_report = lost.analyze(m)
+report.lost = lost.json(lost_report)
 
 if opts.json then
   -- plain tables: mark empty lists as arrays so they stay [] in JSON
@@ -111,7 +116,7 @@ local rows = {}
 for i, s in ipairs(report.streams) do
   if i > 1 and #report.streams[i - 1].consumers > 0 then rows[#rows + 1] = "-" end
   rows[#rows + 1] = { s.account, s.name, s.replicas or "?", s.retention or "?", s.storage or "?",
-    placement(s.placement), #s.consumers, yn(s.encrypted), s.error and (s.checksum_ok and "yes" or "NO") or yn(s.checksum_ok),
+    placement(s.placement), #s.consumers, yn(s.encrypted), s.checksum_ok and "yes" or "NO",
     tbl.bytes(s.bytes) }
   for _, c in ipairs(s.consumers) do
     rows[#rows + 1] = { "", "  └ " .. c.name, c.replicas == 0 and "0 (as stream)" or c.replicas or "?",
@@ -129,6 +134,7 @@ if sys then
     :format(sys.name, #sys.raft, kinds.meta or 0, kinds.stream or 0, kinds.consumer or 0, sys.path))
 end
 for _, e in ipairs(report.skipped) do io.stdout:write(("skipped %s: %s\n"):format(e.path, e.why)) end
+lost.print(lost_report, io.stdout)
 if status ~= 0 then
   io.stdout:write(("\n%d problem(s):\n"):format(#report.problems))
   for _, p in ipairs(report.problems) do io.stdout:write("  ", p.message, "\n") end

@@ -200,3 +200,19 @@ describe("rehash", function()
     fx.cleanup(store)
   end)
 end)
+
+describe("read_meta on JSON that is not an object", function()
+  -- found by make fuzz: a scalar meta.inf made read_meta raise
+  for _, text in ipairs { "0", "2", '""', "[1]", "null" } do
+    it(("reports %s as not a JSON object"):format(text), function()
+      local store = fx.unpack("survivor-2.9.10.tar.gz")
+      finally(function() fx.cleanup(store) end)
+      local dir = store .. "/jetstream/$G/streams/ORDERS"
+      fx.write(dir .. "/meta.inf", text)
+      local v, err, info = jsr.read_meta(dir)
+      assert.is_nil(v)
+      assert.are.equal(dir .. "/meta.inf: not a JSON object", err)
+      assert.are.equal(err, info.error)
+    end)
+  end
+end)

@@ -11,7 +11,6 @@ end
 describe("scripts/drop-scratch-accounts.lua", function()
   it("moves scratch accounts aside and prepares the rest", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    finally(function() fx.cleanup(store) end)
     for _, acct in ipairs { "SCRATCH_1", "TEST_x", "KEEPME" } do
       fx.sh(("mkdir -p %s && cp -a %s %s"):format(fx.quote(store .. "/jetstream/" .. acct .. "/streams"),
         fx.quote(store .. "/jetstream/$G/streams/KV_CFG"), fx.quote(store .. "/jetstream/" .. acct .. "/streams/")))
@@ -30,7 +29,7 @@ describe("scripts/drop-scratch-accounts.lua", function()
     local keepme
     for _, a in ipairs(report.accounts) do if a.name == "KEEPME" then keepme = a end end
     local srv = ns.start { config = store .. "/recovery.conf" }
-    finally(function() srv:stop() end)
+    finally(function() srv:stop(); fx.cleanup(store) end) -- busted keeps one finally per test
     local served = ns.jscheck(srv, { user = keepme.user, password = keepme.password }).streams
     assert.are.equal(5, served.KV_CFG.messages)
   end)
@@ -39,12 +38,11 @@ end)
 describe("scripts/keep-streams.lua", function()
   it("keeps only the named streams", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    finally(function() fx.cleanup(store) end)
     local code, out, err = fx.run("run", "scripts/keep-streams.lua", "ORDERS,KV_CFG", store)
     assert.are.equal(0, code, err)
     assert.matches("dropped by policy (stream)", out, 1, true)
     local srv = ns.start { config = store .. "/recovery.conf" }
-    finally(function() srv:stop() end)
+    finally(function() srv:stop(); fx.cleanup(store) end) -- busted keeps one finally per test
     local served = ns.jscheck(srv).streams
     local names = {}
     for n in pairs(served) do names[#names + 1] = n end

@@ -187,7 +187,6 @@ end)
 describe("prepare with the global account and named accounts together", function()
   it("moves $G to an account the config can declare, and the server serves both", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    finally(function() fx.cleanup(store) end)
     -- a second account holding a copy of ORDERS (checksum keys do not
     -- depend on the account, so the copy is valid as is)
     fx.sh(("mkdir -p %s && cp -a %s %s"):format(fx.quote(store .. "/jetstream/ACME/streams"),
@@ -204,7 +203,7 @@ describe("prepare with the global account and named accounts together", function
     assert.are.equal("$G", global.original_name)
 
     local srv = ns.start { config = store .. "/recovery.conf" }
-    finally(function() srv:stop() end)
+    finally(function() srv:stop(); fx.cleanup(store) end) -- busted keeps one finally per test
     -- clients without credentials land in the old global account's streams
     local anon = ns.jscheck(srv).streams
     assert.are.equal(1000, anon.EVENTS.messages)

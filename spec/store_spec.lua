@@ -216,3 +216,88 @@ describe("changes", function()
     fx.cleanup(store)
   end)
 end)
+
+describe("every write", function()
+  local store, outside
+  before_each(function()
+    store = fx.unpack("survivor-2.9.10.tar.gz")
+    outside = fx.tmpdir()
+    fx.write(outside .. "/f", "x")
+    jsr.open(store)
+  end)
+  after_each(function()
+    fx.cleanup(store)
+    fx.cleanup(outside)
+  end)
+
+  it("stays inside the store: no write, rename or meta write through a link, a loop or '..'", function()
+    local js = store .. "/jetstream"
+    fx.sh(("ln -s %s %s"):format(fx.quote(outside), fx.quote(js .. "/out")))
+    fx.sh(("ln -s %s %s"):format(fx.quote(outside .. "/f"), fx.quote(js .. "/flink")))
+    fx.sh(("ln -s loop1 %s && ln -s loop2 %s"):format(fx.quote(js .. "/loop2"), fx.quote(js .. "/loop1")))
+    local orders = js .. "/$G/streams/ORDERS"
+    local cfg = assert(jsr.read_meta(orders))
+    local before = fx.tree_digest(store)
+    local outside_before = fx.tree_digest(outside)
+    local cases = {
+      { function() return jsr.write_file(js .. "/out/new", "x") end, "is a symlink" },
+      { function() return jsr.write_file(js .. "/out/f", "x") end, "is a symlink" },
+      { function() return jsr.write_file(js .. "/flink", "x") end, "is a symlink" },
+      { function() return jsr.write_file(js .. "/loop1/x", "x") end, "is a symlink" },
+      { function() return jsr.write_file(js .. "/loop1", "x") end, "is a symlink" },
+      { function() return jsr.write_file(js .. "/$G/../x", "x") end, '".."' },
+      { function() return jsr.write_file(outside .. "/g", "x") end, "outside the store" },
+      { function() return jsr.write_file("/etc/js-recover-must-not-exist", "x") end, "outside the store" },
+      { function() return jsr.write_meta(js .. "/out", cfg) end, "is a symlink" },
+      { function() return jsr.write_meta(orders .. "/../JOBS", cfg) end, '".."' },
+      { function() return jsr.rehash(js .. "/loop1") end, "is a symlink" },
+      { function() return jsr.rename(orders, js .. "/out/ORDERS") end, "is a symlink" },
+      { function() return jsr.rename(orders, outside .. "/ORDERS") end, "outside the store" },
+      { function() return jsr.rename(orders, js .. "/loop1/ORDERS") end, "is a symlink" },
+      { function() return jsr.rename(js .. "/out", js .. "/x") end, "is a symlink" },
+      { function() return jsr.rename(orders, js .. "/$G/streams/../ORDERS2") end, '".."' },
+      { function() return jsr.rmtree(js .. "/flink") end, "is a symlink" },
+    }
+    for i, c in ipairs(cases) do
+      local ok, err = c[1]()
+      assert.is_nil(ok, "case " .. i)
+      assert.matches(c[2], err, 1, true)
+    end
+    assert.are.equal(before, fx.tree_digest(store))
+    assert.are.equal(outside_before, fx.tree_digest(outside))
+  end)
+
+  it("refuses a journal folder that is a link out of the store", function()
+    for _, link in ipairs({ "/.js-recover", "/.js-recover/journal", "/.js-recover/backup",
+                            "/.js-recover/removed" }) do
+      fx.sh("rm -rf " .. fx.quote(store .. "/.js-recover"))
+      if link ~= "/.js-recover" then fx.sh("mkdir " .. fx.quote(store .. "/.js-recover")) end
+      fx.sh(("ln -s %s %s"):format(fx.quote(outside), fx.quote(store .. link)))
+      local before = fx.tree_digest(store)
+      local ok, err = jsr.rmtree(store .. "/jetstream/$SYS")
+      assert.is_nil(ok, link)
+      assert.matches(store .. link .. ": is a symlink", err, 1, true)
+      ok, err = jsr.write_file(store .. "/x", "x")
+      assert.is_nil(ok, link)
+      assert.are.equal(before, fx.tree_digest(store))
+      assert.are.same({ "f" }, (function()
+        local h = io.popen("ls -A " .. fx.quote(outside))
+        local t = {}
+        for l in h:lines() do t[#t + 1] = l end
+        h:close()
+        return t
+      end)())
+    end
+  end)
+
+  it("accepts names that merely contain dots, spaces, unicode and $", function()
+    for _, name in ipairs({ "a..b", "...", "with space", "ü$x", ".hidden" }) do
+      assert(jsr.write_file(store .. "/" .. name, "x"))
+      assert.are.equal("x", fx.read(store .. "/" .. name))
+    end
+    assert(jsr.rename(store .. "/a..b", store .. "/a..c"))
+    assert.are.equal(0, (fx.run("undo", store)))
+    assert.is_nil(jsr.lstat(store .. "/a..c"))
+    assert.is_nil(jsr.lstat(store .. "/.js-recover"))
+  end)
+end)

@@ -178,7 +178,6 @@ end)
 describe("scripts/dump.lua", function()
   it("prints the same messages the server serves, and counts per subject", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    finally(function() fx.cleanup(store) end)
     local code, out, err = fx.run("run", "scripts/dump.lua", store, "ORDERS", "990", "1000")
     assert.are.equal(0, code, err)
     local dumped = {}
@@ -195,7 +194,7 @@ describe("scripts/dump.lua", function()
 
     assert.are.equal(0, (fx.run("prepare", store)))
     local srv = ns.start { config = store .. "/recovery.conf" }
-    finally(function() srv:stop() end)
+    finally(function() srv:stop(); fx.cleanup(store) end) -- busted keeps one finally per test
     local served = {}
     for _, msg in ipairs(ns.jscheck(srv, { messages = "ORDERS" }).messages) do served[msg.seq] = msg end
     for _, d in ipairs(dumped) do

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "jsr/changes.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -15,9 +16,10 @@
 
 #include "jsr/buf.h"
 #include "jsr/fsops.h"
+#include "jsr/undo.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
-#define TMP_SUFFIX ".jsr-tmp"
+#define TMP_SUFFIX JSR_TMP_SUFFIX
 
 enum op_kind { OP_PUT, OP_MOVE, OP_RENAME, OP_DEAD };
 
@@ -26,6 +28,9 @@ typedef struct {
     char *path;   /* target (put) or tree to move (move) */
     char *dest;   /* put: temp file; move: where the tree goes */
     char *backup; /* put: hard link of the replaced file, or NULL */
+    char *data;   /* put: the new bytes, written at commit */
+    size_t len;
+    mode_t mode;
     int purge;
 } op;
 
@@ -35,7 +40,7 @@ struct jsr_changes {
     size_t n, cap;
     char **set; /* open-addressing set of staged paths */
     size_t setcap;
-    char id[64];
+    char id[128];
     int committed;
     int broken; /* a staging step failed: commit would be partial */
 };
@@ -164,8 +169,15 @@ int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t l
     }
     memcpy(o->dest, o->path, pl);
     memcpy(o->dest + pl, TMP_SUFFIX, sizeof TMP_SUFFIX);
-    if (!jsr_write_new(o->dest, data, len, mode, 0, err, errlen))
+    /* kept in memory: nothing on disk changes before the journal exists */
+    if (!(o->data = malloc(len ? len : 1))) {
+        ERR("%s: out of memory staging %zu bytes", o->path, len);
         goto fail;
+    }
+    if (len)
+        memcpy(o->data, data, len);
+    o->len = len;
+    o->mode = mode;
     o->kind = OP_PUT;
     c->n++;
     return 1;
@@ -249,6 +261,7 @@ static int sync_store(jsr_changes *c, char *err, size_t errlen)
     int fd = open(c->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return ERR("%s: cannot open: %s", c->store, strerror(errno));
+    jsr_step("syncfs", c->store);
     int r = syncfs(fd);
     int e = errno;
     close(fd);
@@ -268,12 +281,13 @@ static int parent_of(const char *path, char *out, size_t outlen)
     return 1;
 }
 
-/* fsyncs the parent directory of each path (consecutive duplicates once) */
-static int sync_parents(jsr_changes *c, int which_dest, char *err, size_t errlen)
+/* fsyncs the parent directory of each put's target (consecutive
+ * duplicates once); only used when every op is a put */
+static int sync_parents(jsr_changes *c, char *err, size_t errlen)
 {
     char last[PATH_MAX] = "", dir[PATH_MAX];
     for (size_t i = 0; i < c->n; i++) {
-        const char *p = which_dest && c->ops[i].kind != OP_PUT ? c->ops[i].dest : c->ops[i].path;
+        const char *p = c->ops[i].path;
         if (!parent_of(p, dir, sizeof dir))
             return ERR("%s: path too long", p);
         if (!strcmp(dir, last))
@@ -298,71 +312,135 @@ static char *joinf(const char *fmt, ...)
     return strdup(small);
 }
 
-int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
-{
-    if (c->committed)
-        return ERR("these changes were already committed");
-    if (c->broken)
-        return ERR("refusing to commit: staging a change failed earlier");
-    if (c->n == 0)
-        return 1;
-    static unsigned counter;
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    snprintf(c->id, sizeof c->id, "%04d%02d%02dT%02d%02d%02dZ-%ld-%u", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)getpid(),
-             ++counter);
-    char *jdir = joinf("%s/.js-recover/journal", c->store);
-    char *bdir = joinf("%s/.js-recover/backup/%s", c->store, c->id);
-    char *rdir = joinf("%s/.js-recover/removed/%s", c->store, c->id);
-    char *jfile = joinf("%s/%s.json", jdir ? jdir : "", c->id);
-    char *jdone = joinf("%s/%s.committed", jdir ? jdir : "", c->id);
-    int ok = 0, few = c->n <= JSR_CHANGES_FSYNC_EACH, any_move = 0;
-    jsr_buf j;
-    jsr_buf_init(&j);
-    if (!jdir || !bdir || !rdir || !jfile || !jdone) {
-        ERR("%s: path too long for the journal", c->store);
-        goto out;
-    }
-    if (!jsr_mkdirs(jdir, 0700, err, errlen) || !jsr_mkdirs(bdir, 0700, err, errlen))
-        goto out;
-    for (size_t i = 0; i < c->n; i++) {
-        any_move |= c->ops[i].kind == OP_MOVE;
-        /* a renamed tree may carry files staged below it: their parents
-         * change paths, so make it all durable with one syncfs instead */
-        if (c->ops[i].kind != OP_PUT)
-            few = 0;
-    }
-    if (any_move && !jsr_mkdirs(rdir, 0700, err, errlen))
-        goto out;
+/* ------------------------------------------------------------- checks */
 
-    /* 1. keep the old bytes: a hard link costs no copy */
+static int can_write(const char *dir, const char *why, const char *target, char *err,
+                     size_t errlen)
+{
+    /* AT_EACCESS: the effective ids, the ones the renames will run as */
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
+        return ERR("%s: not writable (%s), and js-recover must %s %s there; nothing was "
+                   "changed", dir, strerror(errno), why, target);
+    return 1;
+}
+
+/* The deepest existing directory on the way to path (inside the store):
+ * where a missing folder of ours would be created. */
+static int existing_dir(const char *store, const char *path, char *out, size_t outlen,
+                        char *err, size_t errlen)
+{
+    if (strlen(path) >= outlen)
+        return ERR("%s: path too long", path);
+    strcpy(out, path);
+    size_t sl = strlen(store);
+    for (;;) {
+        struct stat st;
+        if (lstat(out, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return ERR("%s: %s, where js-recover keeps its journal a directory must be "
+                           "(nothing was changed)", out,
+                           S_ISLNK(st.st_mode) ? "is a symlink" : "is not a directory");
+            return 1;
+        }
+        if (errno != ENOENT)
+            return ERR("%s: cannot stat: %s", out, strerror(errno));
+        char *s = strrchr(out, '/');
+        if (!s || (size_t)(s - out) < sl)
+            return ERR("%s: the store directory is missing", store);
+        *s = 0;
+    }
+}
+
+int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
+{
+    char dir[PATH_MAX], last[PATH_MAX] = "", tail[PATH_MAX];
+    static const char *const ours[] = {JSR_JOURNAL_DIR, JSR_BACKUP_DIR, JSR_REMOVED_DIR};
+    for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {
+        if (snprintf(tail, sizeof tail, "%s/%s", c->store, ours[i]) >= (int)sizeof tail)
+            return ERR("%s: path too long", c->store);
+        if (!existing_dir(c->store, tail, dir, sizeof dir, err, errlen) ||
+            !can_write(dir, "keep its journal in", JSR_STATE_DIR "/", err, errlen))
+            return 0;
+    }
+    uid_t me = geteuid();
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
-        if (o->kind == OP_RENAME)
+        struct stat st;
+        if (!parent_of(o->path, dir, sizeof dir))
+            return ERR("%s: path too long", o->path);
+        if (strcmp(dir, last) != 0) {
+            if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+                return ERR("%s: the directory for %s is missing or not a directory; nothing "
+                           "was changed", dir, o->path);
+            if (!can_write(dir, o->kind == OP_PUT ? "write" : "move", o->path, err, errlen))
+                return 0;
+            strcpy(last, dir);
+        }
+        if (lstat(o->path, &st) != 0) {
+            if (errno == ENOENT && o->kind == OP_PUT)
+                continue;
+            return ERR("%s: cannot stat: %s; nothing was changed", o->path, strerror(errno));
+        }
+        if (o->kind == OP_PUT) {
+            if (!S_ISREG(st.st_mode))
+                return ERR("%s: no longer a regular file; nothing was changed", o->path);
+            /* with protected_hardlinks, only the owner (or root) may link a
+             * file it cannot read and write: the backup needs the link */
+            if (st.st_uid != me && me != 0 &&
+                faccessat(AT_FDCWD, o->path, R_OK | W_OK, AT_EACCESS) != 0)
+                return ERR("%s: cannot keep a backup of it (a hard link needs its owner, or "
+                           "read and write access: %s); nothing was changed", o->path,
+                           strerror(errno));
             continue;
-        if (o->kind == OP_MOVE) {
-            const char *base = strrchr(o->path, '/') + 1;
-            if (!(o->dest = joinf("%s/%zu-%s", rdir, i, base))) {
-                ERR("%s: path too long", o->path);
-                goto out;
-            }
-            continue;
         }
-        if (access(o->path, F_OK) != 0)
-            continue; /* a new file: undo deletes it */
-        if (!(o->backup = joinf("%s/%zu", bdir, i))) {
-            ERR("%s: path too long", o->path);
-            goto out;
+        const char *to = o->kind == OP_RENAME ? o->dest : NULL;
+        char pdest[PATH_MAX];
+        if (to) {
+            if (!parent_of(to, pdest, sizeof pdest))
+                return ERR("%s: path too long", to);
+            if (lstat(pdest, &st) != 0 || !S_ISDIR(st.st_mode))
+                return ERR("%s: the directory for %s is missing or not a directory; nothing "
+                           "was changed", pdest, to);
+            if (!can_write(pdest, "rename", o->path, err, errlen))
+                return 0;
         }
-        if (link(o->path, o->backup) != 0) {
-            ERR("%s: cannot keep a backup link at %s: %s", o->path, o->backup, strerror(errno));
-            goto out;
-        }
+        /* a directory moved to another parent rewrites its own ".." */
+        if (lstat(o->path, &st) == 0 && S_ISDIR(st.st_mode) &&
+            (!to || strcmp(pdest, dir) != 0) &&
+            !can_write(o->path, "move", "the directory", err, errlen))
+            return 0;
     }
+    return 1;
+}
 
-    /* 2. the journal, before any change */
+/* ------------------------------------------------------------- commit */
+
+/* The next sequence number of a journal in jdir: one more than any there,
+ * so ids sort in commit order whatever the clock or the pid did. */
+static unsigned long next_seq(const char *jdir)
+{
+    unsigned long max = 0;
+    DIR *d = opendir(jdir);
+    if (!d)
+        return 1; /* no journal yet (a real error shows when it is written) */
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        unsigned long v = strtoul(de->d_name, &end, 10);
+        if (end != de->d_name && *end == '-' && v > max)
+            max = v;
+    }
+    closedir(d);
+    return max + 1;
+}
+
+/* Writes the journal for the staged ops, atomically: a journal is either
+ * whole or absent, so undo never has to guess at a half-written one. */
+static int write_journal(jsr_changes *c, const char *jdir, const char *jtmp, const char *jfile,
+                         char *err, size_t errlen)
+{
+    jsr_buf j;
+    jsr_buf_init(&j);
     jsr_buf_addf(&j, "{\"tx\":\"%s\",\"store\":", c->id);
     json_str(&j, c->store);
     jsr_buf_adds(&j, ",\"ops\":[");
@@ -390,19 +468,134 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
         jsr_buf_addc(&j, '}');
     }
     jsr_buf_adds(&j, "]}\n");
+    int ok = 0;
     if (j.failed) {
-        ERR("out of memory");
+        ERR("out of memory writing the journal");
+    } else if (jsr_write_new(jtmp, j.data, j.len, 0600, 1, err, errlen)) {
+        jsr_step("rename", jfile);
+        if (rename(jtmp, jfile) != 0)
+            ERR("%s: cannot rename to %s: %s", jtmp, jfile, strerror(errno));
+        else
+            ok = jsr_fsync_path(jdir, err, errlen);
+    }
+    jsr_buf_free(&j);
+    return ok;
+}
+
+/* Appends " (...)" to the message in err. */
+static void add_note(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_note(char *err, size_t errlen, const char *fmt, ...)
+{
+    size_t l = strlen(err);
+    if (l + 1 >= errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + l, errlen - l, fmt, ap);
+    va_end(ap);
+}
+
+int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
+{
+    if (c->committed)
+        return ERR("these changes were already committed");
+    if (c->broken)
+        return ERR("refusing to commit: staging a change failed earlier");
+    if (c->n == 0)
+        return 1;
+    if (!jsr_changes_check(c, err, errlen))
+        return 0;
+    char *jdir = joinf("%s/" JSR_JOURNAL_DIR, c->store);
+    if (!jdir)
+        return ERR("%s: path too long for the journal", c->store);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(c->id, sizeof c->id, "%06lu-%04d%02d%02dT%02d%02d%02dZ-%ld", next_seq(jdir),
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)getpid());
+    char *bdir = joinf("%s/" JSR_BACKUP_DIR "/%s", c->store, c->id);
+    char *rdir = joinf("%s/" JSR_REMOVED_DIR "/%s", c->store, c->id);
+    char *jfile = joinf("%s/%s.json", jdir, c->id);
+    char *jtmp = joinf("%s/%s.json.tmp", jdir, c->id);
+    char *jdone = joinf("%s/%s.committed", jdir, c->id);
+    int ok = 0, journaled = 0, few = c->n <= JSR_CHANGES_FSYNC_EACH, any_move = 0,
+        any_backup = 0, any_purge = 0;
+    if (!bdir || !rdir || !jfile || !jtmp || !jdone) {
+        ERR("%s: path too long for the journal", c->store);
         goto out;
     }
-    if (!jsr_write_new(jfile, j.data, j.len, 0600, few, err, errlen))
+
+    /* Folders made now need their parents synced too: on a store without
+     * a journal folder yet, one syncfs covers them all. */
+    struct stat jst;
+    if (lstat(jdir, &jst) != 0)
+        few = 0;
+    /* what the journal will say: backups for files that exist now, and
+     * where each removed tree goes */
+    for (size_t i = 0; i < c->n; i++) {
+        op *o = &c->ops[i];
+        /* a renamed tree may carry files staged below it: their parents
+         * change paths, so make it all durable with one syncfs instead */
+        if (o->kind != OP_PUT)
+            few = 0;
+        if (o->kind == OP_MOVE) {
+            any_move = 1;
+            any_purge |= o->purge;
+            const char *base = strrchr(o->path, '/') + 1;
+            if (!(o->dest = joinf("%s/%zu-%s", rdir, i, base))) {
+                ERR("%s: path too long", o->path);
+                goto out;
+            }
+        } else if (o->kind == OP_PUT) {
+            struct stat st;
+            if (lstat(o->path, &st) != 0)
+                continue; /* a new file: undo deletes it */
+            if (!(o->backup = joinf("%s/%zu", bdir, i))) {
+                ERR("%s: path too long", o->path);
+                goto out;
+            }
+            any_backup = 1;
+        }
+    }
+
+    /* 1. the journal, before any change */
+    if (!jsr_mkdirs(jdir, 0700, err, errlen) ||
+        !write_journal(c, jdir, jtmp, jfile, err, errlen))
         goto out;
+    journaled = 1;
+
+    /* 2. keep the old bytes (a hard link costs no copy); write the new */
+    if ((any_backup && !jsr_mkdirs(bdir, 0700, err, errlen)) ||
+        (any_move && !jsr_mkdirs(rdir, 0700, err, errlen)))
+        goto out;
+    for (size_t i = 0; i < c->n; i++) {
+        op *o = &c->ops[i];
+        if (!o->backup)
+            continue;
+        jsr_step("link", o->backup);
+        if (link(o->path, o->backup) != 0) {
+            ERR("%s: cannot keep a backup link at %s: %s", o->path, o->backup, strerror(errno));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        op *o = &c->ops[i];
+        if (o->kind == OP_PUT && !jsr_write_new(o->dest, o->data, o->len, o->mode, few, err, errlen))
+            goto out;
+    }
 
     /* 3. durable before the first rename */
     if (few) {
-        for (size_t i = 0; i < c->n; i++)
-            if (c->ops[i].kind == OP_PUT && !jsr_fsync_path(c->ops[i].dest, err, errlen))
-                goto out;
-        if (!jsr_fsync_path(bdir, err, errlen) || !jsr_fsync_path(jdir, err, errlen))
+        /* the links, and backup/<tx> itself in backup/ */
+        char broot[PATH_MAX];
+        if (any_backup && !parent_of(bdir, broot, sizeof broot)) {
+            ERR("%s: path too long", bdir);
+            goto out;
+        }
+        if (any_backup &&
+            (!jsr_fsync_path(bdir, err, errlen) || !jsr_fsync_path(broot, err, errlen)))
             goto out;
     } else if (!sync_store(c, err, errlen)) {
         goto out;
@@ -413,37 +606,52 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
         op *o = &c->ops[i];
         const char *from = o->kind == OP_PUT ? o->dest : o->path;
         const char *to = o->kind == OP_PUT ? o->path : o->dest;
+        jsr_step("rename", from);
         if (rename(from, to) != 0) {
-            ERR("%s: cannot rename to %s: %s (journal %s tells what was done)", from, to,
-                strerror(errno), jfile);
+            ERR("%s: cannot rename to %s: %s", from, to, strerror(errno));
             goto out;
         }
     }
 
-    /* 5. durable after */
-    if (few) {
-        if (!sync_parents(c, 0, err, errlen) || !sync_parents(c, 1, err, errlen))
-            goto out;
-    } else if (!sync_store(c, err, errlen)) {
+    /* 5. durable after, then committed */
+    if (few ? !sync_parents(c, err, errlen) : !sync_store(c, err, errlen))
         goto out;
-    }
     if (!jsr_write_new(jdone, "", 0, 0600, 1, err, errlen) || !jsr_fsync_path(jdir, err, errlen))
         goto out;
     c->committed = 1;
     ok = 1;
-    for (size_t i = 0; i < c->n; i++) {
-        op *o = &c->ops[i];
-        if (o->kind == OP_MOVE && o->purge && !jsr_purge_tree(o->dest, err, errlen)) {
-            ok = 0;
-            break;
-        }
+
+    /* 6. what the user asked to delete, now that nothing needs it */
+    if (any_purge && !jsr_journal_purge(c->store, c->id, err, errlen)) {
+        add_note(err, errlen, " (the changes are committed; what is left of the tree stays "
+                              "in %s)", rdir);
+        ok = 0;
     }
 out:
-    jsr_buf_free(&j);
+    if (!ok && !c->committed) {
+        char uerr[JSR_ERRLEN];
+        if (journaled) {
+            /* the journal knows every step taken: take them back now */
+            if (jsr_undo(c->store, c->id, 0, NULL, NULL, NULL, uerr, sizeof uerr))
+                add_note(err, errlen, " (rolled back: nothing was changed)");
+            else
+                add_note(err, errlen, " (rolling back failed too: %s; run js-recover undo %s)",
+                         uerr, c->store);
+        } else if (jtmp) {
+            /* only our folders and a partial journal exist: remove them */
+            if ((unlink(jtmp) != 0 && errno != ENOENT) ||
+                !jsr_journal_tidy(c->store, uerr, sizeof uerr))
+                add_note(err, errlen, " (cleaning up %s/" JSR_STATE_DIR " failed; run "
+                         "js-recover undo %s)", c->store, c->store);
+            else
+                add_note(err, errlen, " (nothing was changed)");
+        }
+    }
     free(jdir);
     free(bdir);
     free(rdir);
     free(jfile);
+    free(jtmp);
     free(jdone);
     return ok;
 }
@@ -454,11 +662,10 @@ void jsr_changes_free(jsr_changes *c)
         return;
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
-        if (!c->committed && o->kind == OP_PUT && o->dest)
-            unlink(o->dest);
         free(o->path);
         free(o->dest);
         free(o->backup);
+        free(o->data);
     }
     free(c->ops);
     free(c->set);

@@ -23,6 +23,27 @@ int jsr_errf(char *err, size_t errlen, const char *fmt, ...)
     return 0;
 }
 
+void jsr_step(const char *what, const char *path)
+{
+    static long crash_at = -1, count;
+    static int init, trace;
+    if (!init) {
+        init = 1;
+        const char *at = getenv("JSR_CRASH_AT"), *tr = getenv("JSR_CRASH_TRACE");
+        if (at && *at) {
+            char *end;
+            long n = strtol(at, &end, 10);
+            crash_at = *end == 0 && n > 0 ? n : -1;
+        }
+        trace = tr && *tr && strcmp(tr, "0") != 0;
+    }
+    count++;
+    if (trace)
+        fprintf(stderr, "jsr-step %ld: %s %s\n", count, what, path);
+    if (count == crash_at)
+        _exit(99); /* no atexit, no flush: what kill -9 would leave */
+}
+
 int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *err,
                   size_t errlen)
 {
@@ -164,14 +185,20 @@ int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, in
                   char *err, size_t errlen)
 {
     /* a temp file left by an interrupted run of ours is stale by design */
-    if (unlink(tmp) != 0 && errno != ENOENT)
-        return ERR("%s: cannot remove stale temp file: %s", tmp, strerror(errno));
+    struct stat st;
+    if (lstat(tmp, &st) == 0) {
+        jsr_step("unlink", tmp);
+        if (unlink(tmp) != 0)
+            return ERR("%s: cannot remove stale temp file: %s", tmp, strerror(errno));
+    }
+    jsr_step("create", tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return ERR("%s: cannot create: %s", tmp, strerror(errno));
     const char *p = data;
     size_t left = len;
     while (left) {
+        jsr_step("write", tmp);
         ssize_t w = write(fd, p, left);
         if (w < 0) {
             if (errno == EINTR)
@@ -185,11 +212,21 @@ int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, in
         left -= (size_t)w;
     }
     /* open() applied the umask; the server's files keep their own mode */
-    if (fchmod(fd, mode) != 0 || (sync && fsync(fd) != 0)) {
+    jsr_step("chmod", tmp);
+    if (fchmod(fd, mode) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
-        return ERR("%s: %s failed: %s", tmp, sync ? "fsync" : "chmod", strerror(e));
+        return ERR("%s: chmod failed: %s", tmp, strerror(e));
+    }
+    if (sync) {
+        jsr_step("fsync", tmp);
+        if (fsync(fd) != 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return ERR("%s: fsync failed: %s", tmp, strerror(e));
+        }
     }
     if (close(fd) != 0) {
         int e = errno;
@@ -204,6 +241,7 @@ int jsr_fsync_path(const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return ERR("%s: cannot open for fsync: %s", path, strerror(errno));
+    jsr_step("fsync", path);
     if (fsync(fd) != 0) {
         int e = errno;
         close(fd);
@@ -223,10 +261,18 @@ int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen)
         if (*p == '/' || *p == 0) {
             char c = *p;
             *p = 0;
-            if (mkdir(cur, mode) != 0 && errno != EEXIST)
-                return ERR("%s: cannot create directory: %s", cur, strerror(errno));
             struct stat st;
-            if (lstat(cur, &st) != 0 || !S_ISDIR(st.st_mode))
+            /* look first: only a level that is missing costs a step */
+            if (lstat(cur, &st) != 0) {
+                if (errno != ENOENT)
+                    return ERR("%s: cannot stat: %s", cur, strerror(errno));
+                jsr_step("mkdir", cur);
+                if (mkdir(cur, mode) != 0 && errno != EEXIST)
+                    return ERR("%s: cannot create directory: %s", cur, strerror(errno));
+                if (lstat(cur, &st) != 0)
+                    return ERR("%s: cannot stat: %s", cur, strerror(errno));
+            }
+            if (!S_ISDIR(st.st_mode))
                 return ERR("%s: exists and is not a directory", cur);
             *p = c;
             if (!c)
@@ -268,10 +314,12 @@ static int purge_at(int parent, const char *name, const char *shown, char *err, 
         closedir(d);
         if (!ok)
             return 0;
+        jsr_step("rmdir", shown);
         if (unlinkat(parent, name, AT_REMOVEDIR) != 0)
             return ERR("%s: cannot remove directory: %s", shown, strerror(errno));
         return 1;
     }
+    jsr_step("unlink", shown);
     if (unlinkat(parent, name, 0) != 0)
         return ERR("%s: cannot remove: %s", shown, strerror(errno));
     return 1;

@@ -16,6 +16,8 @@
 #include "jsr/lua_jsr.h"
 
 #define MT_BUF "jsr.block.buf"
+/* registry key of the one shared buffer (not MT_BUF: that names its metatable) */
+#define REG_SHARED_BUF "jsr.block.shared"
 
 static int exists(const char *p)
 {
@@ -197,7 +199,7 @@ static int read_sealed_index(const char *path, const jsr_block_cipher *bc, jsr_b
 static jsr_block_buf *shared_buf(lua_State *L)
 {
     /* one buffer per Lua state, reused by every scan: no page faults per block */
-    if (lua_getfield(L, LUA_REGISTRYINDEX, MT_BUF) == LUA_TUSERDATA) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REG_SHARED_BUF) == LUA_TUSERDATA) {
         jsr_block_buf *b = lua_touserdata(L, -1);
         lua_pop(L, 1);
         return b;
@@ -206,7 +208,7 @@ static jsr_block_buf *shared_buf(lua_State *L)
     jsr_block_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
     memset(b, 0, sizeof *b);
     luaL_setmetatable(L, MT_BUF);
-    lua_setfield(L, LUA_REGISTRYINDEX, MT_BUF);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_SHARED_BUF);
     return b;
 }
 

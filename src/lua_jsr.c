@@ -22,6 +22,7 @@
 #include "jsr/fsops.h"
 #include "jsr/json.h"
 #include "jsr/lua_jsr.h"
+#include "jsr/lua_undo.h"
 #include "jsr/metasum.h"
 #include "jsr/walk.h"
 
@@ -144,6 +145,8 @@ typedef struct {
     char sum[PATH_MAX];
     char keyfile[PATH_MAX];
     char key[PATH_MAX]; /* the name the checksum key is derived from */
+    char account[256];  /* for encryption: the account ... */
+    char context[600];  /* ... and STREAM or STREAM.CONSUMER */
     const char *kind;
 } meta_paths;
 
@@ -183,7 +186,16 @@ static int meta_locate(lua_State *L, const char *arg, int keyarg, meta_paths *m,
     if (pl == 3 && !memcmp(par, "obs", 3)) {
         m->kind = "consumer";
         snprintf(m->key, sizeof m->key, "%.*s/%.*s", (int)gl, gp, (int)bl, b);
+        snprintf(m->context, sizeof m->context, "%.*s.%.*s", (int)gl, gp, (int)bl, b);
+        /* .../ACCOUNT/streams/STREAM/obs/CONSUMER */
+        size_t l1, l2;
+        const char *streams = base_of(clean, gp - clean ? (size_t)(gp - clean) - 1 : 0, &l1);
+        const char *acct = base_of(clean, streams - clean ? (size_t)(streams - clean) - 1 : 0, &l2);
+        snprintf(m->account, sizeof m->account, "%.*s", (int)l2, acct);
     } else {
+        snprintf(m->context, sizeof m->context, "%.*s", (int)bl, b);
+        /* .../ACCOUNT/streams/STREAM: the grandparent */
+        snprintf(m->account, sizeof m->account, "%.*s", (int)gl, gp);
         m->kind = pl == 4 && !memcmp(par, "_js_", 4) ? "raft" : "stream";
         snprintf(m->key, sizeof m->key, "%.*s", (int)bl, b);
     }
@@ -243,11 +255,30 @@ static int l_read_meta(lua_State *L)
         setstr(L, "sum_error", err);
     }
     if (encrypted) {
-        /* decoding needs the server's key: later work; report, don't guess */
+        if (!jsr_keys_set(L)) {
+            /* without the server's key: report what is known, decode nothing */
+            free(data);
+            lua_pushboolean(L, 0);
+            lua_pushvalue(L, info);
+            return 2;
+        }
+        char *plain;
+        size_t plen;
+        const char *cipher, *which;
+        int ok = jsr_meta_decrypt(L, m.keyfile, m.account, m.context, m.inf, data, len, &plain,
+                                  &plen, &cipher, &which, err, sizeof err);
         free(data);
-        lua_pushboolean(L, 0);
-        lua_pushvalue(L, info);
-        return 2;
+        if (!ok) {
+            setstr(L, "error", err);
+            luaL_pushfail(L);
+            lua_pushstring(L, err);
+            lua_pushvalue(L, info);
+            return 3;
+        }
+        setstr(L, "cipher", cipher);
+        setstr(L, "key_used", which);
+        data = plain;
+        len = plen;
     }
     char jerr[256];
     int ok = jsr_json_decode(L, data, len, jerr, sizeof jerr);
@@ -260,7 +291,14 @@ static int l_read_meta(lua_State *L)
         lua_pushvalue(L, info);
         return 3;
     }
-    if (!lua_istable(L, -1)) {
+    int is_object = lua_getmetatable(L, -1);
+    if (is_object) {
+        luaL_getmetatable(L, "jsr.json.object");
+        is_object = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    if (!is_object) {
+        lua_pop(L, 1); /* the decoded value; info is on top again */
         snprintf(err, sizeof err, "%s: not a JSON object", m.inf);
         setstr(L, "error", err);
         luaL_pushfail(L);
@@ -290,9 +328,6 @@ static int stage_write_meta(lua_State *L, jsr_changes *c, int patharg, char *err
     meta_paths m;
     if (!meta_locate(L, arg, patharg + 2, &m, err, errlen))
         return 0;
-    if (exists(m.keyfile))
-        return jsr_errf(err, errlen, "%s: encrypted (meta.key present); writing encrypted "
-                                     "meta files is not supported yet", m.inf);
     jsr_buf b;
     jsr_buf_init(&b);
     char jerr[256];
@@ -300,7 +335,18 @@ static int stage_write_meta(lua_State *L, jsr_changes *c, int patharg, char *err
         jsr_buf_free(&b);
         return jsr_errf(err, errlen, "%s: cannot encode the config: %s", m.inf, jerr);
     }
-    int ok = stage_meta_bytes(c, &m, b.data, b.len, err, errlen);
+    int ok;
+    if (exists(m.keyfile)) {
+        /* re-encrypted under the same asset key; meta.sum covers the ciphertext */
+        char *ct = NULL;
+        size_t ctlen;
+        ok = jsr_meta_encrypt(L, m.keyfile, m.account, m.context, m.inf, b.data, b.len, &ct,
+                              &ctlen, err, errlen) &&
+             stage_meta_bytes(c, &m, ct, ctlen, err, errlen);
+        free(ct);
+    } else {
+        ok = stage_meta_bytes(c, &m, b.data, b.len, err, errlen);
+    }
     jsr_buf_free(&b);
     return ok;
 }
@@ -602,5 +648,8 @@ int luaopen_jsr(lua_State *L)
     lua_pushliteral(L, JSR_VERSION);
     lua_setfield(L, -2, "version");
     jsr_block_register(L);
+    jsr_undo_register(L);
+    jsr_crypto_register(L);
+    jsr_raft_register(L);
     return 1;
 }

@@ -12,6 +12,7 @@ static const char usage[] =
     "usage:\n"
     "  js-recover inspect <store> [--json]         what the store holds; changes nothing\n"
     "  js-recover prepare <store> [options]        rewrite it for a standalone nats-server\n"
+    "  js-recover undo <store> [options]           put it back as it was before prepare\n"
     "  js-recover verify <store> [STREAM...] [--json]  check every record of every block\n"
     "  js-recover run <script.lua> [args...]       run a site's own policy or script\n"
     "  js-recover show [<name>]                    list built-in scripts, or print one\n"

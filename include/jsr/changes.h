@@ -1,19 +1,50 @@
 /* A set of changes to a store, applied together and journaled first.
  *
- * Staging writes each new file next to its target as <target>.jsr-tmp
- * (unsynced, so staging thousands of files costs no fsync).  Commit then:
- *   1. hard-links every file about to be replaced into
- *      <store>/.js-recover/backup/<tx>/ (no data copied, the old bytes stay);
- *   2. writes the journal <store>/.js-recover/journal/<tx>.json;
+ * Staging only checks each change and keeps the new bytes in memory, so
+ * nothing on disk changes until commit and an abandoned set leaves no
+ * trace.  Commit (<tx> is the journal id, "<seq>-<UTC time>-<pid>", where
+ * seq counts up per store, so ids sort in the order they were made):
+ *   0. checks, before anything changes, that every directory it will write
+ *      is writable (and every replaced file can be hard-linked);
+ *   1. writes the journal <store>/.js-recover/journal/<tx>.json atomically
+ *      (<tx>.json.tmp, fsync, rename, directory fsync): every later step is
+ *      recorded in it, so `undo` can take back a commit cut off anywhere;
+ *   2. hard-links every file about to be replaced into
+ *      <store>/.js-recover/backup/<tx>/<i> (no data copied, the old bytes
+ *      stay) and writes each new file next to its target as
+ *      <target>.jsr-tmp;
  *   3. makes all of that durable: fsync per file for a few changes, one
- *      syncfs() for many (the number of fsyncs must not grow with the
- *      number of streams);
+ *      syncfs() for many or for the first commit, which creates folders
+ *      (the number of fsyncs must not grow with the number of streams);
  *   4. renames the temp files over their targets and moves removed trees
- *      into <store>/.js-recover/removed/<tx>/ (one rename per tree, whatever
- *      its size);
+ *      into <store>/.js-recover/removed/<tx>/<i>-<name> (one rename per
+ *      tree, whatever its size);
  *   5. makes the renames durable the same way, then marks the journal
- *      committed.
- * Nothing outside the store is touched and no symlink is followed. */
+ *      committed (<tx>.committed);
+ *   6. with purge: marks <tx>.purging, then deletes the removed trees.
+ * A failure after step 1 is rolled back with the journal (jsr_undo), so a
+ * failed commit changes nothing; a crash leaves a journal that `undo`
+ * takes back.  Nothing outside the store is touched and no symlink is
+ * followed.
+ *
+ * The file-system steps, each announced to jsr_step() (fsops.h) so the
+ * crash specs can stop the process right before any one of them:
+ *   mkdir   .js-recover/, journal/, backup/<tx>/, removed/<tx>/ as missing
+ *   unlink  a stale temp file of an earlier crashed run, before it is
+ *           written again
+ *   create, write, chmod, fsync
+ *           the journal temp file, each <target>.jsr-tmp (fsync only for a
+ *           few changes), the markers
+ *   rename  the journal into place; each temp file over its target; each
+ *           removed tree into removed/<tx>/; each renamed tree
+ *   link    each backup
+ *   fsync   journal/; backup/<tx>/, backup/ and the targets' directories
+ *           (a few changes, on a store that has a journal folder already)
+ *   syncfs  the store (many changes, or the first commit), before and after
+ *           the renames
+ *   unlink, rmdir
+ *           every file and directory of a purged tree
+ * Undo's steps are listed in undo.h. */
 #ifndef JSR_CHANGES_H
 #define JSR_CHANGES_H
 
@@ -25,8 +56,8 @@ typedef struct jsr_changes jsr_changes;
 /* store_dir: clean absolute path of the store (parent of jetstream/). */
 jsr_changes *jsr_changes_open(const char *store_dir, char *err, size_t errlen);
 
-/* Stages path (inside the store) to hold data.  mode 0 keeps the mode of
- * the file it replaces, or 0640 for a new file. */
+/* Stages path (inside the store) to hold data (copied).  mode 0 keeps the
+ * mode of the file it replaces, or 0640 for a new file. */
 int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t len,
                     mode_t mode, char *err, size_t errlen);
 
@@ -41,14 +72,21 @@ int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char 
 
 size_t jsr_changes_count(const jsr_changes *c);
 
-/* Applies everything staged.  On failure before the first rename nothing
- * has changed; after it, the journal says what was done. */
+/* Checks that the user may make every staged change (directories
+ * writable, replaced files linkable, the journal's place usable) without
+ * changing anything.  commit calls it first. */
+int jsr_changes_check(jsr_changes *c, char *err, size_t errlen);
+
+/* Applies everything staged.  On failure the changes are rolled back from
+ * the journal and err says so; if even that fails, err says to run
+ * `js-recover undo`.  A purge failing after the commit leaves the commit in
+ * place (err names the tree that is left in removed/). */
 int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen);
 
 /* The id of the last commit (for messages), or "" */
 const char *jsr_changes_id(const jsr_changes *c);
 
-/* Frees c; temp files of uncommitted changes are removed. */
+/* Frees c and what it staged. */
 void jsr_changes_free(jsr_changes *c);
 
 /* Threshold below which commit fsyncs files one by one instead of syncfs. */

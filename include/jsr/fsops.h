@@ -11,6 +11,16 @@
 
 #define JSR_ERRLEN (4096 + 512) /* a full path and what went wrong */
 
+/* Crash injection for the crash-safety specs: called right before every
+ * step that changes the file system (what: "mkdir", "create", "write",
+ * "chmod", "fsync", "syncfs", "link", "rename", "unlink", "rmdir").  With
+ * JSR_CRASH_AT=N in the environment the process ends with _exit(99) right
+ * before the Nth step, which leaves the file system exactly as a kill -9 at
+ * that instant would; with JSR_CRASH_TRACE=1 each step is printed to stderr
+ * as "jsr-step N: what path", so a spec can count them.  Without either
+ * variable it only counts. */
+void jsr_step(const char *what, const char *path);
+
 /* Formats a message into err and returns 0, so failures read
  * `return jsr_errf(err, errlen, "%s: ...", path);`. */
 int jsr_errf(char *err, size_t errlen, const char *fmt, ...)

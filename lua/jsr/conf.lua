@@ -14,7 +14,10 @@ M.quote = q
 -- accounts: { {name=, user=, password_bcrypt=, anonymous=}, ... } as planned; the
 -- global account $G is never declared (the server refuses it): when it is
 -- the only account, no accounts block is written and $G keeps JetStream.
-function M.standalone(store_dir, accounts, port)
+-- encryption: {cipher=, env=} for an encrypted store: the key is not
+-- written here but referenced as an environment variable ($JSR_KEY), which
+-- nats-server resolves when it reads the config.
+function M.standalone(store_dir, accounts, port, encryption)
   local out = {
     "# Written by js-recover for extraction of a recovered store.",
     "# Loopback only: this server exists to back the streams up, not to serve clients.",
@@ -25,8 +28,12 @@ function M.standalone(store_dir, accounts, port)
     ("  store_dir: %s"):format(q(store_dir)),
     -- the data already on disk must fit the limit, whatever the disk's free space
     "  max_file_store: 1125899906842624",
-    "}",
   }
+  if encryption then
+    out[#out + 1] = ("  key: $%s"):format(encryption.env)
+    out[#out + 1] = ("  cipher: %s"):format(encryption.cipher)
+  end
+  out[#out + 1] = "}"
   local declared = {}
   for _, a in ipairs(accounts) do
     if a.name ~= "$G" then declared[#declared + 1] = a end

@@ -5,6 +5,36 @@ local jsr = require "jsr"
 
 local M = {}
 
+-- Messages quote names and bytes from the store: keep them one readable
+-- line (invalid UTF-8 and control bytes as \xNN; valid UTF-8 names stay).
+local function printable(s)
+  local out, i = {}, 1
+  while i <= #s do
+    local ok, bad = utf8.len(s, i)
+    if ok then
+      out[#out + 1] = s:sub(i)
+      break
+    end
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = ("\\x%02x"):format(s:byte(bad))
+    i = bad + 1
+  end
+  return (table.concat(out):gsub("[%z\1-\31\127]", function(c) return ("\\x%02x"):format(c:byte()) end))
+end
+M.printable = printable
+
+-- A stream keeps its consumers in obs/ and its messages in msgs/: a file
+-- there instead (the walk does not look) means the server loads neither.
+local function layout_error(entry)
+  for _, sub in ipairs({ "obs", "msgs" }) do
+    local kind = jsr.lstat(entry.path .. "/" .. sub)
+    if kind and kind ~= "directory" then
+      return ("%s/%s: a %s where a directory should be (the stream's %s)"):format(entry.path, sub,
+        kind == "file" and "file" or kind, sub == "obs" and "consumers" or "messages")
+    end
+  end
+end
+
 local function read(entry)
   -- read_meta: cfg, info | false, info (encrypted) | nil, message, info
   local cfg, a, b = jsr.read_meta(entry.path)
@@ -24,6 +54,7 @@ local function read(entry)
       entry.bad_sum = true
     end
   end
+  if entry.error then entry.error = printable(entry.error) end
   return entry
 end
 
@@ -46,6 +77,7 @@ function M.scan(store_arg)
         if e.system and not m.system then m.system = current end
       elseif e.kind == "stream" then
         local s = read({ account = e.account, name = e.name, path = e.path, consumers = {} })
+        s.error = s.error or layout_error(s)
         by_account[e.account].streams[#by_account[e.account].streams + 1] = s
         m.streams[#m.streams + 1] = s
         current.last_stream = s
@@ -58,9 +90,16 @@ function M.scan(store_arg)
         local g = { account = e.account, name = e.name, path = e.path, group = e.group }
         by_account[e.account].raft[#by_account[e.account].raft + 1] = g
         m.raft[#m.raft + 1] = g
+      elseif e.kind == "skipped" and e.message == "not a directory" then
+        -- a file where the layout needs a directory (an account, streams/,
+        -- a stream, a consumer): what belongs there would silently be lost
+        e.message = printable(("%s: a %s where a directory should be"):format(e.path,
+          jsr.lstat(e.path) == "file" and "file" or "non-directory"))
+        m.errors[#m.errors + 1] = e
       elseif e.kind == "skipped" then
         m.skipped[#m.skipped + 1] = e
       else
+        e.message = printable(e.message)
         m.errors[#m.errors + 1] = e
       end
     end

@@ -16,6 +16,8 @@ local jsr = require "jsr"
 local model = require "jsr.model"
 local cli = require "jsr.cli"
 local conf = require "jsr.conf"
+local keys = require "jsr.keys"
+local guard = require "jsr.guard"
 local json = jsr.json
 
 local M = {}
@@ -122,7 +124,13 @@ function M.plan(m, policy, opts)
                  accounts = {}, problems = {}, skipped_bad = {}, notes = {} }
 
   local function problem(path, msg) plan.problems[#plan.problems + 1] = { path = path, message = msg } end
-  for _, e in ipairs(m.errors) do problem(e.path, e.message) end
+  for _, e in ipairs(m.errors) do
+    if opts.skip_bad then
+      plan.skipped_bad[#plan.skipped_bad + 1] = { path = e.path, message = e.message }
+    else
+      problem(e.path, e.message)
+    end
+  end
   for _, e in ipairs(m.skipped) do plan.notes[#plan.notes + 1] = e.path .. ": " .. e.message end
 
   local function remove(path, why) plan.removals[#plan.removals + 1] = { path = path, why = why } end
@@ -229,8 +237,16 @@ function M.plan(m, policy, opts)
   -- present, $G's streams move to an account that can be declared.
   local named = 0
   for _, a in ipairs(plan.accounts) do if a.name ~= "$G" then named = named + 1 end end
+  for _, s in ipairs(m.streams) do
+    if s.encrypted and s.info and s.info.cipher and not plan.cipher then plan.cipher = s.info.cipher end
+  end
   for _, a in ipairs(plan.accounts) do
-    if a.name == "$G" and named > 0 then
+    if a.name == "$G" and named > 0 and plan.cipher then
+      -- the key of every encrypted file is derived from its account's name
+      problem(a.path, a.path .. ": encrypted streams of $G cannot move to a declarable account "
+        .. "(their keys are derived from the name $G); recover $G and the other accounts "
+        .. "in separate runs, with a site policy that keeps one or the other")
+    elseif a.name == "$G" and named > 0 then
       local new = "GLOBAL"
       local i = 1
       while jsr.lstat(m.store.js_dir .. "/" .. new) do i = i + 1; new = "GLOBAL" .. i end
@@ -257,7 +273,8 @@ function M.plan(m, policy, opts)
   plan.previous_removals = previous.removed or {}
   plan.port = opts.port or previous.port or 4222
   plan.config_path = m.store.store_dir .. "/" .. CONFIG
-  plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port)
+  plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
+    plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil)
   plan.report_path = m.store.store_dir .. "/" .. REPORT
   return plan
 end
@@ -393,8 +410,13 @@ function M.print_next_steps(plan, out)
     end
   end
   out:write("\nNext steps:\n")
-  out:write(("  1. start a standalone server on the prepared store (127.0.0.1:%d only):\n"
-    .. "       nats-server -c %s\n"):format(plan.port, plan.config_path))
+  out:write(("  1. start a standalone server on the prepared store (127.0.0.1:%d only):\n"):format(plan.port))
+  if plan.cipher then
+    -- recovery.conf reads the key from the environment, not from the file
+    out:write(("       %s=\"$(cat /path/to/key-file)\" nats-server -c %s\n"):format(keys.ENV, plan.config_path))
+  else
+    out:write(("       nats-server -c %s\n"):format(plan.config_path))
+  end
   out:write("  2. check that it serves every stream, then back each one up:\n")
   for _, a in ipairs(plan.accounts) do
     local creds = a.user and ("--user %s --password %s "):format(a.user, a.password) or ""
@@ -413,27 +435,76 @@ function M.print_next_steps(plan, out)
 end
 
 local usage = [[
-usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] [--json]]
+usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] [--force-open] [--json]
+                          [--key-file F] [--prev-key-file F]   (or JSR_KEY, JSR_PREV_KEY)
+]]
 
 -- Runs the whole prepare with a policy (a table of hooks, or nil for the
 -- defaults) and the command-line arguments.  Returns the exit code.
 function M.run(policy, ...)
-  local opts, args = cli.parse({ ... }, {
+  local opts, args = cli.parse({ ... }, keys.with {
     ["dry-run"] = "flag", ["skip-bad"] = "flag", purge = "flag", json = "flag", port = "number",
+    ["force-open"] = "flag",
   })
   if not opts then
     io.stderr:write("js-recover prepare: ", args, "\n", usage)
+    return 2
+  end
+  local kinfo, kerr = keys.load(opts)
+  if not kinfo then
+    io.stderr:write("js-recover prepare: ", kerr, "\n")
     return 2
   end
   if #args ~= 1 then
     io.stderr:write("js-recover prepare: expected one <store>, got ", #args, "\n", usage)
     return 2
   end
-  local m, err = model.scan(args[1])
-  if not m then
-    io.stderr:write("js-recover prepare: ", err, "\n")
+  local function say(...) io.stderr:write("js-recover prepare: ", ...) end
+  local st, oerr = jsr.open(args[1])
+  if not st then
+    say(oerr, "\n")
     return 3
   end
+  -- the guards, before anything is read for the plan: one js-recover at a
+  -- time, no half-done earlier run, nobody else using the store
+  local lock <close>, lerr = guard.lock(st.store_dir)
+  if not lock then
+    say(lerr, "\n")
+    return 1
+  end
+  local unfinished = guard.unfinished(st.store_dir)
+  if unfinished then
+    say("nothing changed: ", unfinished, "\n")
+    return 1
+  end
+  local refusal, warning = guard.users(st.store_dir, "--force-open")
+  if warning then say("warning: ", warning, "\n") end
+  if refusal then
+    if not opts["force-open"] and not opts["dry-run"] then
+      say("nothing changed: ", refusal, "\n")
+      return 1
+    end
+    say("warning: ", refusal, "\n")
+  end
+  if not opts["dry-run"] then
+    -- a purge an earlier run was cut off in: the trees are committed as gone
+    local finished, ferr = jsr.journal_finish(st.store_dir)
+    if not finished then
+      say(ferr, "\n")
+      return 3
+    end
+    if finished > 0 then
+      say(("finished deleting the trees %d earlier run(s) removed with --purge\n"):format(finished))
+    end
+  end
+  local m, err = model.scan(args[1])
+  if not m then
+    say(err, "\n")
+    return 3
+  end
+  -- read before plan edits the configs and apply moves _js_ aside; printed
+  -- last (jsr/lost.lua)
+  local lost = require("jsr.lost").analyze(m)
   local plan = M.plan(m, policy, { skip_bad = opts["skip-bad"], port = opts.port })
   if #plan.problems > 0 then
     io.stderr:write("js-recover prepare: nothing changed; these entries cannot be read:\n")
@@ -466,6 +537,7 @@ function M.run(policy, ...)
     io.stdout:write(("wrote %s and %s\n"):format(plan.config_path, plan.report_path))
   end
   M.print_next_steps(plan, io.stdout)
+  require("jsr.lost").print(lost, io.stdout)
   return 0
 end
 

@@ -61,6 +61,34 @@ function M.run(...)
   return code, out, err
 end
 
+-- run_with({env = {NAME = value}, prefix = {argv...}}, args...) -> exit
+-- code, stdout, stderr: the binary with extra environment variables, or
+-- under a wrapper such as setpriv.
+function M.run_with(how, ...)
+  local parts = {}
+  for k, v in pairs(how.env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
+  for _, a in ipairs(how.prefix or {}) do parts[#parts + 1] = q(a) end
+  parts[#parts + 1] = q(M.BIN)
+  for _, a in ipairs({ ... }) do parts[#parts + 1] = q(a) end
+  local errf = os.tmpname()
+  local h = assert(io.popen(table.concat(parts, " ") .. " 2>" .. q(errf)))
+  local out = h:read("a")
+  local _, _, code = h:close()
+  local err = M.read(errf)
+  os.remove(errf)
+  return code, out, err
+end
+
+-- The prefix that runs a command as nobody when the specs run as root
+-- (root ignores permissions), or nothing.
+function M.as_nobody()
+  local h = io.popen("id -u")
+  local uid = h:read("l")
+  h:close()
+  if uid == "0" then return { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups" } end
+  return {}
+end
+
 -- Digest of every path, type, mode, size and content under dir (links
 -- as their target): equal digests mean an unchanged tree.
 function M.tree_digest(dir)

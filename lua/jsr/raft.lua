@@ -1,0 +1,438 @@
+-- Reading what a dead cluster's Raft groups left under _js_/<GROUP>/: the
+-- log (msgs/N.blk records whose payload is an append entry), the newest
+-- snapshot, peers.idx and tav.idx, and the entries' payloads: meta
+-- assignments, stream messages, consumer updates, consumer state (o.dat).
+-- Formats: ../shared/FORMAT.md "Raft logs" (nats-server 2.9 raft.go,
+-- jetstream_cluster.go, filestore.go), checked on stores 2.9.10 wrote.
+--
+--   local raft = require "jsr.raft"
+--   raft.log(dir, function(index, ae) ... end)       -- every stored entry
+--   local snap = raft.latest_snapshot(dir)           -- or nil
+--   local state = raft.meta_state(meta_dir)          -- assignments
+local jsr = require "jsr"
+local json = jsr.json
+
+local M = {}
+
+-- Entry types of an append entry.
+M.NORMAL, M.OLD_SNAPSHOT, M.PEER_STATE, M.ADD_PEER, M.REMOVE_PEER, M.LEADER_TRANSFER, M.SNAPSHOT =
+  0, 1, 2, 3, 4, 5, 6
+
+-- First byte of a normal entry's data (jetstream_cluster.go entryOp).
+M.op = {
+  assign_stream = 0, assign_consumer = 1, remove_stream = 2, remove_consumer = 3,
+  stream_msg = 4, purge_stream = 5, delete_msg = 6, update_delivered = 7, update_acks = 8,
+  assign_compressed_consumer = 9, update_skip = 10, update_stream = 11,
+  compressed_stream_msg = 14,
+}
+
+local function basename(path) return (path:gsub("/+$", ""):match("([^/]+)$")) end
+
+-- decode_append_entry(bytes) -> ae | nil, message
+-- ae = {leader, term, commit, pterm, pindex, entries = {{type, data}...}}
+-- 2.9: leader id [8] | term | commit | pterm | pindex (u64 each) | u16 count
+-- | per entry u32 size (1 + data) | u8 type | data.  Newer servers append
+-- fields after the entries; they are kept in `rest`.
+function M.decode_append_entry(b)
+  if #b < 42 then return nil, ("append entry of %d bytes, shorter than its 42-byte header"):format(#b) end
+  local term, commit, pterm, pindex, count, pos = string.unpack("<I8I8I8I8I2", b, 9)
+  local ae = { leader = b:sub(1, 8), term = term, commit = commit, pterm = pterm, pindex = pindex,
+               entries = {} }
+  for i = 1, count do
+    if pos + 4 > #b + 1 then return nil, ("append entry: entry %d of %d cut off"):format(i, count) end
+    local size
+    size, pos = string.unpack("<I4", b, pos)
+    if size < 1 or pos + size - 1 > #b then
+      return nil, ("append entry: entry %d of %d has size %d, %d bytes left"):format(i, count, size, #b - pos + 1)
+    end
+    ae.entries[i] = { type = b:byte(pos), data = b:sub(pos + 1, pos + size - 1) }
+    pos = pos + size
+  end
+  ae.rest = b:sub(pos)
+  return ae
+end
+
+-- uvarint(b, pos) -> value, next pos | nil
+local function uvarint(b, pos)
+  local v, shift = 0, 0
+  while pos <= #b and shift < 64 do
+    local c = b:byte(pos)
+    pos = pos + 1
+    v = v | ((c & 0x7f) << shift)
+    if c < 0x80 then return v, pos end
+    shift = shift + 7
+  end
+  return nil
+end
+M.uvarint = uvarint
+
+local function varint(b, pos)
+  local u, p = uvarint(b, pos)
+  if not u then return nil end
+  local v = u >> 1
+  if u & 1 ~= 0 then v = ~v end
+  return v, p
+end
+M.varint = varint
+
+-- log(dir, fn) -> summary
+-- Calls fn(index, ae, rec) for every live record of the group's log in
+-- index order (fn returns false to stop); records that do not decode are
+-- counted in summary.problems, not raised.  summary = {records, first,
+-- last, max_commit, problems = {...}, blocks}
+function M.log(dir, fn)
+  local group = basename(dir)
+  local s = { group = group, records = 0, first = 0, last = 0, max_commit = 0, problems = {}, blocks = 0 }
+  if not jsr.lstat(dir .. "/msgs") then return s end
+  local files, err = jsr.block_files(dir)
+  if not files then
+    s.problems[#s.problems + 1] = err
+    return s
+  end
+  local stop = false
+  for i, b in ipairs(files) do
+    s.blocks = s.blocks + 1
+    local st, serr = jsr.scan_block(b.path, group .. "-" .. b.index, {
+      index = b.idx, last = i == #files,
+      records = function(rec)
+        if rec.deleted then return true end
+        if not rec.hash_ok then
+          s.problems[#s.problems + 1] = ("%s: record %d at byte %d: bad checksum"):format(b.path, rec.seq, rec.offset)
+          return true
+        end
+        local ae, aerr = M.decode_append_entry(rec.payload)
+        if not ae then
+          s.problems[#s.problems + 1] = ("%s: record %d: %s"):format(b.path, rec.seq, aerr)
+          return true
+        end
+        s.records = s.records + 1
+        if s.first == 0 then s.first = rec.seq end
+        s.last = rec.seq
+        if ae.commit > s.max_commit then s.max_commit = ae.commit end
+        if fn and fn(rec.seq, ae, rec) == false then stop = true; return false end
+        return true
+      end,
+    })
+    if not st then
+      s.problems[#s.problems + 1] = serr
+    else
+      for _, p in ipairs(st.problems) do
+        -- a crash's partial last record and a lagging index are normal here
+        if p.kind ~= "torn_tail" and p.kind ~= "index" then
+          s.problems[#s.problems + 1] = ("%s: %s"):format(b.path, p.message)
+        end
+      end
+    end
+    if stop then break end
+  end
+  return s
+end
+
+-- snapshots(dir) -> { {path, term, index}, ... } oldest first
+function M.snapshots(dir)
+  local names = jsr.listdir(dir .. "/snapshots") or {}
+  local out = {}
+  for _, n in ipairs(names) do
+    local t, i = n:match("^snap%.(%d+)%.(%d+)$")
+    if t then
+      out[#out + 1] = { path = dir .. "/snapshots/" .. n, term = math.tointeger(tonumber(t)),
+                        index = math.tointeger(tonumber(i)) }
+    end
+  end
+  table.sort(out, function(a, b)
+    if a.index ~= b.index then return a.index < b.index end
+    return a.term < b.term
+  end)
+  return out
+end
+
+-- latest_snapshot(dir) -> snap | nil, message (nil, nil: there is none)
+-- The newest whose checksum matches; a bad one is skipped with a note in
+-- snap.skipped, as the server would not install it either.
+function M.latest_snapshot(dir)
+  local list = M.snapshots(dir)
+  local skipped = {}
+  for i = #list, 1, -1 do
+    local snap, err = jsr.raft_snapshot(list[i].path, basename(dir))
+    if snap and snap.hash_ok then
+      snap.path = list[i].path
+      snap.skipped = skipped
+      return snap
+    end
+    skipped[#skipped + 1] = snap and ("%s: checksum %s, the file says %s"):format(
+      list[i].path, snap.hash_computed, snap.hash_file) or err
+  end
+  if #skipped > 0 then return nil, table.concat(skipped, "; ") end
+  return nil, nil
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- peers(dir) -> {cluster_size, peers = {id...}} from peers.idx, or nil
+function M.peers(dir)
+  local b = read_file(dir .. "/peers.idx")
+  return b and jsr.raft_peer_state(b) or nil
+end
+
+-- tav(dir) -> {term, vote} from tav.idx, or nil
+function M.tav(dir)
+  local b = read_file(dir .. "/tav.idx")
+  if not b or #b < 8 then return nil end
+  local vote = b:sub(9, 16)
+  return { term = (string.unpack("<I8", b)), vote = vote ~= "" and vote or nil }
+end
+
+-- ------------------------------------------------------------ payloads
+
+-- stream_msg(data) -> {lseq, ts, subject, reply, headers, payload} | nil, msg
+-- data: a normal entry's data starting with op 4 (or 14, S2-compressed).
+function M.stream_msg(data)
+  local op = data:byte(1)
+  local b = data:sub(2)
+  if op == M.op.compressed_stream_msg then
+    local plain, err = jsr.s2_decode(b)
+    if not plain then return nil, "compressed stream message: " .. err end
+    b = plain
+  elseif op ~= M.op.stream_msg then
+    return nil, "not a stream message (op " .. tostring(op) .. ")"
+  end
+  local ok, m = pcall(function()
+    local lseq, ts, subject, reply, hdr, pos = string.unpack("<I8i8s2s2s2", b)
+    local payload
+    payload, pos = string.unpack("<s4", b, pos)
+    return { lseq = lseq, ts = ts, subject = subject, reply = reply,
+             headers = hdr ~= "" and hdr or nil, payload = payload, compressed = op == 14 }
+  end)
+  if not ok then return nil, "stream message cut off" end
+  return m
+end
+
+-- consumer_update(data) -> {op, dseq, sseq, dc, ts} for ops 7 and 8
+function M.consumer_update(data)
+  local op = data:byte(1)
+  if op ~= M.op.update_delivered and op ~= M.op.update_acks then return nil end
+  local dseq, p = uvarint(data, 2)
+  local sseq
+  if p then sseq, p = uvarint(data, p) end
+  if not sseq then return nil end
+  local u = { op = op, dseq = dseq, sseq = sseq }
+  if op == M.op.update_delivered then
+    u.dc, p = uvarint(data, p)
+    if p then u.ts = varint(data, p) end
+  end
+  return u
+end
+
+-- consumer_state(bytes) -> state | nil, message: o.dat, or a consumer
+-- group's snapshot data.  state = {ack_floor = {consumer, stream},
+-- delivered = {consumer, stream}, pending = {[sseq] = {dseq, ts}},
+-- pending_count, redelivered = {[sseq] = count}}
+function M.consumer_state(b)
+  if #b < 2 or b:byte(1) ~= 22 or b:byte(2) ~= 2 then
+    return nil, "consumer state: not magic 22, version 2"
+  end
+  local st = { ack_floor = {}, delivered = {}, pending = {}, redelivered = {}, pending_count = 0 }
+  local p = 3
+  local function u()
+    local v
+    v, p = uvarint(b, p)
+    if not v then error("consumer state cut off", 0) end
+    return v
+  end
+  local function s()
+    local v
+    v, p = varint(b, p)
+    if not v then error("consumer state cut off", 0) end
+    return v
+  end
+  local ok, err = pcall(function()
+    st.ack_floor.consumer, st.ack_floor.stream = u(), u()
+    st.delivered.consumer, st.delivered.stream = u(), u()
+    local np = u()
+    st.pending_count = np
+    if np > 0 then
+      local base = s()
+      for _ = 1, np do
+        local sseq = u() + st.ack_floor.stream
+        local dseq = u() + st.ack_floor.consumer
+        local ts = base - s()
+        st.pending[sseq] = { dseq = dseq, ts = ts }
+      end
+    end
+    local nr = u()
+    for _ = 1, nr do
+      local sseq = u() + st.ack_floor.stream
+      st.redelivered[sseq] = u()
+    end
+  end)
+  if not ok then return nil, err end
+  return st
+end
+
+-- ---------------------------------------------------------- meta state
+
+-- The account a client info names: the service account when the request
+-- came through an import, as the server's serviceAccount() does.
+local function account_of(client)
+  if type(client) ~= "table" then return nil end
+  local svc = client.svc
+  if type(svc) == "string" and svc ~= "" then return svc end
+  local acc = client.acc
+  if type(acc) == "string" then return acc end
+  return nil
+end
+M.account_of = account_of
+
+local function decode_json(text)
+  -- assignments in the log are written with json.Encoder: a trailing newline
+  return json.decode((text:gsub("%s+$", "")))
+end
+
+-- meta_state(dir) -> state
+-- The meta group's assignments as this node last knew them: the newest
+-- valid snapshot, then every log entry after it applied in order.
+-- state = {
+--   streams = { ["ACCOUNT\0NAME"] = {account, name, config, group, client,
+--               consumers = { [name] = {name, config, group, client, index} },
+--               index} },              -- index: the log entry that set it (0: snapshot)
+--   removed = { {kind, account, stream, consumer, index} },
+--   snapshot = {path, term, index} | nil, log = summary of raft.log,
+--   applied = number of entries applied, max_commit, uncommitted_from,
+--   peers = peer state (peers.idx), problems = {...} }
+function M.meta_state(dir)
+  local st = { dir = dir, streams = {}, removed = {}, problems = {}, applied = 0, server_names = {} }
+  local function note(msg) st.problems[#st.problems + 1] = msg end
+  local function names_from(client)
+    if type(client) == "table" and type(client.server) == "string" and client.server ~= "" then
+      st.server_names[client.server] = true
+    end
+  end
+  local function key(acc, name) return (acc or "?") .. "\0" .. name end
+
+  local function add_stream(sa, index, keep_consumers)
+    if type(sa) ~= "table" or type(sa.stream) ~= "table" then
+      note(("entry %d: stream assignment without a config"):format(index))
+      return
+    end
+    local acc = account_of(sa.client) or "?"
+    local name = sa.stream.name
+    local k = key(acc, name)
+    local old = st.streams[k]
+    names_from(sa.client)
+    st.streams[k] = { account = acc, name = name, config = sa.stream, group = sa.group,
+                      client = sa.client, created = sa.created, index = index,
+                      consumers = (keep_consumers and old) and old.consumers or {} }
+  end
+
+  local function add_consumer(ca, index)
+    if type(ca) ~= "table" or type(ca.stream) ~= "string" or type(ca.name) ~= "string" then
+      note(("entry %d: consumer assignment without a stream or name"):format(index))
+      return
+    end
+    names_from(ca.client)
+    local acc = account_of(ca.client) or "?"
+    local s = st.streams[key(acc, ca.stream)]
+    if not s then
+      note(("entry %d: consumer %s of stream %s > %s, which is not assigned"):format(index, ca.name, acc, ca.stream))
+      return
+    end
+    s.consumers[ca.name] = { name = ca.name, stream = ca.stream, account = acc, config = ca.consumer,
+                             group = ca.group, client = ca.client, created = ca.created, index = index }
+  end
+
+  local function load_snapshot(list, index)
+    st.streams = {}
+    if type(list) ~= "table" then return end -- null: no streams
+    for _, sa in ipairs(list) do
+      add_stream(sa, index, false)
+      local consumers = sa.Consumers
+      if type(consumers) == "table" then
+        for _, ca in ipairs(consumers) do add_consumer(ca, index) end
+      end
+    end
+  end
+
+  local snap, serr = M.latest_snapshot(dir)
+  if serr then note("snapshot: " .. serr) end
+  local from = 0
+  if snap then
+    local plain, derr = jsr.s2_decode(snap.data)
+    if not plain then
+      note(snap.path .. ": " .. derr)
+    else
+      local list, jerr = decode_json(plain)
+      if list == nil then note(snap.path .. ": decoded snapshot is not JSON: " .. jerr)
+      else
+        load_snapshot(list, 0)
+        from = snap.index
+        st.snapshot = { path = snap.path, term = snap.term, index = snap.index,
+                        peers = snap.peer_state }
+      end
+    end
+  end
+
+  local function apply(index, e)
+    if e.type == M.SNAPSHOT or e.type == M.OLD_SNAPSHOT then
+      -- a snapshot the leader sent in place of entries this node missed
+      local plain = jsr.s2_decode(e.data)
+      local list = plain and decode_json(plain)
+      if list == nil then note(("entry %d: snapshot entry does not decode"):format(index)); return end
+      load_snapshot(list, index)
+      return
+    end
+    if e.type ~= M.NORMAL or #e.data == 0 then return end
+    local op, body = e.data:byte(1), e.data:sub(2)
+    if op == M.op.assign_stream or op == M.op.update_stream then
+      local sa, jerr = decode_json(body)
+      if sa == nil then note(("entry %d: %s"):format(index, jerr)); return end
+      add_stream(sa, index, true)
+    elseif op == M.op.remove_stream then
+      local sa, jerr = decode_json(body)
+      if sa == nil then note(("entry %d: %s"):format(index, jerr)); return end
+      local acc = account_of(sa.client) or "?"
+      local name = type(sa.stream) == "table" and sa.stream.name or "?"
+      st.streams[key(acc, name)] = nil
+      st.removed[#st.removed + 1] = { kind = "stream", account = acc, stream = name, index = index }
+    elseif op == M.op.assign_consumer or op == M.op.assign_compressed_consumer then
+      if op == M.op.assign_compressed_consumer then
+        local plain, derr = jsr.s2_decode(body)
+        if not plain then note(("entry %d: compressed consumer assignment: %s"):format(index, derr)); return end
+        body = plain
+      end
+      local ca, jerr = decode_json(body)
+      if ca == nil then note(("entry %d: %s"):format(index, jerr)); return end
+      add_consumer(ca, index)
+    elseif op == M.op.remove_consumer then
+      local ca, jerr = decode_json(body)
+      if ca == nil then note(("entry %d: %s"):format(index, jerr)); return end
+      local acc = account_of(ca.client) or "?"
+      local s = st.streams[key(acc, ca.stream or "?")]
+      if s then s.consumers[ca.name or "?"] = nil end
+      st.removed[#st.removed + 1] = { kind = "consumer", account = acc, stream = ca.stream, consumer = ca.name,
+                                      index = index }
+    end
+  end
+
+  st.log = M.log(dir, function(index, ae)
+    if index <= from then return true end
+    for _, e in ipairs(ae.entries) do apply(index, e) end
+    st.applied = st.applied + 1
+    return true
+  end)
+  for _, p in ipairs(st.log.problems) do note(p) end
+  st.max_commit = math.max(st.log.max_commit, from)
+  -- Entries above every commit index this node saw may never have been
+  -- committed: the leader died before a quorum stored them.
+  if st.log.last > st.max_commit then st.uncommitted_from = st.max_commit + 1 end
+  st.peers = M.peers(dir)
+  st.tav = M.tav(dir)
+  return st
+end
+
+return M

@@ -1,0 +1,68 @@
+-- The quorum-loss drill, fast variant (the full one is `make drill`): a
+-- real 3-node cluster on 127.0.0.1 with a reduced workload, recorded, two
+-- nodes SIGKILLed, the survivor (a meta follower) SIGKILLed too, its store
+-- recovered with js-recover's default policy and served by a standalone
+-- nats-server.  Every stream, message, consumer position and config field
+-- must come back, and the R1 stream and consumer that lived on a dead node
+-- must be reported lost, with that node.
+local drill = require "spec.support.drill"
+
+describe("quorum-loss drill (fast variant)", function()
+  local r
+
+  setup(function()
+    r = drill.variant { role = "follower", signal = "KILL", scale = 0.15, name = "fast" }
+  end)
+
+  it("runs: cluster, workload, record, kill, recover, compare", function()
+    assert.is_nil(r.error, r.error)
+    assert.are.equal("follower", r.role_seen)
+    assert.are.equal("SIGKILL", r.survivor_stop)
+  end)
+
+  it("scores 100%: every message exact, nothing resurrected", function()
+    assert.is_nil(r.error)
+    local text = drill.scorecard_text(r)
+    local m = r.card.messages
+    assert.is_true(m.total > 500, text)
+    assert.are.equal(m.total, m.exact, text)
+    assert.are.equal(0, m.resurrected, text)
+    assert.are.same({}, r.card.streams.missing, text)
+    assert.are.equal(r.card.state.total, r.card.state.exact, text)
+    assert.are.equal(100, r.score, text)
+    assert.is_true(r.card.exact, text)
+  end)
+
+  it("keeps every consumer's ack floor, deliveries and pending, and every config field", function()
+    assert.is_nil(r.error)
+    local c = r.card
+    assert.are.same({}, c.consumers.missing)
+    assert.is_true(c.acks.total >= 8)
+    assert.are.equal(c.acks.total, c.acks.exact, table.concat(c.acks.diffs, "\n"))
+    assert.are.same({}, c.config.changed)
+    -- what the default policy changes, it changes on purpose: R3 -> R1,
+    -- interest and workqueue -> limits, placement removed, R3 consumers -> 0
+    assert.is_true(c.config.on_purpose_fields.num_replicas >= 8)
+    assert.are.equal(2, c.config.on_purpose_fields.retention)
+    assert.are.equal(1, c.config.on_purpose_fields.placement)
+    assert.is_true(c.config.on_purpose_fields["consumer num_replicas"] >= 3)
+  end)
+
+  it("reports the stream and consumer that lived on a dead node, and only those", function()
+    assert.is_nil(r.error)
+    local c = r.card
+    assert.are.same({ "ACME > SCRATCH" }, c.lost.reported_streams)
+    assert.are.same({ "ACME > ORDERS > gone" }, c.lost.reported_consumers)
+    assert.are.same({}, c.lost.wrongly_reported)
+    local lost = r.recovered.inspect.lost
+    local n1 = require("jsr").node_id("n1")
+    assert.are.same({ n1 }, lost.streams[1].peers)
+    assert.are.same({ n1 }, lost.consumers[1].peers)
+    -- the survivor is told apart: the only node in every group held here
+    assert.are.equal(require("jsr").node_id("n2"), lost.this_node)
+    -- prepare says it too, at the end of its output
+    local out = r.recovered.prepare_out
+    assert.matches("LOST stream ACME > SCRATCH (R1): no data on this node; it lived on " .. n1, out, 1, true)
+    assert.matches("LOST consumer ACME > ORDERS > gone (R1): no state on this node; it lived on " .. n1, out, 1, true)
+  end)
+end)

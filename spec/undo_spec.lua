@@ -1,0 +1,277 @@
+-- undo: every fixture prepared and undone is the tree it was, byte for byte
+-- and mode for mode (fx.tree_digest); journals are taken back newest
+-- first; a journal that points anywhere but where commit writes is refused.
+local jsr = require "jsr"
+local fx = require "spec.support.fixture"
+
+local function ls(pattern)
+  local h = io.popen("ls -d " .. pattern .. " 2>/dev/null")
+  local out = {}
+  for l in h:lines() do out[#out + 1] = l end
+  h:close()
+  return out
+end
+
+local function journal_ids(store)
+  local ids = {}
+  for _, j in ipairs(assert(jsr.journal(store))) do ids[#ids + 1] = j.id end
+  return ids
+end
+
+-- the survivor with a second account, so prepare renames $G as well
+local function with_named_account(store)
+  fx.sh(("mkdir -p %s && cp -a %s %s"):format(fx.quote(store .. "/jetstream/ACME/streams"),
+    fx.quote(store .. "/jetstream/$G/streams/ORDERS"), fx.quote(store .. "/jetstream/ACME/streams/")))
+  return store
+end
+
+local function skip_bad_of(tarball)
+  return function() return fx.unpack(tarball) end, { "--skip-bad" }
+end
+
+-- the key the encrypted survivor was written with (spec/fixtures/README.md)
+local KEY_FILE = os.tmpname()
+fx.write(KEY_FILE, "recovery-drill-key\n")
+
+describe("undo", function()
+  local cases = {
+    { "the survivor", function() return fx.unpack("survivor-2.9.10.tar.gz") end, {} },
+    { "the survivor with a named account ($G renamed)",
+      function() return with_named_account(fx.unpack("survivor-2.9.10.tar.gz")) end, {} },
+    { "the encrypted survivor (--skip-bad)", skip_bad_of("survivor-encrypted-chacha-2.9.10.tar.gz") },
+    { "the encrypted survivor (with its key: meta files re-encrypted)",
+      function() return fx.unpack("survivor-encrypted-chacha-2.9.10.tar.gz") end, { "--key-file", KEY_FILE } },
+    { "the encrypted standalone store (--skip-bad)", skip_bad_of("standalone-encrypted-aes-2.9.10.tar.gz") },
+    { "the modern store", fx.modern, {} },
+  }
+  for _, case in ipairs(cases) do
+    it("puts " .. case[1] .. " back byte for byte after prepare, and prepare works again", function()
+      local store = case[2]()
+      finally(function() fx.cleanup(store) end)
+      local original = fx.tree_digest(store)
+      local code, _, err = fx.run("prepare", store, table.unpack(case[3]))
+      assert.are.equal(0, code, err)
+      local prepared = fx.tree_digest(store)
+      assert.are_not.equal(original, prepared)
+      local out
+      code, out, err = fx.run("undo", store)
+      assert.are.equal(0, code, err)
+      assert.matches("undone: journal", out, 1, true)
+      assert.matches("is as it was before", out, 1, true)
+      assert.are.equal(original, fx.tree_digest(store))
+      assert.is_nil(jsr.lstat(store .. "/.js-recover"))
+      -- nothing left to undo, and prepare does the same job again
+      code, out = fx.run("undo", store)
+      assert.are.equal(0, code)
+      assert.matches("nothing to undo", out, 1, true)
+      code, _, err = fx.run("prepare", store, table.unpack(case[3]))
+      assert.are.equal(0, code, err)
+      assert.are.equal(0, (fx.run("undo", store)))
+      assert.are.equal(original, fx.tree_digest(store))
+    end)
+  end
+
+  it("takes several runs back newest first, or only those from --id on", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    local original = fx.tree_digest(store)
+    assert.are.equal(0, (fx.run("prepare", store)))
+    local first = fx.tree_digest(store)
+    -- a second run with another port replaces recovery.conf and the report
+    -- that the first run created
+    assert.are.equal(0, (fx.run("prepare", store, "--port", "4333")))
+    local ids = journal_ids(store)
+    assert.are.equal(2, #ids)
+    assert.matches("^000001%-", ids[1])
+    assert.matches("^000002%-", ids[2])
+    local code, out = fx.run("undo", store, "--list")
+    assert.are.equal(0, code)
+    assert.matches(ids[1] .. "  committed", out, 1, true)
+    assert.matches(ids[2] .. "  committed", out, 1, true)
+
+    code, out = fx.run("undo", store, "--id", ids[2])
+    assert.are.equal(0, code, out)
+    assert.matches("keeps the earlier journals", out, 1, true)
+    assert.are.equal(first, fx.tree_digest(store))
+    assert.matches('listen: "127.0.0.1:4222"', fx.read(store .. "/recovery.conf"), 1, true)
+
+    assert.are.equal(0, (fx.run("prepare", store, "--port", "4333")))
+    code, out = fx.run("undo", store)
+    assert.are.equal(0, code, out)
+    local undone = {}
+    for id in out:gmatch("undone: journal (%S+)") do undone[#undone + 1] = id end
+    assert.are.equal(2, #undone)
+    assert.is_true(undone[1] > undone[2], "newest first")
+    assert.are.equal(original, fx.tree_digest(store))
+
+    code, _, err = fx.run("undo", store, "--id", "000009-nope")
+    assert.are.equal(0, code) -- nothing to undo: no journal at all
+    assert.are.equal(0, (fx.run("prepare", store)))
+    code, _, err = fx.run("undo", store, "--id", "000009-nope")
+    assert.are.equal(1, code)
+    assert.matches("no journal 000009-nope", err, 1, true)
+  end)
+
+  it("undoes a copy of a prepared store at its new place", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    local copy = fx.tmpdir()
+    finally(function() fx.cleanup(store); fx.cleanup(copy) end)
+    local original = fx.tree_digest(store)
+    assert.are.equal(0, (fx.run("prepare", store)))
+    fx.sh(("cp -a %s/. %s/"):format(fx.quote(store), fx.quote(copy)))
+    local code, _, err = fx.run("undo", copy)
+    assert.are.equal(0, code, err)
+    assert.are.equal(original, fx.tree_digest(copy))
+    -- the original stays prepared: undo touched only the copy
+    assert.is_not_nil(jsr.lstat(store .. "/.js-recover"))
+  end)
+
+  it("refuses to bring back trees deleted with --purge, unless told, and then restores the rest", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    local expect = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store); fx.cleanup(expect) end)
+    local code, _, err = fx.run("prepare", store, "--purge")
+    assert.are.equal(0, code, err)
+    assert.are.same({}, ls(fx.quote(store) .. "/.js-recover/removed/*/*"))
+    assert.are.equal("purged", jsr.journal(store)[1].state)
+    local before = fx.tree_digest(store)
+    code, _, err = fx.run("undo", store)
+    assert.are.equal(1, code)
+    assert.matches("jetstream/$SYS: cannot be restored", err, 1, true)
+    assert.matches("--ignore-purged", err, 1, true)
+    assert.matches("nothing was changed", err, 1, true)
+    assert.are.equal(before, fx.tree_digest(store))
+    code, _, err = fx.run("undo", store, "--ignore-purged")
+    assert.are.equal(0, code, err)
+    fx.sh("rm -rf " .. fx.quote(expect .. "/jetstream/$SYS"))
+    assert.are.equal(fx.tree_digest(expect), fx.tree_digest(store))
+  end)
+
+  it("refuses a journal that points outside its places, through a link or with '..', changing nothing", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    local outside = fx.tmpdir()
+    finally(function() fx.cleanup(store); fx.cleanup(outside) end)
+    assert.are.equal(0, (fx.run("prepare", store)))
+    local id = journal_ids(store)[1]
+    local jfile = store .. "/.js-recover/journal/" .. id .. ".json"
+    local good = fx.read(jfile)
+    fx.write(outside .. "/victim", "keep me")
+    local edits = {
+      { '"path":"recovery.conf"', '"path":"../../' .. outside:sub(2) .. '/victim"', "outside the store's data" },
+      { '"path":"recovery.conf"', '"path":"' .. outside .. '/victim"', "outside the store's data" },
+      { '"path":"recovery.conf"', '"path":".js-recover/journal/x"', "outside the store's data" },
+      { '"tmp":"recovery.conf.jsr-tmp"', '"tmp":"jetstream/x.jsr-tmp"', '"tmp" is not' },
+      { '"backup":".js-recover/backup/' .. id .. '/0"', '"backup":"jetstream/$G/streams/ORDERS/meta.inf"',
+        "a backup outside" },
+      { '"to":".js-recover/removed/' .. id .. '/10-$SYS"', '"to":"jetstream/$G"', "is not in .js-recover/removed" },
+      { '"op":"move"', '"op":"explode"', "unknown operation" },
+      { '"ops":[', '"ops":[[', "operation object" },
+    }
+    local digest = fx.tree_digest(store)
+    for _, e in ipairs(edits) do
+      local s, n = good:gsub(e[1]:gsub("%p", "%%%0"), (e[2]:gsub("%%", "%%%%")), 1)
+      assert.are.equal(1, n, e[1])
+      fx.write(jfile, s)
+      local code, _, err = fx.run("undo", store)
+      assert.are.equal(1, code, e[2])
+      assert.matches(jfile, err, 1, true)
+      assert.matches(e[3], err, 1, true)
+    end
+    fx.write(jfile, good)
+    assert.are.equal(digest, fx.tree_digest(store))
+
+    -- a backup folder replaced by a link to files elsewhere is not followed
+    local bdir = store .. "/.js-recover/backup/" .. id
+    fx.sh(("mv %s %s/b && ln -s %s/b %s"):format(fx.quote(bdir), fx.quote(outside),
+      fx.quote(outside), fx.quote(bdir)))
+    local code, _, err = fx.run("undo", store)
+    assert.are.equal(1, code)
+    assert.matches(bdir .. ": is a symlink", err, 1, true)
+    assert.are.equal("keep me", fx.read(outside .. "/victim"))
+    assert.is_not_nil(jsr.lstat(outside .. "/b/0"))
+    fx.sh(("rm %s && mv %s/b %s"):format(fx.quote(bdir), fx.quote(outside), fx.quote(bdir)))
+    assert.are.equal(digest, fx.tree_digest(store))
+    assert.are.equal(0, (fx.run("undo", store)))
+  end)
+
+  it("is refused while another js-recover holds the store's lock", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    local original = fx.tree_digest(store)
+    local lock = assert(jsr.lock(store))
+    local again, lerr = jsr.lock(store .. "/jetstream")
+    assert.is_nil(again)
+    assert.matches("another js-recover is working on this store", lerr, 1, true)
+    local code, _, err = fx.run("prepare", store)
+    assert.are.equal(1, code)
+    assert.matches("another js-recover is working on this store", err, 1, true)
+    assert.are.equal(original, fx.tree_digest(store))
+    lock:unlock()
+    assert.are.equal(0, (fx.run("prepare", store)))
+    lock = assert(jsr.lock(store))
+    code, _, err = fx.run("undo", store)
+    assert.are.equal(1, code)
+    assert.matches("another js-recover", err, 1, true)
+    lock:unlock()
+    assert.are.equal(0, (fx.run("undo", store)))
+    assert.are.equal(original, fx.tree_digest(store))
+  end)
+
+  it("is refused by prepare until an interrupted run is undone", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    local original = fx.tree_digest(store)
+    -- cut off between the renames: half the files are new
+    local code = fx.run_with({ env = { JSR_CRASH_AT = "65" } }, "prepare", store)
+    assert.are.equal(99, code)
+    assert.are.equal("uncommitted", jsr.journal(store)[1].state)
+    local out, err
+    code, out, err = fx.run("prepare", store)
+    assert.are.equal(1, code, out)
+    assert.matches("a run was cut off", err, 1, true)
+    assert.matches("js-recover undo " .. store, err, 1, true)
+    code, out, err = fx.run("prepare", store, "--dry-run")
+    assert.are.equal(1, code)
+    code, out, err = fx.run("undo", store)
+    assert.are.equal(0, code, err)
+    assert.are.equal(original, fx.tree_digest(store))
+    assert.are.equal(0, (fx.run("prepare", store)))
+  end)
+
+  it("removes the empty folders of a run cut off while creating them", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    local original = fx.tree_digest(store)
+    -- step 2 is the mkdir of .js-recover/journal: .js-recover/ exists, empty
+    assert.are.equal(99, (fx.run_with({ env = { JSR_CRASH_AT = "2" } }, "prepare", store)))
+    assert.are.equal("directory", jsr.lstat(store .. "/.js-recover"))
+    local code, out = fx.run("undo", store)
+    assert.are.equal(0, code)
+    assert.matches("nothing to undo", out, 1, true)
+    assert.are.equal(original, fx.tree_digest(store))
+  end)
+
+  it("rolls a failed commit back by itself, leaving nothing behind", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    jsr.open(store)
+    local original = fx.tree_digest(store)
+    local c = assert(jsr.changes())
+    assert(c:write_file(store .. "/a-new-file", "x"))
+    assert(c:write_file(store .. "/jetstream/$G/streams/ORDERS/meta.sum", "0000000000000000"))
+    -- a directory where the second temp file must go: writing it fails
+    -- after the journal and the first temp file exist
+    fx.sh("mkdir " .. fx.quote(store .. "/jetstream/$G/streams/ORDERS/meta.sum.jsr-tmp"))
+    local digest = fx.tree_digest(store)
+    local id, err = c:commit()
+    c:close()
+    assert.is_nil(id)
+    assert.matches("meta.sum.jsr-tmp", err, 1, true)
+    assert.matches("rolled back: nothing was changed", err, 1, true)
+    assert.are.equal(digest, fx.tree_digest(store))
+    fx.sh("rmdir " .. fx.quote(store .. "/jetstream/$G/streams/ORDERS/meta.sum.jsr-tmp"))
+    assert.are.equal(original, fx.tree_digest(store))
+  end)
+
+  teardown(function() os.remove(KEY_FILE) end)
+end)

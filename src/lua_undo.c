@@ -1,0 +1,192 @@
+/* jsr.undo, jsr.journal, jsr.journal_finish, jsr.open_by, jsr.lock: the
+ * Lua side of undo.h and guard.h, with the conventions of lua_jsr.c (a
+ * wrong argument raises; a problem with the store returns nil, message). */
+#define _GNU_SOURCE
+#include "jsr/lua_undo.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "jsr/fsops.h"
+#include "jsr/guard.h"
+#include "jsr/undo.h"
+#include "jsr/walk.h"
+
+#define MT_LOCK "jsr.lock"
+
+static int fail(lua_State *L, const char *msg)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+/* The store_dir of a user's <store> argument, or raises nothing and
+ * returns 0 with err set. */
+static int store_of(lua_State *L, int arg, char *store, char *err)
+{
+    char js[PATH_MAX];
+    return jsr_find_store(luaL_checkstring(L, arg), store, js, PATH_MAX, err, JSR_ERRLEN);
+}
+
+static void undone(const char *id, size_t ops, void *ud)
+{
+    lua_State *L = ud;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, (lua_Integer)ops);
+    lua_setfield(L, -2, "ops");
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* undo(store [, {id=, ignore_purged=}]) -> {{id=, ops=}, ...} newest first
+ *   | nil, message, changed */
+static int l_undo(lua_State *L)
+{
+    char store[PATH_MAX], err[JSR_ERRLEN];
+    const char *id = NULL;
+    int flags = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        if (lua_getfield(L, 2, "id") != LUA_TNIL)
+            id = luaL_checkstring(L, -1); /* stays on the stack while used */
+        if (lua_getfield(L, 2, "ignore_purged") != LUA_TNIL && lua_toboolean(L, -1))
+            flags |= JSR_UNDO_IGNORE_PURGED;
+        lua_pop(L, 1);
+    }
+    if (!store_of(L, 1, store, err))
+        return fail(L, err);
+    lua_newtable(L);
+    int changed = 0;
+    if (!jsr_undo(store, id, flags, undone, L, &changed, err, sizeof err)) {
+        fail(L, err);
+        lua_pushboolean(L, changed);
+        return 3;
+    }
+    return 1;
+}
+
+/* journal(store) -> {{id=, state=, ops=, error=}, ...} oldest first */
+static int l_journal(lua_State *L)
+{
+    char store[PATH_MAX], err[JSR_ERRLEN];
+    if (!store_of(L, 1, store, err))
+        return fail(L, err);
+    jsr_journal_info *list;
+    size_t n;
+    if (!jsr_journal_list(store, &list, &n, err, sizeof err))
+        return fail(L, err);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, list[i].id);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, jsr_jstate_name(list[i].state));
+        lua_setfield(L, -2, "state");
+        lua_pushinteger(L, (lua_Integer)list[i].ops);
+        lua_setfield(L, -2, "ops");
+        if (list[i].error) {
+            lua_pushstring(L, list[i].error);
+            lua_setfield(L, -2, "error");
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    jsr_journal_list_free(list, n);
+    return 1;
+}
+
+/* journal_finish(store) -> number of journals whose purge was finished */
+static int l_journal_finish(lua_State *L)
+{
+    char store[PATH_MAX], err[JSR_ERRLEN];
+    size_t purged;
+    if (!store_of(L, 1, store, err) || !jsr_journal_finish(store, &purged, err, sizeof err))
+        return fail(L, err);
+    lua_pushinteger(L, (lua_Integer)purged);
+    return 1;
+}
+
+/* open_by(path) -> {{pid=, command=, file=, how=}, ...}, unreadable */
+static int l_open_by(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char err[JSR_ERRLEN];
+    jsr_opener *list;
+    size_t n, unreadable;
+    if (!jsr_open_by(path, &list, &n, &unreadable, err, sizeof err))
+        return fail(L, err);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 4);
+        lua_pushinteger(L, (lua_Integer)list[i].pid);
+        lua_setfield(L, -2, "pid");
+        lua_pushstring(L, list[i].command);
+        lua_setfield(L, -2, "command");
+        lua_pushstring(L, list[i].file);
+        lua_setfield(L, -2, "file");
+        lua_pushstring(L, list[i].how);
+        lua_setfield(L, -2, "how");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    jsr_open_by_free(list, n);
+    lua_pushinteger(L, (lua_Integer)unreadable);
+    return 2;
+}
+
+typedef struct {
+    int fd;
+} lock_ud;
+
+/* lock(store) -> lock | nil, message; lock:unlock(), or let it close
+ * (a to-be-closed variable, or garbage collection) */
+static int l_lock(lua_State *L)
+{
+    char store[PATH_MAX], err[JSR_ERRLEN];
+    if (!store_of(L, 1, store, err))
+        return fail(L, err);
+    lock_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->fd = -1;
+    luaL_setmetatable(L, MT_LOCK);
+    if ((u->fd = jsr_lock_store(store, err, sizeof err)) < 0)
+        return fail(L, err);
+    return 1;
+}
+
+static int lock_unlock(lua_State *L)
+{
+    lock_ud *u = luaL_checkudata(L, 1, MT_LOCK);
+    if (u->fd >= 0) {
+        /* closing the only descriptor releases the flock; nothing to check */
+        close(u->fd);
+        u->fd = -1;
+    }
+    return 0;
+}
+
+static const luaL_Reg funcs[] = {
+    {"undo", l_undo},
+    {"journal", l_journal},
+    {"journal_finish", l_journal_finish},
+    {"open_by", l_open_by},
+    {"lock", l_lock},
+    {NULL, NULL},
+};
+
+void jsr_undo_register(lua_State *L)
+{
+    if (luaL_newmetatable(L, MT_LOCK)) {
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, lock_unlock);
+        lua_setfield(L, -2, "unlock");
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, lock_unlock);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, lock_unlock);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    luaL_setfuncs(L, funcs, 0);
+}

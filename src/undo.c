@@ -1,0 +1,1004 @@
+/* Undo from the journal (see undo.h for the states and the steps). */
+#define _GNU_SOURCE
+#include "jsr/undo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsr/fsops.h"
+
+#define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
+/* a journal names every change of one commit: 10,000 streams are a few MB */
+#define JOURNAL_MAX (256u << 20)
+
+enum { U_REPLACE, U_MOVE, U_RENAME };
+
+typedef struct {
+    int kind;
+    char *path, *tmp, *backup, *to; /* absolute, checked */
+    int purge;
+} uop;
+
+typedef struct {
+    char id[128];
+    unsigned long seq;
+    int json, jtmp, committed, purging, undoing;
+    uop *ops;
+    size_t n;
+} journal;
+
+const char *jsr_jstate_name(jsr_jstate s)
+{
+    switch (s) {
+    case JSR_J_INCOMPLETE: return "incomplete";
+    case JSR_J_UNCOMMITTED: return "uncommitted";
+    case JSR_J_COMMITTED: return "committed";
+    case JSR_J_PURGE_PENDING: return "purge-pending";
+    case JSR_J_PURGED: return "purged";
+    case JSR_J_UNDOING: return "undoing";
+    default: return "unreadable";
+    }
+}
+
+static int lexists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+static void free_journal(journal *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        free(j->ops[i].path);
+        free(j->ops[i].tmp);
+        free(j->ops[i].backup);
+        free(j->ops[i].to);
+    }
+    free(j->ops);
+    j->ops = NULL;
+    j->n = 0;
+}
+
+/* ------------------------------------------------------- journal JSON */
+
+/* Our own journal format (changes.c writes it): an object with "ops", an
+ * array of objects whose values are strings, null or booleans.  Strict and
+ * bounded; other keys are skipped so later versions can add some. */
+typedef struct {
+    const char *p, *end;
+    const char *why;
+} jp;
+
+static void ws(jp *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r'))
+        j->p++;
+}
+
+static int eat(jp *j, char c)
+{
+    ws(j);
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return 1;
+    }
+    return 0;
+}
+
+static int lit(jp *j, const char *w)
+{
+    ws(j);
+    size_t n = strlen(w);
+    if ((size_t)(j->end - j->p) >= n && !memcmp(j->p, w, n)) {
+        j->p += n;
+        return 1;
+    }
+    return 0;
+}
+
+static int hex4(const char *p, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16;
+        if (d == 16)
+            return 0;
+        *v = *v * 16 + d;
+    }
+    return 1;
+}
+
+/* Parses a string into a malloc'd, NUL-terminated copy (NUL bytes refused:
+ * they cannot be in a path). */
+static char *jstring(jp *j)
+{
+    ws(j);
+    if (j->p >= j->end || *j->p != '"') {
+        j->why = "a string was expected";
+        return NULL;
+    }
+    j->p++;
+    size_t cap = 64, n = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        j->why = "out of memory";
+        return NULL;
+    }
+    while (j->p < j->end && *j->p != '"') {
+        if (n + 5 >= cap) {
+            char *o = realloc(out, cap *= 2);
+            if (!o) {
+                free(out);
+                j->why = "out of memory";
+                return NULL;
+            }
+            out = o;
+        }
+        unsigned char c = (unsigned char)*j->p++;
+        if (c < 0x20)
+            goto bad;
+        if (c != '\\') {
+            out[n++] = (char)c;
+            continue;
+        }
+        if (j->p >= j->end)
+            goto bad;
+        c = (unsigned char)*j->p++;
+        switch (c) {
+        case '"': case '\\': case '/': out[n++] = (char)c; break;
+        case 'b': out[n++] = '\b'; break;
+        case 'f': out[n++] = '\f'; break;
+        case 'n': out[n++] = '\n'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'u': {
+            unsigned v;
+            if (j->end - j->p < 4 || !hex4(j->p, &v) || v == 0 || (v >= 0xd800 && v < 0xe000))
+                goto bad; /* changes.c writes \u only for control bytes */
+            j->p += 4;
+            if (v < 0x80) {
+                out[n++] = (char)v;
+            } else if (v < 0x800) {
+                out[n++] = (char)(0xc0 | (v >> 6));
+                out[n++] = (char)(0x80 | (v & 0x3f));
+            } else {
+                out[n++] = (char)(0xe0 | (v >> 12));
+                out[n++] = (char)(0x80 | ((v >> 6) & 0x3f));
+                out[n++] = (char)(0x80 | (v & 0x3f));
+            }
+            break;
+        }
+        default: goto bad;
+        }
+    }
+    if (j->p >= j->end)
+        goto bad;
+    j->p++;
+    out[n] = 0;
+    return out;
+bad:
+    free(out);
+    j->why = "invalid string";
+    return NULL;
+}
+
+static int jskip(jp *j, int depth)
+{
+    if (depth > 32) {
+        j->why = "nested too deeply";
+        return 0;
+    }
+    ws(j);
+    if (j->p >= j->end) {
+        j->why = "unexpected end";
+        return 0;
+    }
+    if (*j->p == '"') {
+        char *s = jstring(j);
+        free(s);
+        return s != NULL;
+    }
+    if (lit(j, "true") || lit(j, "false") || lit(j, "null"))
+        return 1;
+    if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
+        while (j->p < j->end && strchr("+-.eE0123456789", *j->p))
+            j->p++;
+        return 1;
+    }
+    char open = *j->p, close = open == '{' ? '}' : ']';
+    if (open != '{' && open != '[') {
+        j->why = "unexpected character";
+        return 0;
+    }
+    j->p++;
+    if (eat(j, close))
+        return 1;
+    do {
+        if (open == '{') {
+            char *k = jstring(j);
+            if (!k)
+                return 0;
+            free(k);
+            if (!eat(j, ':')) {
+                j->why = "':' expected";
+                return 0;
+            }
+        }
+        if (!jskip(j, depth + 1))
+            return 0;
+    } while (eat(j, ','));
+    if (!eat(j, close)) {
+        j->why = "',' or a closing bracket expected";
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    char *op, *path, *tmp, *backup, *to;
+    int purge, has_backup;
+} rawop;
+
+static void free_raw(rawop *r)
+{
+    free(r->op);
+    free(r->path);
+    free(r->tmp);
+    free(r->backup);
+    free(r->to);
+    memset(r, 0, sizeof *r);
+}
+
+static int parse_op(jp *j, rawop *r)
+{
+    if (!eat(j, '{')) {
+        j->why = "an operation object was expected";
+        return 0;
+    }
+    if (eat(j, '}'))
+        return 1;
+    do {
+        char *k = jstring(j);
+        if (!k)
+            return 0;
+        int ok = eat(j, ':');
+        char **slot = !strcmp(k, "op")     ? &r->op
+                      : !strcmp(k, "path") ? &r->path
+                      : !strcmp(k, "tmp")  ? &r->tmp
+                      : !strcmp(k, "to")   ? &r->to
+                                           : NULL;
+        if (!ok) {
+            j->why = "':' expected";
+        } else if (slot) {
+            free(*slot);
+            ok = (*slot = jstring(j)) != NULL;
+        } else if (!strcmp(k, "backup")) {
+            r->has_backup = 1;
+            free(r->backup);
+            r->backup = NULL;
+            ok = lit(j, "null") || (r->backup = jstring(j)) != NULL;
+        } else if (!strcmp(k, "purge")) {
+            r->purge = lit(j, "true");
+            ok = r->purge || lit(j, "false");
+            if (!ok)
+                j->why = "purge must be true or false";
+        } else {
+            ok = jskip(j, 1);
+        }
+        free(k);
+        if (!ok)
+            return 0;
+    } while (eat(j, ','));
+    if (!eat(j, '}')) {
+        j->why = "',' or '}' expected";
+        return 0;
+    }
+    return 1;
+}
+
+/* A journal path: relative, clean, no "..", no empty or "." component. */
+static int rel_ok(const char *r)
+{
+    if (!r || !*r || *r == '/')
+        return 0;
+    for (const char *p = r; *p;) {
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        size_t n = (size_t)(p - s);
+        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return 0;
+        if (*p == '/') {
+            p++;
+            if (!*p)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static int under(const char *r, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return !strncmp(r, prefix, n) && (r[n] == '/' || r[n] == 0);
+}
+
+static char *absolute(const char *store, const char *r)
+{
+    size_t a = strlen(store), b = strlen(r);
+    if (a + 1 + b >= PATH_MAX)
+        return NULL;
+    char *out = malloc(a + b + 2);
+    if (out) {
+        memcpy(out, store, a);
+        out[a] = '/';
+        memcpy(out + a + 1, r, b + 1);
+    }
+    return out;
+}
+
+/* Checks one operation as read from the journal of id: the paths must be
+ * where commit puts them, so a damaged or edited journal cannot make undo
+ * move anything else. */
+static const char *check_op(const char *id, const rawop *r, int *kind)
+{
+    char want[PATH_MAX];
+    if (!r->op || !r->path)
+        return "an operation without \"op\" or \"path\"";
+    if (!rel_ok(r->path) || under(r->path, JSR_STATE_DIR))
+        return "a path outside the store's data (absolute, \"..\", or in .js-recover/)";
+    if (!strcmp(r->op, "replace")) {
+        *kind = U_REPLACE;
+        if (!r->tmp || snprintf(want, sizeof want, "%s" JSR_TMP_SUFFIX, r->path) >=
+                           (int)sizeof want || strcmp(r->tmp, want) != 0)
+            return "a replace whose \"tmp\" is not <path>" JSR_TMP_SUFFIX;
+        if (!r->has_backup)
+            return "a replace without \"backup\"";
+        if (r->backup) {
+            int n = snprintf(want, sizeof want, JSR_BACKUP_DIR "/%s/", id);
+            if (n >= (int)sizeof want || strncmp(r->backup, want, (size_t)n) != 0 ||
+                !r->backup[n] || strspn(r->backup + n, "0123456789") != strlen(r->backup + n))
+                return "a backup outside " JSR_BACKUP_DIR "/<journal id>/";
+        }
+        return NULL;
+    }
+    if (!strcmp(r->op, "move")) {
+        *kind = U_MOVE;
+        int n = snprintf(want, sizeof want, JSR_REMOVED_DIR "/%s/", id);
+        if (!r->to || n >= (int)sizeof want || strncmp(r->to, want, (size_t)n) != 0 ||
+            !rel_ok(r->to) || strchr(r->to + n, '/'))
+            return "a move whose \"to\" is not in " JSR_REMOVED_DIR "/<journal id>/";
+        return NULL;
+    }
+    if (!strcmp(r->op, "rename")) {
+        *kind = U_RENAME;
+        if (!r->to || !rel_ok(r->to) || under(r->to, JSR_STATE_DIR))
+            return "a rename whose \"to\" is outside the store's data";
+        return NULL;
+    }
+    return "an unknown operation";
+}
+
+static int load_journal(const char *store, journal *jr, char *err, size_t errlen)
+{
+    char file[PATH_MAX];
+    if (snprintf(file, sizeof file, "%s/" JSR_JOURNAL_DIR "/%s.json", store, jr->id) >=
+        (int)sizeof file)
+        return ERR("%s: path too long", store);
+    char *text;
+    size_t len;
+    if (!jsr_read_file(file, JOURNAL_MAX, &text, &len, err, errlen))
+        return 0;
+    jp j = {text, text + len, NULL};
+    size_t cap = 0;
+    int ok = eat(&j, '{');
+    if (!ok)
+        j.why = "not a JSON object";
+    if (ok && !eat(&j, '}')) {
+        do {
+            char *k = jstring(&j);
+            if (!k || !eat(&j, ':')) {
+                if (k)
+                    j.why = "':' expected";
+                free(k);
+                ok = 0;
+                break;
+            }
+            int is_ops = !strcmp(k, "ops");
+            free(k);
+            if (!is_ops) {
+                if (!(ok = jskip(&j, 1)))
+                    break;
+                continue;
+            }
+            if (!eat(&j, '[')) {
+                j.why = "\"ops\" is not an array";
+                ok = 0;
+                break;
+            }
+            if (eat(&j, ']'))
+                continue;
+            do {
+                rawop r = {0};
+                if (!parse_op(&j, &r)) {
+                    free_raw(&r);
+                    ok = 0;
+                    break;
+                }
+                int kind = 0;
+                const char *bad = check_op(jr->id, &r, &kind);
+                if (bad) {
+                    ERR("%s: operation %zu: %s; undo refuses this journal", file, jr->n + 1,
+                        bad);
+                    free_raw(&r);
+                    free(text);
+                    return 0;
+                }
+                if (jr->n == cap) {
+                    uop *o = realloc(jr->ops, (cap = cap ? cap * 2 : 32) * sizeof *o);
+                    if (!o) {
+                        free_raw(&r);
+                        j.why = "out of memory";
+                        ok = 0;
+                        break;
+                    }
+                    jr->ops = o;
+                }
+                uop *o = &jr->ops[jr->n++];
+                memset(o, 0, sizeof *o);
+                o->kind = kind;
+                o->purge = r.purge;
+                o->path = absolute(store, r.path);
+                o->tmp = r.tmp ? absolute(store, r.tmp) : NULL;
+                o->backup = r.backup ? absolute(store, r.backup) : NULL;
+                o->to = r.to ? absolute(store, r.to) : NULL;
+                int oom = !o->path || (r.tmp && !o->tmp) || (r.backup && !o->backup) ||
+                          (r.to && !o->to);
+                free_raw(&r);
+                if (oom) {
+                    j.why = "a path too long, or out of memory";
+                    ok = 0;
+                    break;
+                }
+            } while (eat(&j, ','));
+            if (ok && !eat(&j, ']')) {
+                j.why = "',' or ']' expected in \"ops\"";
+                ok = 0;
+            }
+        } while (ok && eat(&j, ','));
+        if (ok && !eat(&j, '}')) {
+            j.why = "',' or '}' expected";
+            ok = 0;
+        }
+    }
+    if (ok) {
+        ws(&j);
+        if (j.p != j.end) {
+            j.why = "data after the journal";
+            ok = 0;
+        }
+    }
+    if (!ok)
+        ERR("%s: not a readable journal (%s at byte %ld)", file, j.why ? j.why : "invalid",
+            (long)(j.p - text));
+    free(text);
+    return ok;
+}
+
+/* ------------------------------------------------------- listing */
+
+static int by_seq(const void *a, const void *b)
+{
+    const journal *x = a, *y = b;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* No symlink may lie on the way from the store to p; components that do
+ * not exist (yet, or any more) end the check. */
+static int no_links(const char *store, const char *p, char *err, size_t errlen)
+{
+    char cur[PATH_MAX];
+    size_t sl = strlen(store), pl = strlen(p);
+    if (pl >= sizeof cur || strncmp(p, store, sl) != 0 || p[sl] != '/')
+        return ERR("%s: outside the store %s (refused)", p, store);
+    memcpy(cur, p, pl + 1);
+    for (size_t i = sl + 1; i <= pl; i++) {
+        if (p[i] != '/' && p[i] != 0)
+            continue;
+        cur[i] = 0;
+        struct stat st;
+        if (lstat(cur, &st) != 0) {
+            if (errno == ENOENT)
+                return 1;
+            return ERR("%s: cannot stat: %s", cur, strerror(errno));
+        }
+        if (S_ISLNK(st.st_mode))
+            return ERR("%s: is a symlink; js-recover never follows links in a store", cur);
+        if (p[i] == '/' && !S_ISDIR(st.st_mode))
+            return ERR("%s: is not a directory", cur);
+        cur[i] = '/';
+    }
+    return 1;
+}
+
+static const char *const suffixes[] = {".json", ".json.tmp", ".committed", ".purging", ".undoing"};
+
+/* Reads journal/ into jl (sorted oldest first).  Files that are not ours
+ * are left alone (and keep journal/ from being removed). */
+static int scan(const char *store, journal **jl, size_t *n, char *err, size_t errlen)
+{
+    *jl = NULL;
+    *n = 0;
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s/" JSR_JOURNAL_DIR, store) >= (int)sizeof dir)
+        return ERR("%s: path too long", store);
+    /* .js-recover/ itself a link would send us elsewhere */
+    if (!no_links(store, dir, err, errlen))
+        return 0;
+    struct stat st;
+    if (lstat(dir, &st) != 0) {
+        if (errno == ENOENT)
+            return 1;
+        return ERR("%s: cannot stat: %s", dir, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        return ERR("%s: %s; js-recover keeps its journal there and never follows links", dir,
+                   S_ISLNK(st.st_mode) ? "is a symlink" : "is not a directory");
+    DIR *d = opendir(dir);
+    if (!d)
+        return ERR("%s: cannot read: %s", dir, strerror(errno));
+    size_t cap = 0;
+    struct dirent *de;
+    int ok = 1;
+    while (ok && (errno = 0, de = readdir(d))) {
+        const char *name = de->d_name;
+        size_t nl = strlen(name), si;
+        for (si = 0; si < sizeof suffixes / sizeof *suffixes; si++) {
+            size_t sl = strlen(suffixes[si]);
+            if (nl > sl && !strcmp(name + nl - sl, suffixes[si]))
+                break;
+        }
+        if (si == sizeof suffixes / sizeof *suffixes || name[0] == '.')
+            continue;
+        size_t il = nl - strlen(suffixes[si]);
+        if (il >= sizeof((journal *)0)->id)
+            continue;
+        size_t k;
+        for (k = 0; k < *n; k++)
+            if (strlen((*jl)[k].id) == il && !strncmp((*jl)[k].id, name, il))
+                break;
+        if (k == *n) {
+            if (*n == cap) {
+                journal *p = realloc(*jl, (cap = cap ? cap * 2 : 16) * sizeof *p);
+                if (!p) {
+                    ok = ERR("out of memory");
+                    break;
+                }
+                *jl = p;
+            }
+            journal *j = &(*jl)[(*n)++];
+            memset(j, 0, sizeof *j);
+            memcpy(j->id, name, il);
+            j->id[il] = 0;
+            char *end;
+            j->seq = strtoul(j->id, &end, 10);
+            if (end == j->id || *end != '-')
+                j->seq = 0;
+        }
+        journal *j = &(*jl)[k];
+        switch (si) {
+        case 0: j->json = 1; break;
+        case 1: j->jtmp = 1; break;
+        case 2: j->committed = 1; break;
+        case 3: j->purging = 1; break;
+        default: j->undoing = 1; break;
+        }
+    }
+    if (ok && errno)
+        ok = ERR("%s: cannot read: %s", dir, strerror(errno));
+    closedir(d);
+    if (ok && *n)
+        qsort(*jl, *n, sizeof **jl, by_seq);
+    return ok;
+}
+
+static void free_all(journal *jl, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free_journal(&jl[i]);
+    free(jl);
+}
+
+static jsr_jstate state_of(const journal *j)
+{
+    if (j->undoing)
+        return JSR_J_UNDOING;
+    if (!j->json)
+        return JSR_J_INCOMPLETE;
+    if (!j->committed)
+        return JSR_J_UNCOMMITTED;
+    if (j->purging)
+        return JSR_J_PURGED;
+    for (size_t i = 0; i < j->n; i++)
+        if (j->ops[i].kind == U_MOVE && j->ops[i].purge && lexists(j->ops[i].to))
+            return JSR_J_PURGE_PENDING;
+    return JSR_J_COMMITTED;
+}
+
+int jsr_journal_list(const char *store_dir, jsr_journal_info **list, size_t *n, char *err,
+                     size_t errlen)
+{
+    journal *jl;
+    size_t jn;
+    *list = NULL;
+    *n = 0;
+    if (!scan(store_dir, &jl, &jn, err, errlen))
+        return 0;
+    if (!jn)
+        return 1;
+    jsr_journal_info *out = calloc(jn, sizeof *out);
+    if (!out) {
+        free_all(jl, jn);
+        return ERR("out of memory");
+    }
+    for (size_t i = 0; i < jn; i++) {
+        journal *j = &jl[i];
+        snprintf(out[i].id, sizeof out[i].id, "%s", j->id);
+        char lerr[JSR_ERRLEN];
+        if (j->json && !load_journal(store_dir, j, lerr, sizeof lerr)) {
+            out[i].state = JSR_J_UNREADABLE;
+            out[i].error = strdup(lerr);
+        } else {
+            out[i].state = state_of(j);
+            out[i].ops = j->n;
+        }
+    }
+    free_all(jl, jn);
+    *list = out;
+    *n = jn;
+    return 1;
+}
+
+void jsr_journal_list_free(jsr_journal_info *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        free(list[i].error);
+    free(list);
+}
+
+/* ------------------------------------------------------- undo */
+
+static int parent_dir(const char *p, char *out, size_t outlen)
+{
+    const char *s = strrchr(p, '/');
+    if (!s || (size_t)(s - p) >= outlen)
+        return 0;
+    memcpy(out, p, (size_t)(s - p));
+    out[s - p] = 0;
+    return 1;
+}
+
+static int writable(const char *dir, const char *target, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(dir, &st) != 0)
+        return 1; /* missing: nothing will be renamed there */
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
+        return ERR("%s: not writable (%s), and undo must restore %s there; nothing was "
+                   "changed", dir, strerror(errno), target);
+    return 1;
+}
+
+/* Everything undo will do to journal j must be allowed, before it starts. */
+static int precheck(const char *store, const journal *j, int flags, char *err, size_t errlen)
+{
+    char dir[PATH_MAX], other[PATH_MAX];
+    for (size_t i = 0; i < j->n; i++) {
+        const uop *o = &j->ops[i];
+        const char *paths[] = {o->path, o->tmp, o->backup, o->to};
+        for (size_t k = 0; k < 4; k++)
+            if (paths[k] && !no_links(store, paths[k], err, errlen))
+                return 0;
+        if (!parent_dir(o->path, dir, sizeof dir) || !writable(dir, o->path, err, errlen))
+            return 0;
+        if (o->backup && lexists(o->backup) &&
+            (!parent_dir(o->backup, other, sizeof other) ||
+             !writable(other, o->path, err, errlen)))
+            return 0;
+        if (o->to) {
+            if (!parent_dir(o->to, other, sizeof other) || !writable(other, o->path, err, errlen))
+                return 0;
+            struct stat st;
+            if (lstat(o->to, &st) == 0 && S_ISDIR(st.st_mode) && strcmp(dir, other) != 0 &&
+                !writable(o->to, o->path, err, errlen))
+                return 0;
+        }
+        if (o->kind == U_MOVE && o->purge && j->purging && !lexists(o->path) &&
+            !(flags & JSR_UNDO_IGNORE_PURGED))
+            return ERR("%s: cannot be restored: it was deleted (--purge) after journal %s "
+                       "committed; run undo with --ignore-purged to restore everything else; "
+                       "nothing was changed", o->path, j->id);
+    }
+    return 1;
+}
+
+static int do_unlink(const char *p, char *err, size_t errlen)
+{
+    jsr_step("unlink", p);
+    if (unlink(p) != 0 && errno != ENOENT)
+        return ERR("%s: cannot remove: %s", p, strerror(errno));
+    return 1;
+}
+
+static int do_rename(const char *from, const char *to, char *err, size_t errlen)
+{
+    jsr_step("rename", from);
+    if (rename(from, to) != 0)
+        return ERR("%s: cannot rename back to %s: %s", from, to, strerror(errno));
+    return 1;
+}
+
+static int do_rmdir(const char *p, int must_be_empty, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(p, &st) != 0)
+        return 1;
+    if (!S_ISDIR(st.st_mode))
+        return must_be_empty ? ERR("%s: not a directory; left alone", p) : 1;
+    jsr_step("rmdir", p);
+    if (rmdir(p) == 0)
+        return 1;
+    if (!must_be_empty && (errno == ENOTEMPTY || errno == EEXIST))
+        return 1;
+    return ERR("%s: cannot remove: %s", p, strerror(errno));
+}
+
+static int undo_op(const journal *j, const uop *o, char *err, size_t errlen)
+{
+    struct stat sp, sb;
+    int have_path = lstat(o->path, &sp) == 0;
+    if (o->kind == U_REPLACE) {
+        /* a temp file still there: the rename over the target never came
+         * (anything but a regular file there is not ours) */
+        struct stat st;
+        if (lstat(o->tmp, &st) == 0 && S_ISREG(st.st_mode) && !do_unlink(o->tmp, err, errlen))
+            return 0;
+        if (o->backup) {
+            if (lstat(o->backup, &sb) != 0)
+                return 1; /* never linked (nothing replaced), or already back */
+            if (have_path && sp.st_dev == sb.st_dev && sp.st_ino == sb.st_ino)
+                return do_unlink(o->backup, err, errlen); /* never replaced */
+            return do_rename(o->backup, o->path, err, errlen);
+        }
+        if (!have_path)
+            return 1;
+        if (!S_ISREG(sp.st_mode))
+            return ERR("%s: journal %s created this file, but it is now not a regular file; "
+                       "left alone", o->path, j->id);
+        return do_unlink(o->path, err, errlen);
+    }
+    int have_to = lexists(o->to);
+    if (o->kind == U_MOVE && o->purge && j->purging)
+        return 1; /* gone, or partly: never restore half a tree (precheck allowed it) */
+    if (have_to && !have_path)
+        return do_rename(o->to, o->path, err, errlen);
+    if (have_to && have_path)
+        return ERR("%s and %s both exist: cannot tell which one journal %s left; "
+                   "nothing more was undone", o->path, o->to, j->id);
+    if (!have_to && !have_path)
+        return ERR("%s: missing, and not at %s either; nothing more was undone", o->path, o->to);
+    return 1; /* not moved yet, or already back */
+}
+
+static int journal_file(char *out, size_t outlen, const char *store, const char *id,
+                        const char *suffix)
+{
+    return snprintf(out, outlen, "%s/" JSR_JOURNAL_DIR "/%s%s", store, id, suffix) <
+           (int)outlen;
+}
+
+static int sync_store(const char *store, char *err, size_t errlen)
+{
+    int fd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ERR("%s: cannot open: %s", store, strerror(errno));
+    jsr_step("syncfs", store);
+    int r = syncfs(fd);
+    int e = errno;
+    close(fd);
+    if (r != 0)
+        return ERR("%s: syncfs failed: %s", store, strerror(e));
+    return 1;
+}
+
+static int undo_journal(const char *store, journal *j, char *err, size_t errlen)
+{
+    char f[PATH_MAX], jdir[PATH_MAX];
+    if (!journal_file(jdir, sizeof jdir, store, "", "") ||
+        !journal_file(f, sizeof f, store, j->id, ".undoing"))
+        return ERR("%s: path too long", store);
+    jdir[strlen(jdir) - 1] = 0; /* the trailing '/' of the empty id */
+    /* the mark first: a store with a half-done undo is not to be prepared */
+    if (j->json && !j->undoing) {
+        if (!jsr_write_new(f, "", 0, 0600, 1, err, errlen) || !jsr_fsync_path(jdir, err, errlen))
+            return 0;
+        j->undoing = 1;
+    }
+    for (size_t i = j->n; i-- > 0;)
+        if (!undo_op(j, &j->ops[i], err, errlen))
+            return 0;
+    if (j->n && !sync_store(store, err, errlen))
+        return 0;
+    /* what is left of purged trees (allowed by --ignore-purged) */
+    for (size_t i = 0; i < j->n; i++) {
+        const uop *o = &j->ops[i];
+        if (o->kind == U_MOVE && o->purge && j->purging && !jsr_purge_tree(o->to, err, errlen))
+            return 0;
+    }
+    char d[PATH_MAX];
+    if (snprintf(d, sizeof d, "%s/" JSR_BACKUP_DIR "/%s", store, j->id) >= (int)sizeof d ||
+        !do_rmdir(d, 1, err, errlen) ||
+        snprintf(d, sizeof d, "%s/" JSR_REMOVED_DIR "/%s", store, j->id) >= (int)sizeof d ||
+        !do_rmdir(d, 1, err, errlen))
+        return 0;
+    /* the .undoing mark goes last: until then a re-run knows to go on */
+    static const char *const order[] = {".committed", ".purging", ".json", ".json.tmp",
+                                        ".undoing"};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+        if (!journal_file(f, sizeof f, store, j->id, order[i]))
+            return ERR("%s: path too long", store);
+        if (lexists(f) && !do_unlink(f, err, errlen))
+            return 0;
+    }
+    return jsr_fsync_path(jdir, err, errlen);
+}
+
+int jsr_journal_tidy(const char *store_dir, char *err, size_t errlen)
+{
+    static const char *const dirs[] = {JSR_JOURNAL_DIR, JSR_BACKUP_DIR, JSR_REMOVED_DIR,
+                                       JSR_STATE_DIR};
+    char p[PATH_MAX];
+    int removed_root = 0;
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        if (snprintf(p, sizeof p, "%s/%s", store_dir, dirs[i]) >= (int)sizeof p)
+            return ERR("%s: path too long", store_dir);
+        if (!do_rmdir(p, 0, err, errlen))
+            return 0;
+        if (i == 3)
+            removed_root = !lexists(p);
+    }
+    return !removed_root || jsr_fsync_path(store_dir, err, errlen);
+}
+
+int jsr_undo(const char *store_dir, const char *from_id, int flags, jsr_undo_fn done, void *ud,
+             int *changed, char *err, size_t errlen)
+{
+    journal *jl;
+    size_t n, first = 0;
+    int dummy;
+    if (!changed)
+        changed = &dummy;
+    *changed = 0;
+    if (!scan(store_dir, &jl, &n, err, errlen))
+        return 0;
+    if (from_id) {
+        for (first = 0; first < n && strcmp(jl[first].id, from_id) != 0; first++)
+            ;
+        if (first == n) {
+            free_all(jl, n);
+            return ERR("%s: no journal %s in %s/" JSR_JOURNAL_DIR, store_dir, from_id,
+                       store_dir);
+        }
+    }
+    /* read and check everything before the first change */
+    for (size_t i = first; i < n; i++)
+        if ((jl[i].json && !load_journal(store_dir, &jl[i], err, errlen)) ||
+            !precheck(store_dir, &jl[i], flags, err, errlen)) {
+            free_all(jl, n);
+            return 0;
+        }
+    char jdir[PATH_MAX];
+    if (snprintf(jdir, sizeof jdir, "%s/" JSR_JOURNAL_DIR, store_dir) >= (int)sizeof jdir) {
+        free_all(jl, n);
+        return ERR("%s: path too long", store_dir);
+    }
+    if (n > first && !writable(jdir, "the journal", err, errlen)) {
+        free_all(jl, n);
+        return 0;
+    }
+    int ok = 1;
+    for (size_t i = n; ok && i-- > first;) {
+        *changed = 1;
+        ok = undo_journal(store_dir, &jl[i], err, errlen);
+        if (ok && done)
+            done(jl[i].id, jl[i].n, ud);
+    }
+    /* with every journal gone, the store is as it was: so is its root */
+    if (ok && first == 0)
+        ok = jsr_journal_tidy(store_dir, err, errlen);
+    free_all(jl, n);
+    return ok;
+}
+
+/* ------------------------------------------------------- purge */
+
+static int purge_journal(const char *store, journal *j, char *err, size_t errlen)
+{
+    char f[PATH_MAX], jdir[PATH_MAX];
+    if (!journal_file(f, sizeof f, store, j->id, ".purging") ||
+        !journal_file(jdir, sizeof jdir, store, "", ""))
+        return ERR("%s: path too long", store);
+    jdir[strlen(jdir) - 1] = 0;
+    /* marked first: from here on undo knows these trees may be partly gone */
+    if (!j->purging) {
+        if (!jsr_write_new(f, "", 0, 0600, 1, err, errlen) || !jsr_fsync_path(jdir, err, errlen))
+            return 0;
+        j->purging = 1;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        const uop *o = &j->ops[i];
+        if (o->kind == U_MOVE && o->purge &&
+            (!no_links(store, o->to, err, errlen) || !jsr_purge_tree(o->to, err, errlen)))
+            return 0;
+    }
+    return 1;
+}
+
+int jsr_journal_purge(const char *store_dir, const char *id, char *err, size_t errlen)
+{
+    journal j;
+    memset(&j, 0, sizeof j);
+    if (snprintf(j.id, sizeof j.id, "%s", id) >= (int)sizeof j.id)
+        return ERR("%s: journal id too long", id);
+    char f[PATH_MAX];
+    j.json = 1;
+    if (!journal_file(f, sizeof f, store_dir, id, ".purging"))
+        return ERR("%s: path too long", store_dir);
+    j.purging = lexists(f);
+    int ok = load_journal(store_dir, &j, err, errlen) && purge_journal(store_dir, &j, err, errlen);
+    free_journal(&j);
+    return ok;
+}
+
+int jsr_journal_finish(const char *store_dir, size_t *purged, char *err, size_t errlen)
+{
+    journal *jl;
+    size_t n;
+    *purged = 0;
+    if (!scan(store_dir, &jl, &n, err, errlen))
+        return 0;
+    int ok = 1;
+    for (size_t i = 0; ok && i < n; i++) {
+        journal *j = &jl[i];
+        if (!j->json || !j->committed || j->undoing)
+            continue;
+        if (!load_journal(store_dir, j, err, errlen)) {
+            ok = 0;
+            break;
+        }
+        jsr_jstate s = state_of(j);
+        int left = 0;
+        for (size_t k = 0; k < j->n; k++)
+            left |= j->ops[k].kind == U_MOVE && j->ops[k].purge && lexists(j->ops[k].to);
+        if (s != JSR_J_PURGE_PENDING && !left)
+            continue;
+        ok = purge_journal(store_dir, j, err, errlen);
+        if (ok)
+            (*purged)++;
+    }
+    free_all(jl, n);
+    return ok;
+}
