@@ -430,7 +430,7 @@ function M.variant(opts)
   end)
   if c then c:stop_all() end
   if not ok then
-    result.error = tostring(err)
+    result.error = tostring(err) .. " (servers' logs and stores kept in " .. dir .. ")"
     result.score = 0
   end
   if not opts.keep and ok then ns.rmtree(dir) end
@@ -659,7 +659,7 @@ function M.load_run(opts)
     r.lost = rec.inspect.lost
   end)
   if c then c:stop_all() end
-  if not ok then r.error = tostring(err) end
+  if not ok then r.error = tostring(err) .. " (kept in " .. dir .. ")" end
   if ok and not opts.keep then ns.rmtree(dir) end
   return r
 end

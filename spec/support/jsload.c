@@ -1077,14 +1077,15 @@ typedef struct
     FILE            *out;
     pthread_mutex_t *lock;
     uint64_t        attempts, ok, errors;
+    bool            write_failed;
 } Worker;
 
 static void record(Worker *w, const char *line)
 {
     pthread_mutex_lock(w->lock);
     /* one line at a time: a count in the report matches lines in the file */
-    fputs(line, w->out);
-    fflush(w->out);
+    if (fputs(line, w->out) == EOF || fflush(w->out) != 0)
+        w->write_failed = true;
     pthread_mutex_unlock(w->lock);
 }
 
@@ -1234,6 +1235,12 @@ static natsStatus traffic(Ctx *c, int64_t duration_ms, const char *path, Worker 
     uint64_t pubs = 0, pub_ok = 0, pub_err = 0, acks = 0, ack_err = 0;
     for (int i = 0; i < started; i++)
     {
+        if (ws[i].write_failed && s == NATS_OK)
+        {
+            /* a record missing from the file would count as a lost message */
+            fprintf(stderr, "jsload: %s: writing a record failed\n", path);
+            s = NATS_ERR;
+        }
         if (ws[i].is_pub)
         {
             pubs += ws[i].attempts;
