@@ -12,7 +12,7 @@ CFLAGS  := $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude 
            $(shell pkg-config --cflags $(PKGS)) -DJSR_VERSION='"$(VERSION)"'
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhighwayhash -lcrypt
 
-CORE     = buf json metasum fsops changes walk lua_jsr block lua_block undo guard lua_undo crypto lua_crypto s2 lua_raft
+CORE     = buf json metasum fsops changes walk lua_jsr block lua_block undo guard lua_undo crypto lua_crypto s2 lua_raft lua_salvage
 # every script under lua/ is built in
 BUILTINS = $(patsubst lua/%,%,$(sort $(wildcard lua/*.lua lua/jsr/*.lua)))
 
@@ -105,15 +105,16 @@ fuzz: build-fuzz/json_fuzz build-fuzz/meta_fuzz build-fuzz/block_fuzz
 
 # The specs again with every js-recover run under valgrind memcheck: any
 # error or definite/indirect leak makes that run exit 99, failing its spec.
-valgrind: all $(BUILD)/jspub
+valgrind: all $(BUILD)/jspub $(BUILD)/jsload
 	printf '#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect %s "$$@"\n' \
 	    $(abspath $(BUILD))/js-recover > $(BUILD)/js-recover-valgrind
 	chmod +x $(BUILD)/js-recover-valgrind
 	JSR_BIN=$(abspath $(BUILD))/js-recover-valgrind JSR_BUILD=$(abspath $(BUILD)) spec/run
 
 # The quorum-loss drill on real 3-node clusters: every variant (survivor the
-# meta leader or a follower, stopped with SIGTERM or SIGKILL) with the full
-# workload, one scorecard each; exit 1 unless every one is 100%.
+# meta leader or a follower, stopped with SIGTERM or SIGKILL; plaintext, and
+# encrypted with chacha and aes) with the full workload, one scorecard each;
+# exit 1 unless every one is 100%.
 # `make drill-load DRILL_RUNS=20` measures acknowledged messages and acks
 # under load instead (README "Quorum-loss drill").
 DRILL_RUNS ?= 20

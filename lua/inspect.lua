@@ -93,6 +93,15 @@ local status = #report.problems > 0 and 1 or 0
 local lost = require "jsr.lost"
 local lost_report = lost.analyze(m)
 report.lost = lost.json(lost_report)
+-- how far each Raft log is ahead of the store (what prepare salvages)
+local salvage = require "jsr.salvage"
+local sok, salv = pcall(salvage.analyze, m)
+if sok then
+  report.log_ahead = salvage.json(salv)
+else
+  report.log_ahead = { available = false, why = "cannot read the Raft logs: " .. tostring(salv) }
+  salv = nil
+end
 
 if opts.json then
   -- plain tables: mark empty lists as arrays so they stay [] in JSON
@@ -135,6 +144,17 @@ if sys then
 end
 for _, e in ipairs(report.skipped) do io.stdout:write(("skipped %s: %s\n"):format(e.path, e.why)) end
 lost.print(lost_report, io.stdout)
+if salv and salv.available then
+  local lines = salvage.lines(salv, false)
+  if #lines == 0 then
+    io.stdout:write("\nRaft logs: no stream or consumer log is ahead of the store\n")
+  else
+    io.stdout:write("\nRaft logs ahead of the store (prepare salvages them before moving _js_ aside):\n")
+    for _, l in ipairs(lines) do io.stdout:write("  ", l, "\n") end
+  end
+elseif not sok then
+  io.stdout:write("\n", report.log_ahead.why, "\n")
+end
 if status ~= 0 then
   io.stdout:write(("\n%d problem(s):\n"):format(#report.problems))
   for _, p in ipairs(report.problems) do io.stdout:write("  ", p.message, "\n") end

@@ -13,7 +13,10 @@
 -- a follower; stopped with SIGTERM or SIGKILL), loaded, recorded, two nodes
 -- SIGKILLed, the survivor stopped, its store copied and recovered with
 -- js-recover's default policy, a standalone server compared with what the
--- cluster served.  Exit 1 unless every variant scores 100%.
+-- cluster served.  Then the same on encrypted clusters (jetstream { key,
+-- cipher }), chacha and aes, two variants each: js-recover gets the key
+-- in a file, the standalone server in JSR_KEY.  Exit 1 unless every
+-- variant scores 100%.
 local drill = require "spec.support.drill"
 
 local mode = arg[1] or "variants"
@@ -29,13 +32,17 @@ if mode == "variants" then
     { role = "leader", signal = "KILL" },
     { role = "follower", signal = "TERM" },
     { role = "follower", signal = "KILL" },
+    { role = "leader", signal = "TERM", cipher = "chacha" },
+    { role = "follower", signal = "KILL", cipher = "chacha" },
+    { role = "leader", signal = "KILL", cipher = "aes" },
+    { role = "follower", signal = "TERM", cipher = "aes" },
   }
   local failed = 0
   out(("Quorum-loss drill: %d variants, workload scale %g, nats-server %s\n\n"):format(
     #variants, scale, (io.popen("nats-server --version 2>/dev/null || /usr/sbin/nats-server --version"):read("l") or "?")))
   local summary = {}
   for _, v in ipairs(variants) do
-    v.name = v.role .. "-" .. v.signal
+    v.name = (v.cipher and (v.cipher .. "-") or "") .. v.role .. "-" .. v.signal
     if next(only) == nil or only[v.name] then
       v.scale = scale
       local t0 = os.time()
@@ -46,9 +53,13 @@ if mode == "variants" then
       else
         out(drill.scorecard_text(r), "\n")
         out(("  (%d s: %s)\n\n"):format(os.time() - t0, table.concat(r.timings, ", ")))
-        if r.score < 100 or not r.card.exact then failed = failed + 1 end
+        if r.score < 100 or not r.card.exact then failed = failed + 1
+        elseif r.cipher and (r.encrypted_streams[1] ~= r.encrypted_streams[2] or r.conf_cipher ~= r.cipher) then
+          out("  NOT ENCRYPTED as configured\n\n")
+          failed = failed + 1
+        end
       end
-      summary[#summary + 1] = ("%-14s %s"):format(v.name, r.error and "did not run" or
+      summary[#summary + 1] = ("%-21s %s"):format(v.name, r.error and "did not run" or
         (("%s%%"):format(r.score == 100 and "100" or ("%.2f"):format(r.score))))
     end
   end

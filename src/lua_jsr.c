@@ -651,5 +651,6 @@ int luaopen_jsr(lua_State *L)
     jsr_undo_register(L);
     jsr_crypto_register(L);
     jsr_raft_register(L);
+    jsr_salvage_register(L);
     return 1;
 }

@@ -20,6 +20,9 @@ void jsr_crypto_register(lua_State *L);
 
 /* Adds S2 decoding, Raft snapshot and peer-state readers, node_id (lua_raft.c). */
 void jsr_raft_register(lua_State *L);
+
+/* Adds block record and o.dat encoders for salvage (lua_salvage.c). */
+void jsr_salvage_register(lua_State *L);
 int jsr_keys_set(lua_State *L);
 /* meta.inf ciphertext -> malloc'd plaintext (NUL-terminated), with the
  * cipher's name and which key ("key", "previous key") opened it. */

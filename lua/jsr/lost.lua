@@ -97,9 +97,10 @@ function M.analyze(m, opts)
   -- a report about what is lost must never stop inspect or prepare
   local ok, r = pcall(analyze, m, opts or {})
   if not ok then r = unavailable("could not read the meta group's state: " .. tostring(r)) end
-  local dok, done = pcall(M.done, m, r._meta)
+  local dok, done, notes = pcall(M.done, m, r._meta)
   r.done = dok and done or {}
   if not dok then r.problems[#r.problems + 1] = "finding acked work-queue messages: " .. tostring(done) end
+  for _, n in ipairs(dok and notes or {}) do r.problems[#r.problems + 1] = n end
   return r
 end
 
@@ -107,6 +108,10 @@ function analyze(m, opts)
   local dir, moved = M.find_meta(m)
   if not dir then return unavailable("no meta group state (_js_/_meta_) in this store") end
   local st = raft.meta_state(dir)
+  if st.log.encrypted then
+    st.problems[#st.problems + 1] = "the meta group's log is encrypted, not read: this report is from its "
+      .. "snapshot alone and may miss or wrongly list streams; give the server's key"
+  end
   local r = { available = true, _meta = st, streams = {}, consumers = {}, unassigned = {}, peers = {}, ephemeral = 0,
               problems = st.problems,
               source = { dir = dir, moved_aside = moved or nil, applied = st.applied,
@@ -310,14 +315,19 @@ local function state_acked(st, seq)
 end
 
 function M.done(m, meta)
-  local out = {}
+  local out, notes = {}, {}
   local orig = original_retention(m)
   for _, s in ipairs(m.streams) do
     local retention = orig[s.account .. "\0" .. s.name] or (s.config and s.config.retention)
     if retention == "workqueue" and not s.error then
       local cons = {}
       for _, c in ipairs(s.consumers) do
-        local b = c.config and read_file(c.path .. "/o.dat")
+        -- an encrypted store's o.dat is sealed with the consumer's key: not read
+        local b = c.config and not c.encrypted and read_file(c.path .. "/o.dat")
+        if c.encrypted and c.config then
+          notes[#notes + 1] = ("consumer %s > %s > %s: o.dat encrypted, not read (acked work-queue jobs "
+            .. "still in the blocks are not looked for)"):format(s.account, s.name, c.name)
+        end
         local st = b and raft.consumer_state(b)
         if st then
           cons[#cons + 1] = { name = c.name, filter = c.config.filter_subject, state = st,
@@ -356,7 +366,7 @@ function M.done(m, meta)
       end
     end
   end
-  return out
+  return out, notes
 end
 
 -- The report as plain JSON-ready tables (arrays marked, so empty ones stay []).

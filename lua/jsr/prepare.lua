@@ -55,6 +55,13 @@ M.defaults = {
   -- last word on the whole config, after the decisions above
   edit_stream = function(stream, cfg) end,
   edit_consumer = function(consumer, stream, cfg) end,
+  -- Per Raft log entry past the store (jsr/salvage.lua): "keep" or "drop".
+  -- entry = {kind = "message"|"delivered"|"ack", account, stream, consumer,
+  -- index, seq, uncertain}.  uncertain: past the highest commit index the
+  -- survivor's log saw, so it may never have been committed.  Keeping them
+  -- is at-least-once (nothing acknowledged is lost, an unacknowledged
+  -- message may come back); a site policy can drop uncertain entries.
+  salvage = function(entry) return "keep" end,
 }
 
 local function hooks(policy)
@@ -270,7 +277,24 @@ function M.plan(m, policy, opts)
     if p and p.original_name then a.original_name, a.anonymous = p.original_name, p.anonymous end
   end
 
+  -- Salvage from the Raft logs before _js_ is moved aside: only for the
+  -- streams and consumers kept, written in the same set of changes.
+  local salv = require("jsr.salvage").analyze(m, h.salvage)
+  plan.salvage = salv
+  plan.salvage_writes, plan.salvage_removals = {}, {}
+  for _, s in ipairs(plan.streams) do
+    local ss = salv.streams[s.path]
+    if ss and ss.write then plan.salvage_writes[#plan.salvage_writes + 1] = ss.write end
+    for _, pth in ipairs(ss and ss.write and ss.remove or {}) do
+      plan.salvage_removals[#plan.salvage_removals + 1] = pth
+    end
+    for _, c in ipairs(s.consumers) do
+      local cs = salv.consumers[c.path]
+      if cs and cs.write then plan.salvage_writes[#plan.salvage_writes + 1] = cs.write end
+    end
+  end
   plan.previous_removals = previous.removed or {}
+  plan.previous_salvaged = previous.salvaged
   plan.port = opts.port or previous.port or 4222
   plan.config_path = m.store.store_dir .. "/" .. CONFIG
   plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
@@ -310,6 +334,12 @@ function M.report(plan)
       original = { retention = o.retention, num_replicas = o.num_replicas, placement = o.placement,
                    consumers = cs } }
   end
+  -- what an earlier run salvaged stays on record (its _js_ is gone now)
+  if plan.salvage and plan.salvage.available then
+    r.salvaged = require("jsr.salvage").json(plan.salvage)
+  elseif plan.previous_salvaged then
+    r.salvaged = plan.previous_salvaged
+  end
   r.removed = json.array()
   -- what earlier runs removed stays on record
   for _, x in ipairs(plan.previous_removals) do r.removed[#r.removed + 1] = x end
@@ -344,6 +374,10 @@ function M.apply(plan, opts)
   local c = assert(jsr.changes())
   local function check(ok, err) if not ok then c:close(); error(err, 0) end end
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
+  -- 0640: as the server creates its block and state files
+  for _, w in ipairs(plan.salvage_writes or {}) do check(c:write_file(w.path, w.data, 416)) end
+  -- index files of a rewritten block: the server rebuilds them
+  for _, pth in ipairs(plan.salvage_removals or {}) do check(c:rmtree(pth, { purge = opts.purge })) end
   for _, r in ipairs(plan.removals) do check(c:rmtree(r.path, { purge = opts.purge })) end
   for _, r in ipairs(plan.renames) do check(c:rename(r.path, r.to)) end
   if read_file(plan.config_path) ~= plan.config_text then
@@ -395,6 +429,11 @@ function M.print_plan(plan, out, applied)
     out:write(("SKIPPED (--skip-bad) %s: %s\n"):format(b.path, b.message))
   end
   for _, n in ipairs(plan.notes) do out:write("note: " .. n .. "\n") end
+  if plan.salvage and plan.salvage.available then
+    for _, l in ipairs(require("jsr.salvage").lines(plan.salvage, applied)) do
+      out:write("salvage: ", l, "\n")
+    end
+  end
 end
 
 function M.print_next_steps(plan, out)

@@ -92,8 +92,18 @@ function M.log(dir, fn)
   local stop = false
   for i, b in ipairs(files) do
     s.blocks = s.blocks + 1
+    -- an encrypted store's Raft log too (jetstream { key }): the server keys
+    -- each group's blocks as a stream named after the group, in an
+    -- "account" of that name
+    if b.key and not jsr.has_keys() then
+      s.encrypted = true
+      s.problems[#s.problems + 1] = ("%s: encrypted, not read (give the server's key with --key-file or JSR_KEY)")
+        :format(b.path)
+      goto next_block
+    end
     local st, serr = jsr.scan_block(b.path, group .. "-" .. b.index, {
       index = b.idx, last = i == #files,
+      keyfile = b.key, account = b.key and group or nil, context = b.key and (group .. ":" .. b.index) or nil,
       records = function(rec)
         if rec.deleted then return true end
         if not rec.hash_ok then
@@ -124,6 +134,7 @@ function M.log(dir, fn)
       end
     end
     if stop then break end
+    ::next_block::
   end
   return s
 end

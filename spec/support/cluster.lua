@@ -94,7 +94,7 @@ local function pick_ports(n)
   return out
 end
 
-local function config_text(node, route_ports, cluster_name)
+local function config_text(node, route_ports, cluster_name, enc)
   local routes = {}
   for i, p in ipairs(route_ports) do routes[i] = ('"nats-route://127.0.0.1:%d"'):format(p) end
   local u = M.USERS
@@ -103,6 +103,7 @@ local function config_text(node, route_ports, cluster_name)
     ('server_tags: ["%s"]'):format(node.tag),
     "jetstream {",
     ('  store_dir: "%s"'):format(node.store_dir),
+    enc and ('  key: "%s"\n  cipher: %s'):format(enc.key, enc.cipher or "chacha") or "",
     "  max_memory_store: 256MB",
     "  max_file_store: 8GB",
     "}",
@@ -255,6 +256,7 @@ end
 
 --- Starts a 3-node cluster under opts.dir (a directory the caller owns).
 -- opts.nodes (default 3), opts.attempts (port retries, default 5)
+-- opts.key, opts.cipher ("chacha" | "aes"): encrypted stores (jetstream { key, cipher })
 function M.start(opts)
   local dir = assert(opts.dir, "cluster.start needs dir")
   local count = opts.nodes or 3
@@ -271,7 +273,8 @@ function M.start(opts)
       os.execute("mkdir -p " .. q(node.store_dir))
       c.nodes[i] = node
     end
-    for _, node in ipairs(c.nodes) do write_file(node.conf, config_text(node, ports, cname)) end
+    local enc = opts.key and { key = opts.key, cipher = opts.cipher } or nil
+    for _, node in ipairs(c.nodes) do write_file(node.conf, config_text(node, ports, cname, enc)) end
     local ok, err = pcall(function()
       for _, node in ipairs(c.nodes) do
         os.remove(node.log)

@@ -291,6 +291,10 @@ function M.scorecard_text(r)
   local function add(fmt, ...) lines[#lines + 1] = fmt:format(...) end
   add("Variant %s: survivor %s (%s of the meta group), two nodes SIGKILLed, survivor %s",
     r.name, r.survivor, r.role_seen, r.survivor_stop)
+  if r.cipher then
+    add("  encrypted      cipher %s: %d/%d streams encrypted on the survivor; recovery.conf cipher %s, key from $JSR_KEY",
+      r.cipher, r.encrypted_streams[1], r.encrypted_streams[2], tostring(r.conf_cipher))
+  end
   add("  streams        %d/%d served%s", c.streams.served, c.streams.total - c.streams.lost_reported,
     c.streams.lost_reported > 0 and (" (+%d on a dead node, reported lost by js-recover: %s)")
       :format(c.streams.lost_reported, table.concat(c.lost.reported_streams, ", ")) or "")
@@ -311,8 +315,9 @@ function M.scorecard_text(r)
   add("  config fields  %d/%d preserved, %d changed on purpose by the policy (%s), %d changed otherwise",
     c.config.preserved, c.config.fields - c.config.on_purpose, c.config.on_purpose,
     table.concat(purpose, ", "), #c.config.changed)
-  add("  acked jobs     %d acked work-queue messages still on disk reported by js-recover (%d resurrected)",
-    c.done_reported or 0, m.resurrected)
+  add("  acked jobs     %d acked work-queue messages still on disk reported by js-recover (%d resurrected)%s",
+    c.done_reported or 0, m.resurrected, (c.done_unread or 0) > 0
+      and (("; %d work-queue consumer(s) not looked at: o.dat encrypted, not read"):format(c.done_unread)) or "")
   add("  score          %s%s", pct_text(c.score, 100), c.exact and "" or "  NOT EXACT")
   for _, x in ipairs(c.streams.missing) do add("    missing stream %s", x) end
   for _, x in ipairs(c.consumers.missing) do add("    missing consumer %s", x) end
@@ -333,15 +338,27 @@ local function recover(opts, store, dir)
   local copy = dir .. "/recovered"
   sh(("cp -a %s %s"):format(q(store), q(copy)))
   local out = {}
-  local code, iout, ierr = js_recover("inspect", copy, "--json")
+  -- an encrypted store: the key in a file (mode 0600), never on a command line
+  local keyarg = {}
+  if opts.key then
+    local kf = dir .. "/js.key"
+    local f = assert(io.open(kf, "wb"))
+    f:close()
+    sh("chmod 600 " .. q(kf))
+    cluster.write_file(kf, opts.key .. "\n")
+    keyarg = { "--key-file", kf }
+  end
+  local code, iout, ierr = js_recover("inspect", copy, "--json", table.unpack(keyarg))
   if code ~= 0 then error(("js-recover inspect exited %s: %s%s"):format(tostring(code), ierr, iout), 0) end
   out.inspect = assert(json.decode(iout))
-  local pcode, pout, perr = js_recover("prepare", copy)
+  local pcode, pout, perr = js_recover("prepare", copy, table.unpack(keyarg))
   if pcode ~= 0 then error(("js-recover prepare exited %s: %s%s"):format(tostring(pcode), perr, pout), 0) end
   out.prepare_out = pout
   log(opts, "prepared %s", copy)
   local report = assert(json.decode(cluster.read_file(copy .. "/recovery-report.json")))
-  local srv = ns.start { config = copy .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60 }
+  out.conf = cluster.read_file(copy .. "/recovery.conf")
+  local srv = ns.start { config = copy .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60,
+                         env = opts.key and { JSR_KEY = opts.key } or nil }
   local ok, err = pcall(function()
     -- give mirrors and sources time to reconnect and do whatever they would
     -- (a source that re-imports shows up as resurrected messages)
@@ -369,16 +386,20 @@ end
 -- opts.signal "TERM" | "KILL": how the survivor is stopped
 -- opts.scale (workload size, default 1), opts.survivor (node index, default 2)
 -- opts.lost_r1 (default true): put an R1 stream and consumer on a node that dies
+-- opts.key, opts.cipher ("chacha" | "aes"): the cluster's stores encrypted
+--   (jetstream { key, cipher }); prepare gets the key in a file, the
+--   standalone server in JSR_KEY
 -- opts.keep (keep the directory), opts.verbose, opts.name
 function M.variant(opts)
   opts.name = opts.name or (opts.role .. "-" .. opts.signal)
+  if opts.cipher and not opts.key then opts.key = "drill-" .. jsr.random_hex(16) end
   local dir = ns.tmpdir()
   local t0 = now()
   local result = { name = opts.name, dir = dir, timings = {} }
   local function mark(what) result.timings[#result.timings + 1] = ("%s %.1fs"):format(what, now() - t0) end
   local c
   local ok, err = pcall(function()
-    c = cluster.start { dir = dir }
+    c = cluster.start { dir = dir, key = opts.key, cipher = opts.cipher }
     mark("cluster up")
     local si = opts.survivor or 2
     local s = c.nodes[si]
@@ -419,11 +440,27 @@ function M.variant(opts)
     mark("killed")
     result.recovered = recover(opts, s.store_dir, dir)
     mark("recovered")
+    if opts.key then
+      -- the survivor's stores really were encrypted, and the standalone
+      -- server was told the cipher
+      result.cipher = opts.cipher or "chacha"
+      local n, enc = 0, 0
+      for _, st in ipairs(result.recovered.inspect.streams or {}) do
+        n = n + 1
+        if st.encrypted then enc = enc + 1 end
+      end
+      result.encrypted_streams = { enc, n }
+      result.conf_cipher = (result.recovered.conf or ""):match("\n%s*cipher:%s*(%w+)")
+    end
     result.card = M.compare(result.before, result.recovered.dump, result.recovered.inspect.lost)
     -- acked work-queue jobs js-recover finds still on disk (none when quiet)
     result.card.done_reported = 0
     for _, d in ipairs(result.recovered.inspect.lost.done or {}) do
       result.card.done_reported = result.card.done_reported + d.messages
+    end
+    result.card.done_unread = 0
+    for _, p in ipairs(result.recovered.inspect.lost.problems or {}) do
+      if p:find("o.dat encrypted, not read", 1, true) then result.card.done_unread = result.card.done_unread + 1 end
     end
     result.score = result.card.score
     mark("compared")
