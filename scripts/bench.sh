@@ -19,6 +19,7 @@
 # Knobs (environment):
 #   BENCH_STREAMS=10000 BENCH_ACCOUNTS=10 BENCH_CONSUMERS=2 (per stream)
 #   BENCH_BLOCK_KB=64      message block size per stream
+#   BENCH_MSG_BYTES=1024   payload bytes per message
 #   BENCH_BIG_FACTOR=8     second store with blocks this many times bigger (0: skip)
 #   BENCH_TARGET_PCT=5     prepare must stay under this share of cp -a
 #   BENCH_WARM=1           warm-up copy before the measured one (0: skip)
@@ -39,6 +40,7 @@ STREAMS=${BENCH_STREAMS:-10000}
 ACCOUNTS=${BENCH_ACCOUNTS:-10}
 CONSUMERS=${BENCH_CONSUMERS:-2}
 BLOCK_KB=${BENCH_BLOCK_KB:-64}
+MSG_BYTES=${BENCH_MSG_BYTES:-1024}
 BIG_FACTOR=${BENCH_BIG_FACTOR:-8}
 TARGET_PCT=${BENCH_TARGET_PCT:-5}
 WARM=${BENCH_WARM:-1}
@@ -170,7 +172,7 @@ trap 'exit 130' INT TERM
 echo "bench: js-recover $("$BIN" --version 2>/dev/null | head -1 || true) ($BIN)"
 echo "bench: stores under $work (removed at the end)"
 echo "bench: $STREAMS streams in $ACCOUNTS accounts, $CONSUMERS consumers each;" \
-     "blocks of $BLOCK_KB KiB$([ "$BIG_FACTOR" -gt 0 ] 2>/dev/null && echo ", then x$BIG_FACTOR");" \
+     "blocks of $BLOCK_KB KiB ($MSG_BYTES-byte messages)$([ "$BIG_FACTOR" -gt 0 ] 2>/dev/null && echo ", then x$BIG_FACTOR");" \
      "target: prepare < $TARGET_PCT% of cp -a"
 
 declare -A R # results: R[key,size]
@@ -185,7 +187,7 @@ bench_size() { # label block_kb
     s=$(now)
     "$LUA" "$ROOT/scripts/gen-bench-store.lua" "$store" --streams "$STREAMS" \
         --accounts "$ACCOUNTS" --consumers "$CONSUMERS" --block-kb "$kb" \
-        --fixture "$FIXTURE" --build "$BUILD_DIR" | sed 's/^/  /'
+        --msg-bytes "$MSG_BYTES" --fixture "$FIXTURE" --build "$BUILD_DIR" | sed 's/^/  /'
     e=$(now)
     R[gen,$label]=$(elapsed "$s" "$e")
     timed sync
