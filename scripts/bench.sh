@@ -6,15 +6,16 @@
 #
 # For each store size (blocks of BENCH_BLOCK_KB, then BENCH_BIG_FACTOR times
 # bigger) it generates a store (scripts/gen-bench-store.lua), copies it once
-# to warm the caches (copy discarded), then measures, in this one run and on
-# the same tree:
+# to warm the caches (that copy is not used), then measures, in this one run
+# and on the same tree:
 #   cp -a store copy        wall time (the copy the runbook makes first)
 #   sync                    the copy's writeback, timed on its own: prepare
 #                           makes its changes durable with syncfs(2), which
 #                           would otherwise also pay for the copy's dirty pages
 #   js-recover prepare copy wall time and peak RSS
 # and checks that prepare did its job on the copy.  Page caches cannot be
-# dropped here (no root needed, none assumed): every measured copy is fresh.
+# dropped here (no root needed, none assumed): every measured copy is fresh,
+# and nothing is deleted between the warm-up and the measurements.
 #
 # Knobs (environment):
 #   BENCH_STREAMS=10000 BENCH_ACCOUNTS=10 BENCH_CONSUMERS=2 (per stream)
@@ -26,6 +27,8 @@
 #   BENCH_DIRTY=0          1: also run prepare straight after a copy, without
 #                          the sync between (prepare's syncfs absorbs the copy's
 #                          writeback): shows what an operator sees
+#   BENCH_PHASES=0         1: also time prepare's stages, on one more copy (wraps
+#                          the Lua library's functions via `js-recover run`)
 #   BENCH_STRICT=0         1: exit 1 when the target is missed
 #   BENCH_FIXTURE=../shared/fixtures/survivor-2.9.10.tar.gz   small real files
 #   TMPDIR                 where the stores go (needs ~3x the big store free)
@@ -45,6 +48,7 @@ BIG_FACTOR=${BENCH_BIG_FACTOR:-8}
 TARGET_PCT=${BENCH_TARGET_PCT:-5}
 WARM=${BENCH_WARM:-1}
 DIRTY=${BENCH_DIRTY:-0}
+PHASES=${BENCH_PHASES:-0}
 STRICT=${BENCH_STRICT:-0}
 FIXTURE=${BENCH_FIXTURE:-$ROOT/../shared/fixtures/survivor-2.9.10.tar.gz}
 
@@ -203,19 +207,25 @@ bench_size() { # label block_kb
          "$(human "${R[bytes,$label]}") of file bytes" \
          "($(human "${R[blk,$label]}") in stream message blocks), $(human "${R[disk,$label]}") on disk"
 
+    # room for the warm-up copy, the measured one and (BENCH_DIRTY,
+    # BENCH_PHASES) one more each, all kept until this size is done
+    local need=$((R[disk,$label] * (2 + (DIRTY == 1) + (PHASES == 1)) + R[disk,$label] / 4))
     local avail
     avail=$(($(df -Pk "$work" | awk 'NR == 2 { print $4 }') * 1024))
-    if [ "$avail" -lt $((R[disk,$label] * 2)) ]; then
-        die "only $(human "$avail") free under $work, need $(human $((R[disk,$label] * 2)))" \
+    if [ "$avail" -lt "$need" ]; then
+        die "only $(human "$avail") free under $work, need $(human "$need")" \
             "(set TMPDIR elsewhere or lower BENCH_BIG_FACTOR)"
     fi
 
+    # Nothing is deleted between here and the measurements: ext4 is slow to
+    # allocate inodes next to ones freed in the last minutes (seen as cp -a
+    # times 2-3x longer right after an rm -rf of a copy), so every copy of
+    # this size stays until the end of it.
     if [ "$WARM" = 1 ]; then
-        timed cp -a "$store" "$work/warm"
+        timed cp -a "$store" "$work/warm-$label"
         R[warm,$label]=$T
-        rm -rf "$work/warm"
         sync
-        echo "  warm-up cp -a: $T s (discarded)"
+        echo "  warm-up cp -a: $T s (kept aside, not used)"
     fi
 
     local copy="$work/copy-$label"
@@ -236,22 +246,83 @@ bench_size() { # label block_kb
         echo "  prepare's last lines:"
         tail -n 15 "$work/prepare-$label.log" | sed 's/^/    /'
     fi
-    rm -rf "$copy"
-    sync
 
     if [ "$DIRTY" = 1 ]; then
-        timed cp -a "$store" "$copy"
+        timed cp -a "$store" "$copy-dirty"
         R[dcp,$label]=$T
-        run_prepare "$copy" "$work/prepare-$label-dirty.log"
+        run_prepare "$copy-dirty" "$work/prepare-$label-dirty.log"
         R[dprep,$label]=$PREP_T
         echo "  without the sync: cp -a ${R[dcp,$label]} s, then prepare $PREP_T s (exit $PREP_RC)"
         [ "$PREP_RC" -eq 0 ] || FAILS=$((FAILS + 1))
-        rm -rf "$copy"
-        sync
     fi
-    rm -rf "$store"
+    if [ "$PHASES" = 1 ]; then
+        cp -a "$store" "$copy-phases"
+        sync
+        echo "  where prepare's time goes (a second, instrumented run on a fresh copy):"
+        "$BIN" run "$work/phases.lua" "$copy-phases" 2>&1 >/dev/null | sed 's/^/    /' ||
+            echo "    (the instrumented run failed)"
+    fi
+    echo "  removing this size's store and copies ..."
+    timed rm -rf "$store" "$copy" "$copy-dirty" "$copy-phases" "$work/warm-$label"
     sync
+    echo "  removed in $T s"
 }
+
+if [ "$PHASES" = 1 ]; then
+    # Times prepare's stages by wrapping the library's functions; modules
+    # this version lacks are skipped.  For developers: names change.
+    cat >"$work/phases.lua" <<'EOF'
+local function wall()
+  local p = io.popen("date +%s.%N")
+  local s = tonumber(p:read("l"))
+  p:close()
+  return s
+end
+local rows, acc = {}, {}
+local function wrap(modname, fname, label, per_call)
+  local ok, mod = pcall(require, modname)
+  if not ok or type(mod) ~= "table" or type(mod[fname]) ~= "function" then return end
+  local f = mod[fname]
+  mod[fname] = function(...)
+    local a = acc[label]
+    if not a then -- rows in the order the stages start
+      a = { label = label, n = 0, cpu = 0, wall = 0, per_call = per_call }
+      acc[label] = a
+      rows[#rows + 1] = a
+    end
+    local w = per_call and 0 or wall()
+    local c = os.clock()
+    local r = table.pack(f(...))
+    a.n, a.cpu = a.n + 1, a.cpu + os.clock() - c
+    if not per_call then a.wall = a.wall + wall() - w end
+    return table.unpack(r, 1, r.n)
+  end
+end
+wrap("jsr.model", "scan", "model.scan (walk, read meta files)")
+wrap("jsr.lost", "analyze", "lost.analyze (what the dead nodes held)")
+wrap("jsr.lost", "done", "  lost.done (work-queue blocks)", true)
+wrap("jsr.prepare", "plan", "prepare.plan")
+wrap("jsr.salvage", "analyze", "  salvage.analyze (Raft logs vs store)")
+wrap("jsr.prepare", "apply", "prepare.apply (stage, journal, commit)")
+wrap("jsr.prepare", "print_plan", "print_plan")
+wrap("jsr.raft", "meta_state", "  raft.meta_state (meta snapshot)", true)
+wrap("jsr.raft", "log", "  raft.log (group logs)", true)
+wrap("jsr.raft", "latest_snapshot", "  raft.latest_snapshot", true)
+wrap("jsr.blocks", "scan", "  blocks.scan (message blocks)", true)
+wrap("jsr.blocks", "tail", "  blocks.tail (a stream's newest blocks)", true)
+wrap("jsr", "read_meta", "  jsr.read_meta", true)
+local w0 = wall()
+local rc = require("jsr.prepare").run(nil, ...)
+local total = wall() - w0
+io.stderr:write(("%-42s %9s %9s %8s\n"):format("stage", "wall s", "cpu s", "calls"))
+for _, a in ipairs(rows) do
+  io.stderr:write(("%-42s %9s %9.2f %8d\n"):format(a.label, a.per_call and "" or ("%.2f"):format(a.wall),
+    a.cpu, a.n))
+end
+io.stderr:write(("%-42s %9.2f %9.2f\n"):format("total (exit " .. tostring(rc) .. ")", total, os.clock()))
+return rc
+EOF
+fi
 
 bench_size "${BLOCK_KB}K" "$BLOCK_KB"
 BASE="${BLOCK_KB}K"
@@ -282,7 +353,7 @@ row "  of which stream message blocks" "${vals[@]}"
 vals=(); for z in "${SIZES[@]}"; do vals+=("$(human "${R[disk,$z]}")"); done
 row "on disk" "${vals[@]}"
 line "generate (s)" gen
-[ "$WARM" = 1 ] && line "warm-up cp -a (s, discarded)" warm
+[ "$WARM" = 1 ] && line "warm-up cp -a (s, not used)" warm
 line "cp -a (s)" cp
 line "sync after cp (s)" sync
 line "prepare (s)" prep

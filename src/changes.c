@@ -34,12 +34,20 @@ typedef struct {
     int purge;
 } op;
 
+/* open-addressing set of strings it owns or borrows (see its users) */
+typedef struct {
+    char **slot;
+    size_t n, cap;
+} strset;
+
 struct jsr_changes {
     char *store;
     op *ops;
     size_t n, cap;
-    char **set; /* open-addressing set of staged paths */
-    size_t setcap;
+    strset staged; /* paths of the ops (borrowed from them) */
+    strset safe;   /* directories checked to be inside the store with no
+                    * symlink on the way (owned): a store has thousands of
+                    * files in the same few levels, each checked once */
     char id[128];
     int committed;
     int broken; /* a staging step failed: commit would be partial */
@@ -53,33 +61,81 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-/* Adds path to the staged set; returns 0 if it is already there. */
-static int set_add(jsr_changes *c, char *path)
+/* Adds str to the set; returns 0 if it is already there, -1 when out of
+ * memory. */
+static int set_add(strset *set, char *str)
 {
-    if ((c->n + 1) * 2 > c->setcap) {
-        size_t ncap = c->setcap ? c->setcap * 2 : 64;
+    if ((set->n + 1) * 2 > set->cap) {
+        size_t ncap = set->cap ? set->cap * 2 : 64;
         char **ns = calloc(ncap, sizeof *ns);
         if (!ns)
             return -1;
-        for (size_t i = 0; i < c->setcap; i++) {
-            if (!c->set[i])
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slot[i])
                 continue;
-            size_t j = hash_str(c->set[i]) & (ncap - 1);
+            size_t j = hash_str(set->slot[i]) & (ncap - 1);
             while (ns[j])
                 j = (j + 1) & (ncap - 1);
-            ns[j] = c->set[i];
+            ns[j] = set->slot[i];
         }
-        free(c->set);
-        c->set = ns;
-        c->setcap = ncap;
+        free(set->slot);
+        set->slot = ns;
+        set->cap = ncap;
     }
-    size_t j = hash_str(path) & (c->setcap - 1);
-    while (c->set[j]) {
-        if (!strcmp(c->set[j], path))
+    size_t j = hash_str(str) & (set->cap - 1);
+    while (set->slot[j]) {
+        if (!strcmp(set->slot[j], str))
             return 0;
-        j = (j + 1) & (c->setcap - 1);
+        j = (j + 1) & (set->cap - 1);
     }
-    c->set[j] = path;
+    set->slot[j] = str;
+    set->n++;
+    return 1;
+}
+
+static int set_has(const strset *set, const char *str)
+{
+    if (!set->cap)
+        return 0;
+    size_t j = hash_str(str) & (set->cap - 1);
+    while (set->slot[j]) {
+        if (!strcmp(set->slot[j], str))
+            return 1;
+        j = (j + 1) & (set->cap - 1);
+    }
+    return 0;
+}
+
+/* jsr_path_inside, remembering the directories it has checked: below one
+ * of them only the last component is looked at (no symlink there).  Our
+ * lock keeps other js-recover runs out; the live-store guard, servers. */
+static int inside(jsr_changes *c, const char *path, int must_exist, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+    char dir[PATH_MAX];
+    if (dl == 0 || dl >= sizeof dir)
+        return jsr_path_inside(c->store, path, must_exist, err, errlen);
+    memcpy(dir, path, dl);
+    dir[dl] = 0;
+    if (!set_has(&c->safe, dir)) {
+        if (!jsr_path_inside(c->store, path, must_exist, err, errlen))
+            return 0;
+        /* the parent is inside when the path is, unless it is the root */
+        char *copy;
+        if (strlen(dir) > strlen(c->store) && (copy = strdup(dir)) && set_add(&c->safe, copy) != 1)
+            free(copy);
+        return 1;
+    }
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT && !must_exist)
+            return 1;
+        return ERR("%s: %s", path, strerror(e));
+    }
+    if (S_ISLNK(st.st_mode))
+        return ERR("%s: is a symlink; js-recover never follows links in a store", path);
     return 1;
 }
 
@@ -127,7 +183,7 @@ static op *new_op(jsr_changes *c, const char *path, char *err, size_t errlen)
         ERR("out of memory");
         return NULL;
     }
-    int r = set_add(c, o->path);
+    int r = set_add(&c->staged, o->path);
     if (r <= 0) {
         if (r == 0)
             ERR("%s: already changed in this set of changes", clean);
@@ -145,7 +201,7 @@ int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t l
     op *o = new_op(c, path, err, errlen);
     if (!o)
         return 0;
-    if (!jsr_path_inside(c->store, o->path, 0, err, errlen))
+    if (!inside(c, o->path, 0, err, errlen))
         goto fail;
     struct stat st;
     if (lstat(o->path, &st) == 0) {
@@ -196,7 +252,7 @@ int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, s
     op *o = new_op(c, path, err, errlen);
     if (!o)
         return 0;
-    if (!jsr_path_inside(c->store, o->path, 1, err, errlen)) {
+    if (!inside(c, o->path, 1, err, errlen)) {
         o->kind = OP_DEAD;
         c->n++;
         c->broken = 1;
@@ -218,8 +274,8 @@ int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char 
     if (!o)
         return 0;
     struct stat st;
-    int ok = jsr_path_inside(c->store, o->path, 1, err, errlen) &&
-             jsr_path_inside(c->store, clean, 0, err, errlen);
+    int ok = inside(c, o->path, 1, err, errlen) &&
+             inside(c, clean, 0, err, errlen);
     if (ok && lstat(clean, &st) == 0)
         ok = ERR("%s: already exists", clean);
     if (ok && !(o->dest = strdup(clean)))
@@ -668,7 +724,10 @@ void jsr_changes_free(jsr_changes *c)
         free(o->data);
     }
     free(c->ops);
-    free(c->set);
+    free(c->staged.slot);
+    for (size_t i = 0; i < c->safe.cap; i++)
+        free(c->safe.slot[i]);
+    free(c->safe.slot);
     free(c->store);
     free(c);
 }

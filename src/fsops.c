@@ -184,15 +184,16 @@ int jsr_path_inside(const char *root, const char *path, int must_exist, char *er
 int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, int sync,
                   char *err, size_t errlen)
 {
-    /* a temp file left by an interrupted run of ours is stale by design */
-    struct stat st;
-    if (lstat(tmp, &st) == 0) {
+    jsr_step("create", tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST) {
+        /* a temp file left by an interrupted run of ours is stale by design */
         jsr_step("unlink", tmp);
         if (unlink(tmp) != 0)
             return ERR("%s: cannot remove stale temp file: %s", tmp, strerror(errno));
+        jsr_step("create", tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     }
-    jsr_step("create", tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return ERR("%s: cannot create: %s", tmp, strerror(errno));
     const char *p = data;

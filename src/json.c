@@ -561,7 +561,18 @@ typedef struct {
     char *err;
     size_t errlen;
     int depth;
+    int pretty; /* two spaces per level, ": " after keys: for files people read */
 } enc;
+
+/* pretty output only: a line break and the indent of nesting level */
+static void enc_break(enc *e, int level)
+{
+    if (!e->pretty)
+        return;
+    jsr_buf_addc(e->out, '\n');
+    for (int i = 0; i < level; i++)
+        jsr_buf_add(e->out, "  ", 2);
+}
 
 static int efail(enc *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int efail(enc *e, const char *fmt, ...)
@@ -651,12 +662,15 @@ static int enc_array(enc *e, int idx)
     for (lua_Integer i = 1; i <= n; i++) {
         if (i > 1)
             jsr_buf_addc(e->out, ',');
+        enc_break(e, e->depth);
         lua_pushinteger(L, i);
         lua_rawgeti(L, idx, i);
         if (!enc_member(e, info, lua_gettop(L) - 1, lua_gettop(L)))
             return efail(e, "[%lld]", (long long)i);
         lua_pop(L, 2);
     }
+    if (n > 0)
+        enc_break(e, e->depth - 1);
     jsr_buf_addc(e->out, ']');
     lua_pop(L, 1);
     return 1;
@@ -713,8 +727,9 @@ static int enc_object(enc *e, int idx)
             if (!first)
                 jsr_buf_addc(e->out, ',');
             first = 0;
+            enc_break(e, e->depth);
             enc_key(e, info, key);
-            jsr_buf_addc(e->out, ':');
+            jsr_buf_adds(e->out, e->pretty ? ": " : ":");
             if (!enc_member(e, info, key, key + 1))
                 return efail(e, "%s", lua_tostring(L, key));
             lua_pushvalue(L, key);
@@ -758,10 +773,11 @@ static int enc_object(enc *e, int idx)
         if (!first)
             jsr_buf_addc(e->out, ',');
         first = 0;
+        enc_break(e, e->depth);
         lua_pushstring(L, extra[i]);
         int key = lua_gettop(L);
         enc_string(e->out, extra[i], strlen(extra[i]));
-        jsr_buf_addc(e->out, ':');
+        jsr_buf_adds(e->out, e->pretty ? ": " : ":");
         lua_pushvalue(L, key);
         lua_rawget(L, idx);
         if (!enc_value(e, key + 1)) {
@@ -772,6 +788,8 @@ static int enc_object(enc *e, int idx)
         lua_pop(L, 2);
     }
     free(extra);
+    if (!first)
+        enc_break(e, e->depth - 1);
     jsr_buf_addc(e->out, '}');
     lua_pop(L, 2); /* seen, info */
     return 1;
@@ -853,10 +871,10 @@ static int enc_value(enc *e, int idx)
     }
 }
 
-int jsr_json_encode(lua_State *L, int idx, jsr_buf *out, char *err, size_t errlen)
+static int encode(lua_State *L, int idx, jsr_buf *out, int pretty, char *err, size_t errlen)
 {
     int top = lua_gettop(L);
-    enc e = {L, out, err, errlen, 0};
+    enc e = {L, out, err, errlen, 0, pretty};
     err[0] = 0;
     int ok = enc_value(&e, idx);
     lua_settop(L, top);
@@ -880,13 +898,26 @@ int jsr_json_l_decode(lua_State *L)
     return 1;
 }
 
+int jsr_json_encode(lua_State *L, int idx, jsr_buf *out, char *err, size_t errlen)
+{
+    return encode(L, idx, out, 0, err, errlen);
+}
+
+/* encode(v [, {pretty = true}]) */
 int jsr_json_l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
+    int pretty = 0;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "pretty");
+        pretty = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 1);
     jsr_buf b;
     jsr_buf_init(&b);
     char err[256];
-    if (!jsr_json_encode(L, 1, &b, err, sizeof err)) {
+    if (!encode(L, 1, &b, pretty, err, sizeof err)) {
         jsr_buf_free(&b);
         luaL_pushfail(L);
         lua_pushfstring(L, "cannot encode JSON: %s", err);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ static int exists(const char *p)
 
 typedef struct {
     uint32_t index;
+    unsigned char has_idx, has_key;
+    off_t size;
+    int have_size;
 } blk_name;
 
 static int by_index(const void *a, const void *b)
@@ -35,8 +39,31 @@ static int by_index(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* "<n>.<ext>" in the server's own spelling ("01.blk" is not block 1):
+ * 1 and the number, or 0 */
+static int block_name(const char *name, const char *ext, uint32_t *index)
+{
+    char *end, canon[32];
+    unsigned long idx = strtoul(name, &end, 10);
+    if (end == name || *end != '.' || strcmp(end + 1, ext) != 0 || idx > UINT32_MAX)
+        return 0;
+    snprintf(canon, sizeof canon, "%lu.%s", idx, ext);
+    if (strcmp(canon, name) != 0)
+        return 0;
+    *index = (uint32_t)idx;
+    return 1;
+}
+
+static blk_name *find_block(blk_name *names, size_t n, uint32_t index)
+{
+    blk_name key = {.index = index};
+    return bsearch(&key, names, n, sizeof *names, by_index);
+}
+
 /* block_files(stream_dir) -> { {index=, path=, size=, idx=, key=}, ... } in
- * block order, or nil, message */
+ * block order, or nil, message.  One pass over the directory: which
+ * index and key files exist comes from its listing, the sizes from
+ * lookups relative to it (a store has thousands of these folders). */
 static int l_block_files(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
@@ -51,33 +78,65 @@ static int l_block_files(lua_State *L)
         lua_pushfstring(L, "%s: cannot read: %s", msgs, strerror(errno));
         return 2;
     }
-    size_t n = 0, cap = 16;
+    size_t n = 0, cap = 16, nx = 0, xcap = 16;
     blk_name *names = malloc(cap * sizeof *names);
+    /* index and key files, matched to blocks once all are known */
+    struct {
+        uint32_t index;
+        int key;
+    } *extra = malloc(xcap * sizeof *extra);
     struct dirent *de;
-    while (names && (de = readdir(d))) {
-        char *end, canon[32];
-        unsigned long idx = strtoul(de->d_name, &end, 10);
-        if (end == de->d_name || strcmp(end, ".blk") != 0 || idx > UINT32_MAX)
-            continue;
-        /* only the server's own spelling: "01.blk" is not block 1 */
-        snprintf(canon, sizeof canon, "%lu.blk", idx);
-        if (strcmp(canon, de->d_name) != 0)
-            continue;
-        if (n == cap) {
-            blk_name *p = realloc(names, (cap *= 2) * sizeof *names);
-            if (!p) {
-                free(names);
-                names = NULL;
-                break;
+    int oom = !names || !extra;
+    while (!oom && (de = readdir(d))) {
+        uint32_t idx;
+        if (block_name(de->d_name, "blk", &idx)) {
+            if (n == cap) {
+                blk_name *p = realloc(names, (cap *= 2) * sizeof *names);
+                if (!p) {
+                    oom = 1;
+                    break;
+                }
+                names = p;
             }
-            names = p;
+            memset(&names[n], 0, sizeof names[n]);
+            names[n].index = idx;
+            struct stat st;
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                names[n].size = st.st_size;
+                names[n].have_size = 1;
+            }
+            n++;
+        } else {
+            int key = block_name(de->d_name, "key", &idx);
+            if (!key && !block_name(de->d_name, "idx", &idx))
+                continue;
+            if (nx == xcap) {
+                void *p = realloc(extra, (xcap *= 2) * sizeof *extra);
+                if (!p) {
+                    oom = 1;
+                    break;
+                }
+                extra = p;
+            }
+            extra[nx].index = idx;
+            extra[nx++].key = key;
         }
-        names[n++].index = (uint32_t)idx;
     }
     closedir(d);
-    if (!names)
+    if (oom) {
+        free(names);
+        free(extra);
         return luaL_error(L, "%s: out of memory", msgs);
+    }
     qsort(names, n, sizeof *names, by_index);
+    for (size_t i = 0; i < nx; i++) {
+        blk_name *b = find_block(names, n, extra[i].index);
+        if (b && extra[i].key)
+            b->has_key = 1;
+        else if (b)
+            b->has_idx = 1;
+    }
+    free(extra);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         char p[PATH_MAX + 64];
@@ -87,18 +146,17 @@ static int l_block_files(lua_State *L)
         snprintf(p, sizeof p, "%s/%u.blk", msgs, names[i].index);
         lua_pushstring(L, p);
         lua_setfield(L, -2, "path");
-        struct stat st;
-        if (lstat(p, &st) == 0) {
-            lua_pushinteger(L, (lua_Integer)st.st_size);
+        if (names[i].have_size) {
+            lua_pushinteger(L, (lua_Integer)names[i].size);
             lua_setfield(L, -2, "size");
         }
-        snprintf(p, sizeof p, "%s/%u.idx", msgs, names[i].index);
-        if (exists(p)) {
+        if (names[i].has_idx) {
+            snprintf(p, sizeof p, "%s/%u.idx", msgs, names[i].index);
             lua_pushstring(L, p);
             lua_setfield(L, -2, "idx");
         }
-        snprintf(p, sizeof p, "%s/%u.key", msgs, names[i].index);
-        if (exists(p)) {
+        if (names[i].has_key) {
+            snprintf(p, sizeof p, "%s/%u.key", msgs, names[i].index);
             lua_pushstring(L, p);
             lua_setfield(L, -2, "key");
         }

@@ -556,7 +556,7 @@ static int l_bcrypt(lua_State *L)
 {
     const char *pw = luaL_checkstring(L, 1);
     char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-    if (!crypt_gensalt_rn("$2b$", 10, NULL, 0, salt, sizeof salt))
+    if (!crypt_gensalt_rn("$2b$", 4, NULL, 0, salt, sizeof salt))
         return luaL_error(L, "bcrypt salt: %s", strerror(errno));
     struct crypt_data *cd = calloc(1, sizeof *cd);
     if (!cd)

@@ -10,18 +10,25 @@ local M = {}
 -- rebuilds it from the records).
 M.benign = { torn_tail = true, index = true }
 
+local scan_one, finish
+
+local function new_summary(stream)
+  return {
+    account = stream.account, stream = stream.name, path = stream.path,
+    blocks = 0, records = 0, live = 0, deleted = 0, bytes = 0,
+    first_seq = 0, last_seq = 0, first_ts = 0, last_ts = 0,
+    problems = {}, encrypted_blocks = 0, compressed_blocks = 0, unchecked_blocks = 0,
+    prev_seq = 0,
+  }
+end
+
 -- scan(stream, opts) -> summary
 -- stream: {name=, path=, account=}; opts.records: function(rec, block) per
 -- record (return false to stop); opts.progress: function(bytes_done) after
 -- each block.
 function M.scan(stream, opts)
   opts = opts or {}
-  local s = {
-    account = stream.account, stream = stream.name, path = stream.path,
-    blocks = 0, records = 0, live = 0, deleted = 0, bytes = 0,
-    first_seq = 0, last_seq = 0, first_ts = 0, last_ts = 0,
-    problems = {}, encrypted_blocks = 0, compressed_blocks = 0, unchecked_blocks = 0,
-  }
+  local s = new_summary(stream)
   local files, err = jsr.block_files(stream.path)
   if not files then
     if jsr.lstat(stream.path .. "/msgs") == nil then return s end -- no messages yet
@@ -30,48 +37,84 @@ function M.scan(stream, opts)
   end
   local prev = 0
   for i, b in ipairs(files) do
-    s.blocks = s.blocks + 1
-    s.bytes = s.bytes + (b.size or 0)
-    local skip
-    if b.key then s.encrypted_blocks = s.encrypted_blocks + 1 end
-    if b.key and not jsr.has_keys() then
-      skip = "encrypted (" .. b.key .. " present); give the server's key to check it"
-    elseif jsr.block_compressed(b.path) and not b.key then
-      s.compressed_blocks = s.compressed_blocks + 1
-      skip = "compressed (s2); not checked"
-    end
-    if skip then
-      s.unchecked_blocks = s.unchecked_blocks + 1
-      s.problems[#s.problems + 1] = { kind = "unchecked", block = b.path, message = skip, corrupt = false }
-    else
-      local cb
-      if opts.records then cb = function(rec) return opts.records(rec, b) end end
-      local st, serr = jsr.scan_block(b.path, stream.name .. "-" .. b.index,
-        { index = b.idx, last = i == #files, prev_seq = prev, records = cb,
-          keyfile = b.key, account = stream.account, context = stream.name .. ":" .. b.index })
-      if not st then
-        s.problems[#s.problems + 1] = { kind = "io", block = b.path, message = serr, corrupt = true }
-      else
-        prev = st.prev_seq
-        s.records = s.records + st.records
-        s.live = s.live + st.live
-        s.deleted = s.deleted + st.deleted
-        if st.live > 0 then
-          if s.first_seq == 0 then s.first_seq, s.first_ts = st.first_seq, st.first_ts end
-          s.last_ts = st.last_ts
-        end
-        -- the stream's last sequence counts deleted records too, as the server's does
-        if st.last_record_seq > s.last_seq then s.last_seq = st.last_record_seq end
-        for _, p in ipairs(st.problems) do
-          p.block = b.path
-          p.corrupt = not M.benign[p.kind]
-          s.problems[#s.problems + 1] = p
-        end
-        if st.stopped then break end
-      end
-    end
-    if opts.progress then opts.progress(b.size or 0) end
+    if scan_one(s, stream, files, i, opts, prev) == "stop" then break end
+    prev = s.prev_seq
   end
+  return finish(s)
+end
+
+-- tail(stream) -> summary of the last blocks only, from the newest back to
+-- the first that holds a record: enough for the stream's last sequence, at
+-- a cost that does not grow with the stream (salvage needs no more).
+-- summary.files: all of the stream's block files.  An unreadable or
+-- unchecked block stops it: what came before cannot stand in for it.
+function M.tail(stream)
+  local s = new_summary(stream)
+  local files, err = jsr.block_files(stream.path)
+  if not files then
+    if jsr.lstat(stream.path .. "/msgs") ~= nil then
+      s.problems[#s.problems + 1] = { kind = "io", message = err, corrupt = true }
+    end
+    return finish(s)
+  end
+  s.files = files
+  for i = #files, 1, -1 do
+    s.prev_seq = 0
+    scan_one(s, stream, files, i, {}, 0)
+    if s.last_seq > 0 or s.unchecked_blocks > 0 or #s.problems > 0 and s.problems[#s.problems].kind == "io" then
+      break
+    end
+  end
+  return finish(s)
+end
+
+function scan_one(s, stream, files, i, opts, prev)
+  local b = files[i]
+  s.blocks = s.blocks + 1
+  s.bytes = s.bytes + (b.size or 0)
+  local skip
+  if b.key then s.encrypted_blocks = s.encrypted_blocks + 1 end
+  if b.key and not jsr.has_keys() then
+    skip = "encrypted (" .. b.key .. " present); give the server's key to check it"
+  elseif jsr.block_compressed(b.path) and not b.key then
+    s.compressed_blocks = s.compressed_blocks + 1
+    skip = "compressed (s2); not checked"
+  end
+  if skip then
+    s.unchecked_blocks = s.unchecked_blocks + 1
+    s.problems[#s.problems + 1] = { kind = "unchecked", block = b.path, message = skip, corrupt = false }
+  else
+    local cb
+    if opts.records then cb = function(rec) return opts.records(rec, b) end end
+    local st, serr = jsr.scan_block(b.path, stream.name .. "-" .. b.index,
+      { index = b.idx, last = i == #files, prev_seq = prev, records = cb,
+        keyfile = b.key, account = stream.account, context = stream.name .. ":" .. b.index })
+    if not st then
+      s.problems[#s.problems + 1] = { kind = "io", block = b.path, message = serr, corrupt = true }
+    else
+      s.prev_seq = st.prev_seq
+      s.records = s.records + st.records
+      s.live = s.live + st.live
+      s.deleted = s.deleted + st.deleted
+      if st.live > 0 then
+        if s.first_seq == 0 then s.first_seq, s.first_ts = st.first_seq, st.first_ts end
+        s.last_ts = st.last_ts
+      end
+      -- the stream's last sequence counts deleted records too, as the server's does
+      if st.last_record_seq > s.last_seq then s.last_seq = st.last_record_seq end
+      for _, p in ipairs(st.problems) do
+        p.block = b.path
+        p.corrupt = not M.benign[p.kind]
+        s.problems[#s.problems + 1] = p
+      end
+      if st.stopped then return "stop" end
+    end
+  end
+  if opts.progress then opts.progress(b.size or 0) end
+end
+
+function finish(s)
+  s.prev_seq = nil
   if s.live == 0 and s.last_seq > 0 then s.first_seq = s.last_seq + 1 end
   s.corrupt = false
   for _, p in ipairs(s.problems) do if p.corrupt then s.corrupt = true end end

@@ -93,6 +93,18 @@ local analyze
 
 -- analyze(m [, opts]): opts.names, server names to map node ids to
 -- (default: JSR_SERVER_NAMES from the environment)
+-- meta_state(m, dir): raft.meta_state(dir), read once per model (inspect
+-- and prepare ask for it from the lost report and from salvage)
+function M.meta_state(m, dir)
+  m._meta_states = m._meta_states or {}
+  local st = m._meta_states[dir]
+  if not st then
+    st = raft.meta_state(dir)
+    m._meta_states[dir] = st
+  end
+  return st
+end
+
 function M.analyze(m, opts)
   -- a report about what is lost must never stop inspect or prepare
   local ok, r = pcall(analyze, m, opts or {})
@@ -107,7 +119,7 @@ end
 function analyze(m, opts)
   local dir, moved = M.find_meta(m)
   if not dir then return unavailable("no meta group state (_js_/_meta_) in this store") end
-  local st = raft.meta_state(dir)
+  local st = M.meta_state(m, dir)
   if st.log.encrypted then
     st.problems[#st.problems + 1] = "the meta group's log is encrypted, not read: this report is from its "
       .. "snapshot alone and may miss or wrongly list streams; give the server's key"
@@ -335,10 +347,23 @@ function M.done(m, meta)
                               raft = raft_acks(meta, s.account, s.name, c.name) }
         end
       end
-      if #cons > 0 then
+      -- No message past every consumer's delivered sequence (or an ack in
+      -- its Raft state) can be done: the scan stops there, so its cost is
+      -- the done-but-on-disk messages, not the backlog.
+      local bound = 0
+      for _, c in ipairs(cons) do
+        bound = math.max(bound, c.state.delivered.stream, c.state.ack_floor.stream)
+        if c.raft then
+          for seq in pairs(c.raft.acked) do bound = math.max(bound, seq) end
+          local sn = c.raft.snapshot
+          if sn then bound = math.max(bound, sn.delivered.stream, sn.ack_floor.stream) end
+        end
+      end
+      if #cons > 0 and bound > 0 then
         local entry = { account = s.account, stream = s.name, messages = 0, consumers = cons }
         blocks.scan({ name = s.name, path = s.path, account = s.account }, {
           records = function(rec)
+            if rec.seq > bound then return false end
             if rec.deleted then return true end
             for _, c in ipairs(cons) do
               if subject_matches(c.filter, rec.subject) then

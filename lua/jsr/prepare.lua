@@ -347,24 +347,10 @@ function M.report(plan)
   return M.pretty(r) .. "\n"
 end
 
--- Indented JSON for files people read; leaves come from the exact encoder.
-function M.pretty(v, indent)
-  indent = indent or ""
-  if type(v) ~= "table" or getmetatable(v) == getmetatable(json.number("0")) then
-    return json.encode(v)
-  end
-  local inner = indent .. "  "
-  local is_array = getmetatable(v) == getmetatable(json.array()) or (#v > 0)
-  local parts = {}
-  if is_array then
-    if #v == 0 then return "[]" end
-    for i = 1, #v do parts[i] = inner .. M.pretty(v[i], inner) end
-    return "[\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "]"
-  end
-  local keys = json.keys(v)
-  if #keys == 0 then return "{}" end
-  for i, k in ipairs(keys) do parts[i] = inner .. json.encode(k) .. ": " .. M.pretty(v[k], inner) end
-  return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
+-- Indented JSON for files people read (two spaces, ": "), from the exact
+-- encoder: numbers and key order as read.
+function M.pretty(v)
+  return assert(json.encode(v, { pretty = true }))
 end
 
 -- Applies the plan as one set of changes. Returns the journal id (or nil

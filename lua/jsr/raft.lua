@@ -83,10 +83,10 @@ M.varint = varint
 function M.log(dir, fn)
   local group = basename(dir)
   local s = { group = group, records = 0, first = 0, last = 0, max_commit = 0, problems = {}, blocks = 0 }
-  if not jsr.lstat(dir .. "/msgs") then return s end
   local files, err = jsr.block_files(dir)
   if not files then
-    s.problems[#s.problems + 1] = err
+    -- no msgs/ at all: a group that has logged nothing yet
+    if jsr.lstat(dir .. "/msgs") then s.problems[#s.problems + 1] = err end
     return s
   end
   local stop = false

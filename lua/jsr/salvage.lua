@@ -63,8 +63,17 @@ local function plan_stream(r, s, sa, sys, keep)
     out.notes[#out.notes + 1] = "encrypted stream: its log is not salvaged (not supported yet)"
     return out
   end
-  local sum = blocks.scan({ name = s.name, path = s.path, account = s.account })
-  local files = jsr.block_files(s.path) or {}
+  local clfs = 0
+  local snap = raft.latest_snapshot(gdir)
+  local max_commit = 0
+  if snap then
+    local ss = stream_snapshot(snap.data)
+    if ss then clfs = ss.clfs end
+    max_commit = snap.index
+  end
+  -- The store's last sequence first, from its newest blocks only.
+  local sum = blocks.tail({ name = s.name, path = s.path, account = s.account })
+  local files = sum.files or {}
   local last_block = #files > 0 and files[#files].index or 0
   -- appending needs the store's true last sequence: not from blocks it cannot read
   if sum.unchecked_blocks > 0 or sum.corrupt then
@@ -74,18 +83,33 @@ local function plan_stream(r, s, sa, sys, keep)
   end
   local store_last = sum.last_seq
   out.store_last = store_last
-  local clfs = 0
-  local snap = raft.latest_snapshot(gdir)
-  local max_commit = 0
-  if snap then
-    local ss = stream_snapshot(snap.data)
-    if ss then clfs = ss.clfs end
-    max_commit = snap.index
-  end
-  -- first pass: the highest commit index the log saw
-  local summary = raft.log(gdir, nil)
+  -- Then one pass over the log, keeping only what can matter: messages
+  -- not yet in the store (lseq - clfs, with the clfs in force when each
+  -- was applied), purges and deletes.  Whether an entry was committed is
+  -- known only after the whole log is read (max_commit).
+  local events = {}
+  local summary = raft.log(gdir, function(index, ae)
+    for _, e in ipairs(ae.entries) do
+      if e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
+        local ss = stream_snapshot(e.data)
+        if ss then clfs = ss.clfs end
+      elseif e.type == raft.NORMAL and #e.data > 0 then
+        local op = e.data:byte(1)
+        if op == raft.op.stream_msg or op == raft.op.compressed_stream_msg then
+          local msg, merr = raft.stream_msg(e.data)
+          if not msg or msg.lseq - clfs >= store_last then
+            events[#events + 1] = { index = index, msg = msg, err = merr, at = msg and (msg.lseq - clfs) }
+          end
+        elseif op == raft.op.purge_stream or op == raft.op.delete_msg then
+          events[#events + 1] = { index = index, purge = true }
+        end
+      end
+    end
+    return true
+  end)
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   out.max_commit = max_commit
+
   local last = store_last
   local records, stopped = {}, false
   -- A crash's partial last record (torn tail) cannot stay in a block that
@@ -98,53 +122,40 @@ local function plan_stream(r, s, sa, sys, keep)
   end
   local target = torn and last_block or last_block + 1
   local key = s.name .. "-" .. target
-  raft.log(gdir, function(index, ae)
-    for _, e in ipairs(ae.entries) do
-      if e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
-        local ss = stream_snapshot(e.data)
-        if ss then clfs = ss.clfs end
-      elseif e.type == raft.NORMAL and #e.data > 0 then
-        local op = e.data:byte(1)
-        if op == raft.op.stream_msg or op == raft.op.compressed_stream_msg then
-          local msg, merr = raft.stream_msg(e.data)
-          if not msg then
-            out.notes[#out.notes + 1] = ("entry %d: %s; salvage stops here"):format(index, merr)
-            stopped = true
-            return false
-          end
-          local at = msg.lseq - clfs
-          if at > last then
-            out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the store ends at %d: "
-              .. "a gap the log cannot fill; salvage stops here"):format(index, at + 1, last)
-            stopped = true
-            return false
-          elseif at == last then
-            local uncertain = index > max_commit
-            out.log_ahead = out.log_ahead + 1
-            local entry = { kind = "message", account = s.account, stream = s.name, index = index,
-                            seq = last + 1, subject = msg.subject, uncertain = uncertain }
-            if not stopped and decide(keep, entry) then
-              records[#records + 1] = jsr.block_record(key, last + 1, msg.ts, msg.subject, msg.headers,
-                msg.payload)
-              out.appended = out.appended + 1
-              if uncertain then out.uncertain = out.uncertain + 1 end
-              out.first = out.first or (last + 1)
-              out.last = last + 1
-              last = last + 1
-            else
-              -- a dropped message ends the salvage: later ones would need its sequence
-              out.dropped = out.dropped + 1
-              stopped = true
-            end
-          end
-        elseif (op == raft.op.purge_stream or op == raft.op.delete_msg) and out.appended > 0 then
-          out.notes[#out.notes + 1] = ("entry %d: a purge or delete after salvaged messages is not "
-            .. "applied; check the stream after recovery"):format(index)
-        end
+  for _, ev in ipairs(events) do
+    local index, msg = ev.index, ev.msg
+    if ev.purge then
+      if out.appended > 0 then
+        out.notes[#out.notes + 1] = ("entry %d: a purge or delete after salvaged messages is not "
+          .. "applied; check the stream after recovery"):format(index)
+      end
+    elseif not msg then
+      out.notes[#out.notes + 1] = ("entry %d: %s; salvage stops here"):format(index, ev.err)
+      break
+    elseif ev.at > last then
+      out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the store ends at %d: "
+        .. "a gap the log cannot fill; salvage stops here"):format(index, ev.at + 1, last)
+      break
+    elseif ev.at == last then
+      local uncertain = index > max_commit
+      out.log_ahead = out.log_ahead + 1
+      local entry = { kind = "message", account = s.account, stream = s.name, index = index,
+                      seq = last + 1, subject = msg.subject, uncertain = uncertain }
+      if not stopped and decide(keep, entry) then
+        records[#records + 1] = jsr.block_record(key, last + 1, msg.ts, msg.subject, msg.headers,
+          msg.payload)
+        out.appended = out.appended + 1
+        if uncertain then out.uncertain = out.uncertain + 1 end
+        out.first = out.first or (last + 1)
+        out.last = last + 1
+        last = last + 1
+      else
+        -- a dropped message ends the salvage: later ones would need its sequence
+        out.dropped = out.dropped + 1
+        stopped = true
       end
     end
-    return true
-  end)
+  end
   if #records > 0 then
     out.block = ("%s/msgs/%d.blk"):format(s.path, target)
     local head = ""
@@ -271,37 +282,41 @@ local function plan_consumer(r, s, c, ca, sys, keep)
     st = snap and raft.consumer_state(snap.data) or empty_state()
   end
   local policy = type(c.config) == "table" and c.config.ack_policy or "explicit"
-  local summary = raft.log(gdir, nil)
-  if summary.max_commit > max_commit then max_commit = summary.max_commit end
-  local before = { af = st.ack_floor.stream, afc = st.ack_floor.consumer, ds = st.delivered.stream }
-  out.before = { ack_floor = before.af, delivered = before.ds }
-  raft.log(gdir, function(index, ae)
+  -- one pass over the log; the updates are applied after it, once
+  -- max_commit (whether each was committed) is known
+  local updates = {}
+  local summary = raft.log(gdir, function(index, ae)
     for _, e in ipairs(ae.entries) do
       if e.type == raft.NORMAL then
         local u = raft.consumer_update(e.data)
-        if u then
-          local kind = u.op == raft.op.update_acks and "ack" or "delivered"
-          -- only updates o.dat lacks count
-          local apply = kind == "ack" and apply_ack or apply_delivered
-          local changed = apply(st, u, policy, true)
-          if changed then
-            local uncertain = index > max_commit
-            out.log_ahead = out.log_ahead + 1
-            local entry = { kind = kind, account = s.account, stream = s.name, consumer = c.name,
-                            index = index, seq = u.sseq, uncertain = uncertain }
-            if decide(keep, entry) then
-              apply(st, u, policy, false)
-              if kind == "ack" then out.acks = out.acks + 1 else out.delivered = out.delivered + 1 end
-              if uncertain then out.uncertain = out.uncertain + 1 end
-            else
-              out.dropped = out.dropped + 1
-            end
-          end
-        end
+        if u then updates[#updates + 1] = { index = index, u = u } end
       end
     end
     return true
   end)
+  if summary.max_commit > max_commit then max_commit = summary.max_commit end
+  local before = { af = st.ack_floor.stream, afc = st.ack_floor.consumer, ds = st.delivered.stream }
+  out.before = { ack_floor = before.af, delivered = before.ds }
+  for _, up in ipairs(updates) do
+    local index, u = up.index, up.u
+    local kind = u.op == raft.op.update_acks and "ack" or "delivered"
+    -- only updates o.dat lacks count
+    local apply = kind == "ack" and apply_ack or apply_delivered
+    local changed = apply(st, u, policy, true)
+    if changed then
+      local uncertain = index > max_commit
+      out.log_ahead = out.log_ahead + 1
+      local entry = { kind = kind, account = s.account, stream = s.name, consumer = c.name,
+                      index = index, seq = u.sseq, uncertain = uncertain }
+      if decide(keep, entry) then
+        apply(st, u, policy, false)
+        if kind == "ack" then out.acks = out.acks + 1 else out.delivered = out.delivered + 1 end
+        if uncertain then out.uncertain = out.uncertain + 1 end
+      else
+        out.dropped = out.dropped + 1
+      end
+    end
+  end
   out.after = { ack_floor = st.ack_floor.stream, delivered = st.delivered.stream,
                 pending = count(st.pending) }
   if out.acks + out.delivered > 0 then
@@ -324,7 +339,7 @@ function M.analyze(m, keep)
   end
   r.available = true
   local sys = meta:gsub("/_meta_$", "")
-  local st = raft.meta_state(meta)
+  local st = lost.meta_state(m, meta)
   local by_key = {}
   for _, sa in pairs(st.streams) do by_key[sa.account .. "\0" .. sa.name] = sa end
   for _, s in ipairs(m.streams) do
