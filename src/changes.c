@@ -32,6 +32,7 @@ typedef struct {
     size_t len;
     mode_t mode;
     int purge;
+    int exists; /* put: the target existed when checked (jsr_changes_check) */
 } op;
 
 /* open-addressing set of strings it owns or borrows (see its users) */
@@ -106,36 +107,48 @@ static int set_has(const strset *set, const char *str)
     return 0;
 }
 
-/* jsr_path_inside, remembering the directories it has checked: below one
- * of them only the last component is looked at (no symlink there).  Our
- * lock keeps other js-recover runs out; the live-store guard, servers. */
+/* jsr_path_inside, remembering the directories it has checked: below the
+ * deepest of them only the rest of the path is looked at.  Our lock keeps
+ * other js-recover runs out; the live-store guard, servers. */
 static int inside(jsr_changes *c, const char *path, int must_exist, char *err, size_t errlen)
 {
-    const char *slash = strrchr(path, '/');
-    size_t dl = slash ? (size_t)(slash - path) : 0;
-    char dir[PATH_MAX];
-    if (dl == 0 || dl >= sizeof dir)
+    size_t rl = strlen(c->store), pl = strlen(path);
+    char cur[PATH_MAX];
+    if (pl >= sizeof cur || strncmp(path, c->store, rl) != 0 || path[rl] != '/')
         return jsr_path_inside(c->store, path, must_exist, err, errlen);
-    memcpy(dir, path, dl);
-    dir[dl] = 0;
-    if (!set_has(&c->safe, dir)) {
-        if (!jsr_path_inside(c->store, path, must_exist, err, errlen))
-            return 0;
-        /* the parent is inside when the path is, unless it is the root */
-        char *copy;
-        if (strlen(dir) > strlen(c->store) && (copy = strdup(dir)) && set_add(&c->safe, copy) != 1)
-            free(copy);
-        return 1;
+    memcpy(cur, path, pl + 1);
+    size_t from = rl; /* cur[0..from) is known to be safe */
+    for (size_t i = pl; i > rl; i--) {
+        if (cur[i] != '/')
+            continue;
+        cur[i] = 0;
+        int known = set_has(&c->safe, cur);
+        cur[i] = '/';
+        if (known) {
+            from = i;
+            break;
+        }
     }
-    struct stat st;
-    if (lstat(path, &st) != 0) {
-        int e = errno;
-        if (e == ENOENT && !must_exist)
-            return 1;
-        return ERR("%s: %s", path, strerror(e));
+    for (size_t i = from + 1; i <= pl; i++) {
+        if (path[i] != '/' && path[i] != 0)
+            continue;
+        cur[i] = 0;
+        struct stat st;
+        if (lstat(cur, &st) != 0) {
+            int e = errno;
+            if (e == ENOENT && !must_exist && path[i] == 0)
+                return 1;
+            return ERR("%s: %s", cur, strerror(e));
+        }
+        if (S_ISLNK(st.st_mode))
+            return ERR("%s: is a symlink; js-recover never follows links in a store", cur);
+        if (path[i] == '/' && S_ISDIR(st.st_mode)) {
+            char *copy = strdup(cur);
+            if (!copy || set_add(&c->safe, copy) != 1)
+                free(copy); /* only a lost shortcut */
+        }
+        cur[i] = path[i];
     }
-    if (S_ISLNK(st.st_mode))
-        return ERR("%s: is a symlink; js-recover never follows links in a store", path);
     return 1;
 }
 
@@ -432,11 +445,13 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
                 return 0;
             strcpy(last, dir);
         }
+        o->exists = 0;
         if (lstat(o->path, &st) != 0) {
             if (errno == ENOENT && o->kind == OP_PUT)
                 continue;
             return ERR("%s: cannot stat: %s; nothing was changed", o->path, strerror(errno));
         }
+        o->exists = 1;
         if (o->kind == OP_PUT) {
             if (!S_ISREG(st.st_mode))
                 return ERR("%s: no longer a regular file; nothing was changed", o->path);
@@ -605,8 +620,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
                 goto out;
             }
         } else if (o->kind == OP_PUT) {
-            struct stat st;
-            if (lstat(o->path, &st) != 0)
+            if (!o->exists)
                 continue; /* a new file: undo deletes it */
             if (!(o->backup = joinf("%s/%zu", bdir, i))) {
                 ERR("%s: path too long", o->path);

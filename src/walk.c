@@ -120,10 +120,14 @@ static void free_list(struct dirent **names, int n)
 /* Classifies child path: 1 if it is a directory to use; 0 if it was
  * reported as skipped (or is a plain file, ignored when quiet). */
 static int usable_dir(walker *w, const char *path, const char *account, const char *name,
-                      int quiet_files)
+                      int quiet_files, unsigned char dtype)
 {
     struct stat st;
-    if (lstat(path, &st) != 0) {
+    /* the listing's type when the file system gives one (ext4, xfs,
+     * btrfs, tmpfs do): a store has tens of thousands of these folders */
+    if (dtype == DT_DIR || dtype == DT_LNK || dtype == DT_REG) {
+        st.st_mode = dtype == DT_DIR ? S_IFDIR : dtype == DT_LNK ? S_IFLNK : S_IFREG;
+    } else if (lstat(path, &st) != 0) {
         report_error(w, path, account, strerror(errno));
         return 0;
     }
@@ -156,7 +160,7 @@ static void walk_consumers(walker *w, const char *stream_path, const char *accou
             report_error(w, obs, account, "an entry\'s name is too long");
             continue;
         }
-        if (!usable_dir(w, p, account, names[i]->d_name, 0))
+        if (!usable_dir(w, p, account, names[i]->d_name, 0, names[i]->d_type))
             continue;
         jsr_entry e = {JSR_CONSUMER, p, account, stream, names[i]->d_name, NULL, 0};
         emit(w, &e);
@@ -177,7 +181,7 @@ static void walk_account(walker *w, const char *acc_path, const char *account)
     if (!join(sub, acc_path, "streams"))
         return;
     struct stat st;
-    if (lstat(sub, &st) == 0 && usable_dir(w, sub, account, "streams", 0)) {
+    if (lstat(sub, &st) == 0 && usable_dir(w, sub, account, "streams", 0, DT_UNKNOWN)) {
         struct dirent **names;
         int n = list(w, sub, account, &names);
         for (int i = 0; i < n && !w->stopped; i++) {
@@ -186,7 +190,7 @@ static void walk_account(walker *w, const char *acc_path, const char *account)
             report_error(w, sub, account, "an entry\'s name is too long");
             continue;
         }
-            if (!usable_dir(w, p, account, names[i]->d_name, 0))
+            if (!usable_dir(w, p, account, names[i]->d_name, 0, names[i]->d_type))
                 continue;
             jsr_entry e = {JSR_STREAM, p, account, names[i]->d_name, names[i]->d_name, NULL, 0};
             if (!emit(w, &e))
@@ -208,7 +212,7 @@ static void walk_account(walker *w, const char *acc_path, const char *account)
             report_error(w, sub, account, "an entry\'s name is too long");
             continue;
         }
-        if (!usable_dir(w, p, account, names[i]->d_name, 1))
+        if (!usable_dir(w, p, account, names[i]->d_name, 1, names[i]->d_type))
             continue;
         jsr_entry e = {JSR_RAFT, p, account, NULL, names[i]->d_name, NULL, 1};
         emit(w, &e);
@@ -230,7 +234,7 @@ int jsr_walk(const char *js_dir, jsr_walk_fn fn, void *ud, char *err, size_t err
             report_error(&w, js_dir, NULL, "an entry's path is too long");
             continue;
         }
-        if (usable_dir(&w, p, names[i]->d_name, names[i]->d_name, 0))
+        if (usable_dir(&w, p, names[i]->d_name, names[i]->d_name, 0, names[i]->d_type))
             walk_account(&w, p, names[i]->d_name);
     }
     free_list(names, n);
