@@ -105,4 +105,33 @@ describe("jsr.json", function()
     assert.are.equal("[18446744073709551615]", json.encode({ json.number("18446744073709551615") }))
     assert.has_error(function() json.number("12abc") end)
   end)
+
+  it("writes indented JSON for people, with the same values and order", function()
+    local v = json.decode('{"b":1,"a":[1,{"x":18446744073709551615}],"e":{},"f":[],"s":"\\u00e9"}')
+    local want = table.concat({
+      '{',
+      '  "b": 1,',
+      '  "a": [',
+      '    1,',
+      '    {',
+      '      "x": 18446744073709551615',
+      '    }',
+      '  ],',
+      '  "e": {},',
+      '  "f": [],',
+      '  "s": "\\u00e9"',
+      '}' }, "\n")
+    assert.are.equal(want, json.encode(v, { pretty = true }))
+    assert.are.same(json.decode(json.encode(v)), json.decode(json.encode(v, { pretty = true })))
+  end)
+
+  it("gives each top-level field encoded, in the order encode writes them", function()
+    local v = json.decode('{"name":"S","num_replicas":3,"placement":{"tags":["a"]}}')
+    v.num_replicas = 1
+    v.added = true
+    local keys, texts = json.fields(v)
+    assert.are.same({ "name", "num_replicas", "placement", "added" }, { table.unpack(keys) })
+    assert.are.same({ name = '"S"', num_replicas = "1", placement = '{"tags":["a"]}', added = "true" }, texts)
+    assert.has_error(function() json.fields({ x = 0.5 }) end)
+  end)
 end)

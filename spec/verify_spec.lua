@@ -101,6 +101,27 @@ describe("js-recover verify", function()
     assert.is_true(p.kind == "bad_hash" or p.kind == "bad_length")
   end)
 
+  it("finds a stream's last sequence from its newest blocks alone (blocks.tail, used by salvage)", function()
+    local blocks = require "jsr.blocks"
+    local js = store .. "/jetstream"
+    local dir = gen.stream(js, "$G", "TAIL")
+    gen.block(dir, "TAIL", 1, { { seq = 1 }, { seq = 2 }, { seq = 3 } })
+    gen.block(dir, "TAIL", 2, { { seq = 4 }, { seq = 5, deleted = true } })
+    fx.write(dir .. "/msgs/3.blk", "") -- just rolled
+    -- block 1 is garbage now: a full scan sees it, the tail never reads it
+    fx.write(dir .. "/msgs/1.blk", string.rep("\255", 100))
+    local stream = { name = "TAIL", path = dir, account = "$G" }
+    local t = blocks.tail(stream)
+    assert.are.same({ 5, 2, false, 3 }, { t.last_seq, t.blocks, t.corrupt, #t.files })
+    assert.is_true(blocks.scan(stream).corrupt)
+    -- an unreadable newest block stops it: what came before cannot stand in for it
+    fx.write(dir .. "/msgs/2.blk", string.rep("\255", 100))
+    os.remove(dir .. "/msgs/3.blk")
+    t = blocks.tail(stream)
+    assert.is_true(t.corrupt)
+    assert.are.equal(1, t.blocks)
+  end)
+
   it("handles a zero-length block, a block of deleted records and many blocks, as the server does", function()
     local js = store .. "/jetstream"
     -- MANY: 40 blocks of 25 messages with headers on every third

@@ -1017,3 +1017,36 @@ int jsr_json_l_keys(lua_State *L)
     luaL_setmetatable(L, MT_ARRAY);
     return 1;
 }
+
+/* fields(obj) -> keys, {[key] = encoded value}: keys as keys() gives them,
+ * each value encoded as encode() would; one call for what a field-level
+ * diff needs (prepare takes one before and after editing every config). */
+int jsr_json_l_fields(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_pushcfunction(L, jsr_json_l_keys);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1); /* keys, 2 */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+    lua_createtable(L, 0, (int)n); /* 3 */
+    jsr_buf b;
+    jsr_buf_init(&b);
+    char err[256];
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i); /* key, 4 */
+        lua_pushvalue(L, 4);
+        lua_rawget(L, 1); /* value, 5 */
+        b.len = 0;
+        if (!encode(L, 5, &b, 0, err, sizeof err)) {
+            jsr_buf_free(&b);
+            return luaL_error(L, "cannot encode JSON field %s: %s", lua_tostring(L, 4), err);
+        }
+        lua_pushvalue(L, 4);
+        lua_pushlstring(L, b.data ? b.data : "", b.len);
+        lua_rawset(L, 3);
+        lua_settop(L, 3);
+    }
+    jsr_buf_free(&b);
+    return 2; /* keys, texts */
+}

@@ -625,6 +625,7 @@ static const luaL_Reg json_funcs[] = {
     {"object", jsr_json_l_object},
     {"array", jsr_json_l_array},
     {"keys", jsr_json_l_keys},
+    {"fields", jsr_json_l_fields},
     {NULL, NULL},
 };
 

@@ -47,5 +47,6 @@ int jsr_json_l_number(lua_State *L);
 int jsr_json_l_object(lua_State *L);
 int jsr_json_l_array(lua_State *L);
 int jsr_json_l_keys(lua_State *L);
+int jsr_json_l_fields(lua_State *L);
 
 #endif

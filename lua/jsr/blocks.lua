@@ -61,9 +61,9 @@ function M.tail(stream)
   for i = #files, 1, -1 do
     s.prev_seq = 0
     scan_one(s, stream, files, i, {}, 0)
-    if s.last_seq > 0 or s.unchecked_blocks > 0 or #s.problems > 0 and s.problems[#s.problems].kind == "io" then
-      break
-    end
+    local bad = false
+    for _, p in ipairs(s.problems) do bad = bad or p.corrupt end
+    if s.last_seq > 0 or s.unchecked_blocks > 0 or bad then break end
   end
   return finish(s)
 end

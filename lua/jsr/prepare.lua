@@ -85,16 +85,16 @@ end
 
 -- Encodes each top-level value, so a diff can be taken after edits.
 local function snapshot(cfg)
-  local snap = {}
-  for _, k in ipairs(json.keys(cfg)) do snap[k] = json.encode(cfg[k]) end
-  return snap
+  local _, texts = json.fields(cfg)
+  return texts
 end
 
 local function diff(before, cfg)
   local out, seen = {}, {}
-  for _, k in ipairs(json.keys(cfg)) do
+  local keys, texts = json.fields(cfg)
+  for _, k in ipairs(keys) do
     seen[k] = true
-    local now = json.encode(cfg[k])
+    local now = texts[k]
     if before[k] ~= now then out[#out + 1] = { field = k, old = before[k], new = now } end
   end
   local removed = {}
