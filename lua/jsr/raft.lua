@@ -75,15 +75,17 @@ local function varint(b, pos)
 end
 M.varint = varint
 
--- log(dir, fn) -> summary
+-- log(dir, fn [, files]) -> summary
 -- Calls fn(index, ae, rec) for every live record of the group's log in
 -- index order (fn returns false to stop); records that do not decode are
 -- counted in summary.problems, not raised.  summary = {records, first,
--- last, max_commit, problems = {...}, blocks}
-function M.log(dir, fn)
+-- last, max_commit, problems = {...}, blocks}.  files: the group's
+-- jsr.block_files(dir), when the caller has listed them already.
+function M.log(dir, fn, files)
   local group = basename(dir)
   local s = { group = group, records = 0, first = 0, last = 0, max_commit = 0, problems = {}, blocks = 0 }
-  local files, err = jsr.block_files(dir)
+  local err
+  if not files then files, err = jsr.block_files(dir) end
   if not files then
     -- no msgs/ at all: a group that has logged nothing yet
     if jsr.lstat(dir .. "/msgs") then s.problems[#s.problems + 1] = err end
@@ -95,6 +97,8 @@ function M.log(dir, fn)
     -- an encrypted store's Raft log too (jetstream { key }): the server keys
     -- each group's blocks as a stream named after the group, in an
     -- "account" of that name
+    -- a block the server has just started holds nothing yet
+    if b.size == 0 then goto next_block end
     if b.key and not jsr.has_keys() then
       s.encrypted = true
       s.problems[#s.problems + 1] = ("%s: encrypted, not read (give the server's key with --key-file or JSR_KEY)")
@@ -137,6 +141,15 @@ function M.log(dir, fn)
     ::next_block::
   end
   return s
+end
+
+-- is_empty(files) -> true when a group's log blocks (jsr.block_files)
+-- hold no bytes at all: nothing in it can be ahead of anything
+function M.is_empty(files)
+  for _, b in ipairs(files) do
+    if b.size ~= 0 then return false end
+  end
+  return true
 end
 
 -- snapshots(dir) -> { {path, term, index}, ... } oldest first

@@ -63,6 +63,10 @@ local function plan_stream(r, s, sa, sys, keep)
     out.notes[#out.notes + 1] = "encrypted stream: its log is not salvaged (not supported yet)"
     return out
   end
+  -- a log with nothing in it has nothing to salvage: its snapshot and the
+  -- store's tail need not be read
+  local log_files = jsr.block_files(gdir)
+  if log_files and raft.is_empty(log_files) then return out end
   local clfs = 0
   local snap = raft.latest_snapshot(gdir)
   local max_commit = 0
@@ -106,7 +110,7 @@ local function plan_stream(r, s, sa, sys, keep)
       end
     end
     return true
-  end)
+  end, log_files)
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   out.max_commit = max_commit
 
@@ -267,6 +271,8 @@ local function plan_consumer(r, s, c, ca, sys, keep)
     return out
   end
   local odat_path = c.path .. "/o.dat"
+  local log_files = jsr.block_files(gdir)
+  if log_files and raft.is_empty(log_files) then return out end
   local raw = read_file(odat_path)
   local st, err
   if raw then
@@ -293,7 +299,7 @@ local function plan_consumer(r, s, c, ca, sys, keep)
       end
     end
     return true
-  end)
+  end, log_files)
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   local before = { af = st.ack_floor.stream, afc = st.ack_floor.consumer, ds = st.delivered.stream }
   out.before = { ack_floor = before.af, delivered = before.ds }
