@@ -182,15 +182,15 @@ describe("a crash at any step", function()
 
   it("of prepare --purge, in the commit's end and in the purge, is finished or undone", function()
     local steps = count_steps(pristine, "prepare", "--purge")
-    -- the steps before are those of the walk above; from the last rename on
-    -- every one, and of the purge (one unlink per file of $SYS, all alike)
-    -- every 4th and the last
-    local last_rename, points = 0, {}
-    for n, what in ipairs(steps) do if what == "rename" then last_rename = n end end
-    local purge_from
+    -- every step: those before the commit's end are the walk above with
+    -- --purge in the journal; then the purge, one unlink per file of $SYS
+    local last_rename, purge_from, points = 0, nil, {}
+    for n, what in ipairs(steps) do
+      if what == "rename" then last_rename = n end
+      points[n] = n
+    end
     for n = last_rename + 1, #steps do
-      if not purge_from and steps[n] == "unlink" then purge_from = n end
-      if not purge_from or (n - purge_from) % 4 == 0 or n == #steps then points[#points + 1] = n end
+      if steps[n] == "unlink" then purge_from = n; break end
     end
     assert.is_not_nil(purge_from)
     local done = copy(pristine)
@@ -207,7 +207,7 @@ describe("a crash at any step", function()
     assert.is_true((counts["complete (re-run changed nothing), purged tree lost"] or 0) > 0)
   end)
 
-  it("of prepare renaming $G, at each rename, is undone the same way", function()
+  it("of prepare renaming $G, at each step, is undone the same way", function()
     local base = copy(pristine)
     local done = copy(pristine)
     finally(function() cleanup(base); cleanup(done) end)
@@ -216,13 +216,8 @@ describe("a crash at any step", function()
         fx.quote(d .. "/jetstream/$G/streams/ORDERS"), fx.quote(d .. "/jetstream/ACME/streams/")))
     end
     local steps = count_steps(base, "prepare")
-    -- bcrypt makes each of these runs slow: the rename steps (and the
-    -- step after the last) are where this walk differs from the first
-    local points, last = {}, 0
-    for n, what in ipairs(steps) do
-      if what == "rename" then points[#points + 1] = n; last = n end
-    end
-    points[#points + 1] = last + 1
+    local points = {}
+    for n = 1, #steps do points[n] = n end
     assert.are.equal(0, (fx.run("prepare", done)))
     local counts = walk_prepare(base, {}, points, { prepared_js = fx.tree_digest(done .. "/jetstream") })
     summary(("prepare renaming $G (%d steps)"):format(#steps), counts, #points)
