@@ -122,6 +122,29 @@ describe("js-recover verify", function()
     assert.are.equal(1, t.blocks)
   end)
 
+  it("trusts an index file only while it describes its block (blocks.tail, as the server decides)", function()
+    local blocks = require "jsr.blocks"
+    local dir = store .. "/jetstream/$G/streams/ORDERS"
+    local stream = { name = "ORDERS", path = dir, account = "$G" }
+    -- the fixture's 1.idx, written by nats-server 2.9.10, matches its block
+    local t = blocks.tail(stream)
+    assert.are.same({ 1000, 1 }, { t.last_seq, t.indexed })
+    -- a record the index does not know: the block is read
+    local f = assert(io.open(blk, "ab"))
+    f:write(gen.record("ORDERS-1", 1001, 1, "orders.new", nil, "late"))
+    f:close()
+    t = blocks.tail(stream)
+    assert.are.same({ 1001, 0 }, { t.last_seq, t.indexed })
+    -- half a record (a crash mid-write): read, and reported as a torn tail
+    local rec = gen.record("ORDERS-1", 1002, 2, "orders.new", nil, "cut")
+    f = assert(io.open(blk, "ab"))
+    f:write(rec:sub(1, 20))
+    f:close()
+    t = blocks.tail(stream)
+    assert.are.same({ 1001, 0, false }, { t.last_seq, t.indexed, t.corrupt })
+    assert.are.equal("torn_tail", t.problems[1].kind)
+  end)
+
   it("handles a zero-length block, a block of deleted records and many blocks, as the server does", function()
     local js = store .. "/jetstream"
     -- MANY: 40 blocks of 25 messages with headers on every third

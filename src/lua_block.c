@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -389,6 +390,43 @@ static int l_block_compressed(lua_State *L)
     lua_pushboolean(L, r);
     return 1;
 }
+/* block_indexed_last(blk_path, idx_path) -> last_seq, first_seq, msgs | nil
+ * The block's last sequence from its 2.9 index file alone, when the index
+ * describes the block as it is: its last-record hash equals the block's
+ * final 8 bytes (every record ends with its hash), the rule the server
+ * uses to trust an index.  nil: read the block instead.  Plaintext only. */
+static int l_block_indexed_last(lua_State *L)
+{
+    const char *blk = luaL_checkstring(L, 1);
+    const char *idx = luaL_checkstring(L, 2);
+    jsr_block_index ix;
+    char err[JSR_ERRLEN];
+    if (!jsr_block_index_read(idx, &ix, err, sizeof err) || !ix.valid || ix.msgs == 0) {
+        jsr_block_index_free(&ix);
+        luaL_pushfail(L);
+        return 1;
+    }
+    unsigned char tail[8];
+    int match = 0;
+    int fd = open(blk, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        match = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 8 &&
+                pread(fd, tail, 8, st.st_size - 8) == 8 && memcmp(tail, ix.lchk, 8) == 0;
+        close(fd);
+    }
+    uint64_t last = ix.last_seq, first = ix.first_seq, msgs = ix.msgs;
+    jsr_block_index_free(&ix);
+    if (!match || last == 0 || last > (uint64_t)LUA_MAXINTEGER) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    lua_pushinteger(L, (lua_Integer)last);
+    lua_pushinteger(L, (lua_Integer)first);
+    lua_pushinteger(L, (lua_Integer)msgs);
+    return 3;
+}
+
 
 void jsr_block_register(lua_State *L)
 {
@@ -400,6 +438,7 @@ void jsr_block_register(lua_State *L)
         {"block_files", l_block_files},
         {"scan_block", l_scan_block},
         {"block_compressed", l_block_compressed},
+        {"block_indexed_last", l_block_indexed_last},
         {NULL, NULL},
     };
     luaL_setfuncs(L, f, 0);
