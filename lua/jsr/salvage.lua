@@ -67,14 +67,6 @@ local function plan_stream(r, s, sa, sys, keep)
   -- store's tail need not be read
   local log_files = jsr.block_files(gdir)
   if log_files and raft.is_empty(log_files) then return out end
-  local clfs = 0
-  local snap = raft.latest_snapshot(gdir)
-  local max_commit = 0
-  if snap then
-    local ss = stream_snapshot(snap.data)
-    if ss then clfs = ss.clfs end
-    max_commit = snap.index
-  end
   -- The store's last sequence first, from its newest blocks only.
   local sum = blocks.tail({ name = s.name, path = s.path, account = s.account })
   local files = sum.files or {}
@@ -88,21 +80,27 @@ local function plan_stream(r, s, sa, sys, keep)
   local store_last = sum.last_seq
   out.store_last = store_last
   -- Then one pass over the log, keeping only what can matter: messages
-  -- not yet in the store (lseq - clfs, with the clfs in force when each
-  -- was applied), purges and deletes.  Whether an entry was committed is
-  -- known only after the whole log is read (max_commit).
-  local events = {}
+  -- that may not be in the store, purges and deletes.  A message's place
+  -- is lseq - clfs, clfs being the count of entries the server failed to
+  -- apply (from the group's snapshot, or a snapshot entry in the log);
+  -- clfs >= 0, so lseq below the store's last sequence is stored already,
+  -- and a log with nothing else needs no snapshot read at all (the
+  -- usual case).  Whether an entry was committed is known only after the
+  -- whole log is read (max_commit).
+  local events, any_msg = {}, false
+  local log_clfs -- set by a snapshot entry in the log
   local summary = raft.log(gdir, function(index, ae)
     for _, e in ipairs(ae.entries) do
       if e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
         local ss = stream_snapshot(e.data)
-        if ss then clfs = ss.clfs end
+        if ss then log_clfs = ss.clfs end
       elseif e.type == raft.NORMAL and #e.data > 0 then
         local op = e.data:byte(1)
         if op == raft.op.stream_msg or op == raft.op.compressed_stream_msg then
           local msg, merr = raft.stream_msg(e.data)
-          if not msg or msg.lseq - clfs >= store_last then
-            events[#events + 1] = { index = index, msg = msg, err = merr, at = msg and (msg.lseq - clfs) }
+          if not msg or msg.lseq >= store_last then
+            events[#events + 1] = { index = index, msg = msg, err = merr, clfs = log_clfs }
+            any_msg = true
           end
         elseif op == raft.op.purge_stream or op == raft.op.delete_msg then
           events[#events + 1] = { index = index, purge = true }
@@ -111,6 +109,17 @@ local function plan_stream(r, s, sa, sys, keep)
     end
     return true
   end, log_files)
+  if not any_msg then return out end
+  local clfs, max_commit = 0, 0
+  local snap = raft.latest_snapshot(gdir)
+  if snap then
+    local ss = stream_snapshot(snap.data)
+    if ss then clfs = ss.clfs end
+    max_commit = snap.index
+  end
+  for _, ev in ipairs(events) do
+    if ev.msg then ev.at = ev.msg.lseq - (ev.clfs or clfs) end
+  end
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   out.max_commit = max_commit
 
@@ -282,11 +291,6 @@ local function plan_consumer(r, s, c, ca, sys, keep)
       return out
     end
   end
-  local snap = raft.latest_snapshot(gdir)
-  local max_commit = snap and snap.index or 0
-  if not st then
-    st = snap and raft.consumer_state(snap.data) or empty_state()
-  end
   local policy = type(c.config) == "table" and c.config.ack_policy or "explicit"
   -- one pass over the log; the updates are applied after it, once
   -- max_commit (whether each was committed) is known
@@ -300,6 +304,25 @@ local function plan_consumer(r, s, c, ca, sys, keep)
     end
     return true
   end, log_files)
+  -- An update o.dat already reflects changes nothing, and the first one
+  -- that changes it is found without applying any: with none, the group's
+  -- snapshot (only its commit index would be used) is not read.
+  local ahead = not st
+  for _, up in ipairs(updates) do
+    if ahead then break end
+    local apply = up.u.op == raft.op.update_acks and apply_ack or apply_delivered
+    ahead = apply(st, up.u, policy, true)
+  end
+  if not ahead then
+    out.before = { ack_floor = st.ack_floor.stream, delivered = st.delivered.stream }
+    out.after = { ack_floor = st.ack_floor.stream, delivered = st.delivered.stream, pending = count(st.pending) }
+    return out
+  end
+  local snap = raft.latest_snapshot(gdir)
+  local max_commit = snap and snap.index or 0
+  if not st then
+    st = snap and raft.consumer_state(snap.data) or empty_state()
+  end
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   local before = { af = st.ack_floor.stream, afc = st.ack_floor.consumer, ds = st.delivered.stream }
   out.before = { ack_floor = before.af, delivered = before.ds }
