@@ -133,6 +133,19 @@ describe("the live-store guard", function()
     assert.are.equal(confdir .. "/nats.conf", how["config file"])
     srv:stop()
 
+    -- or names it in a file its config includes (relative to the config)
+    fx.sh("mkdir -p " .. fx.quote(confdir .. "/conf.d"))
+    fx.write(confdir .. "/conf.d/js.conf", ('jetstream { store_dir: "%s" }\n'):format(store))
+    fx.write(confdir .. "/main.conf", '# site config\n  include "conf.d/js.conf"\n')
+    srv = ns.start { config = confdir .. "/main.conf" }
+    list = assert(jsr.open_by(store))
+    how = {}
+    for _, o in ipairs(list) do
+      if o.pid == srv.pid then how[o.how] = o.file end
+    end
+    assert.are.equal(confdir .. "/main.conf", how["config file"])
+    srv:stop()
+
     -- with messages published, the server keeps its last block open
     srv2 = ns.start { store_dir = fresh }
     ns.jspub(srv2, { stream = "T", count = 10 })

@@ -125,9 +125,35 @@ static int arg_path(long pid, const char *arg, char *out, size_t outlen)
     return snprintf(out, outlen, "%s/%s", cwd, arg) < (int)outlen;
 }
 
-/* Does the nats-server config file mention a path under root?  Only the
- * file itself is read (not its includes): a hint, besides the open files. */
-static int config_names(const char *file, const char *root, const char *given)
+#define INCLUDE_DEPTH 8 /* the server refuses deeper nesting long before */
+
+/* The file named by an `include` at p (after the keyword), resolved
+ * against the including file's directory; 0 if there is none. */
+static int include_target(const char *p, const char *from, char *out, size_t outlen)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    char tok[PATH_MAX];
+    size_t n = 0;
+    char q = (*p == '"' || *p == '\'') ? *p++ : 0;
+    while (*p && *p != '\n' && n + 1 < sizeof tok) {
+        if (q ? *p == q : (isspace((unsigned char)*p) || *p == ';' || *p == '}'))
+            break;
+        tok[n++] = *p++;
+    }
+    tok[n] = 0;
+    if (n == 0)
+        return 0;
+    if (tok[0] == '/')
+        return snprintf(out, outlen, "%s", tok) < (int)outlen;
+    const char *slash = strrchr(from, '/');
+    int dl = slash ? (int)(slash - from) : 1;
+    return snprintf(out, outlen, "%.*s/%s", dl, slash ? from : ".", tok) < (int)outlen;
+}
+
+/* Does the nats-server config file, or a file it includes, mention a path
+ * under root?  A hint, besides the open files: an idle server has none. */
+static int config_names(const char *file, const char *root, const char *given, int depth)
 {
     char *text;
     size_t len;
@@ -135,6 +161,19 @@ static int config_names(const char *file, const char *root, const char *given)
     if (!jsr_read_file(file, CONFIG_MAX, &text, &len, err, sizeof err))
         return 0;
     int hit = (strstr(text, root) != NULL) || (given && strstr(text, given) != NULL);
+    /* `include <path>` at the start of a line (after blanks) */
+    for (const char *line = text; !hit && depth < INCLUDE_DEPTH && line && *line;) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        char inc[PATH_MAX];
+        if (!strncmp(p, "include", 7) && (p[7] == ' ' || p[7] == '\t') &&
+            include_target(p + 7, file, inc, sizeof inc))
+            hit = config_names(inc, root, given, depth + 1);
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
     free(text);
     return hit;
 }
@@ -166,7 +205,7 @@ static void check_nats_server(openers *o, long pid, const char *shown, const cha
         const char *use = realpath(path, real) ? real : path;
         if (under(use, root, rl) || (given && under(path, given, gl))) {
             add(o, pid, shown, use, "command line");
-        } else if (next_is_config && config_names(use, root, given)) {
+        } else if (next_is_config && config_names(use, root, given, 0)) {
             add(o, pid, shown, use, "config file");
         }
         next_is_config = 0;
