@@ -107,6 +107,13 @@ static int set_has(const strset *set, const char *str)
     return 0;
 }
 
+static void remember_safe(const char *dir, void *ud)
+{
+    char *copy = strdup(dir);
+    if (!copy || set_add(ud, copy) != 1)
+        free(copy); /* only a lost shortcut */
+}
+
 /* jsr_path_inside, remembering the directories it has checked: below the
  * deepest of them only the rest of the path is looked at.  Our lock keeps
  * other js-recover runs out; the live-store guard, servers. */
@@ -117,7 +124,7 @@ static int inside(jsr_changes *c, const char *path, int must_exist, char *err, s
     if (pl >= sizeof cur || strncmp(path, c->store, rl) != 0 || path[rl] != '/')
         return jsr_path_inside(c->store, path, must_exist, err, errlen);
     memcpy(cur, path, pl + 1);
-    size_t from = rl; /* cur[0..from) is known to be safe */
+    size_t from = rl; /* path[0..from) is known to be safe */
     for (size_t i = pl; i > rl; i--) {
         if (cur[i] != '/')
             continue;
@@ -129,27 +136,7 @@ static int inside(jsr_changes *c, const char *path, int must_exist, char *err, s
             break;
         }
     }
-    for (size_t i = from + 1; i <= pl; i++) {
-        if (path[i] != '/' && path[i] != 0)
-            continue;
-        cur[i] = 0;
-        struct stat st;
-        if (lstat(cur, &st) != 0) {
-            int e = errno;
-            if (e == ENOENT && !must_exist && path[i] == 0)
-                return 1;
-            return ERR("%s: %s", cur, strerror(e));
-        }
-        if (S_ISLNK(st.st_mode))
-            return ERR("%s: is a symlink; js-recover never follows links in a store", cur);
-        if (path[i] == '/' && S_ISDIR(st.st_mode)) {
-            char *copy = strdup(cur);
-            if (!copy || set_add(&c->safe, copy) != 1)
-                free(copy); /* only a lost shortcut */
-        }
-        cur[i] = path[i];
-    }
-    return 1;
+    return jsr_path_check_from(path, from, must_exist, remember_safe, &c->safe, err, errlen);
 }
 
 jsr_changes *jsr_changes_open(const char *store_dir, char *err, size_t errlen)

@@ -152,18 +152,17 @@ int jsr_path_clean(const char *path, char *out, size_t outlen, char *err, size_t
     return 1;
 }
 
-int jsr_path_inside(const char *root, const char *path, int must_exist, char *err,
-                    size_t errlen)
+int jsr_path_check_from(const char *path, size_t from, int must_exist,
+                        void (*dir_ok)(const char *dir, void *ud), void *ud, char *err,
+                        size_t errlen)
 {
-    size_t rl = strlen(root);
-    if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != 0))
-        return ERR("%s: outside the store %s (refused)", path, root);
     char cur[PATH_MAX];
-    if (strlen(path) >= sizeof cur)
+    size_t pl = strlen(path);
+    if (pl >= sizeof cur)
         return ERR("%s: path too long", path);
-    strcpy(cur, path);
-    /* walk the components below root, from the top down */
-    for (size_t i = rl + 1; i <= strlen(path); i++) {
+    memcpy(cur, path, pl + 1);
+    /* the components after from, from the top down */
+    for (size_t i = from + 1; i <= pl; i++) {
         if (path[i] != '/' && path[i] != 0)
             continue;
         cur[i] = 0;
@@ -176,9 +175,20 @@ int jsr_path_inside(const char *root, const char *path, int must_exist, char *er
         }
         if (S_ISLNK(st.st_mode))
             return ERR("%s: is a symlink; js-recover never follows links in a store", cur);
+        if (dir_ok && path[i] == '/' && S_ISDIR(st.st_mode))
+            dir_ok(cur, ud);
         cur[i] = path[i];
     }
     return 1;
+}
+
+int jsr_path_inside(const char *root, const char *path, int must_exist, char *err,
+                    size_t errlen)
+{
+    size_t rl = strlen(root);
+    if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != 0))
+        return ERR("%s: outside the store %s (refused)", path, root);
+    return jsr_path_check_from(path, rl, must_exist, NULL, NULL, err, errlen);
 }
 
 int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, int sync,

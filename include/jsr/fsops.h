@@ -41,6 +41,13 @@ int jsr_path_clean(const char *path, char *out, size_t outlen, char *err, size_t
 int jsr_path_inside(const char *root, const char *path, int must_exist, char *err,
                     size_t errlen);
 
+/* The component checks of jsr_path_inside for the part of path after
+ * index from (path[from] is '/'; what comes before is known to be safe).
+ * dir_ok, if set, is told each directory found on the way. */
+int jsr_path_check_from(const char *path, size_t from, int must_exist,
+                        void (*dir_ok)(const char *dir, void *ud), void *ud, char *err,
+                        size_t errlen);
+
 /* Writes data to a new file tmp (replacing a stale one), mode as given;
  * fsyncs it when sync is set. */
 int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, int sync,
