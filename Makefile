@@ -45,15 +45,15 @@ $(BUILD)/jsr.so: $(PIC_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared $^ -o $@ $(shell pkg-config --libs libcrypto libsodium) -lhighwayhash -lcrypt
 
 # a real NATS client (libnats) that prints what a server serves, for tests
-$(BUILD)/jscheck: spec/support/jscheck.c | $(BUILD)
-	$(CC) $(CFLAGS) $< -o $@ $(shell pkg-config --cflags --libs libnats)
+$(BUILD)/jscheck: spec/support/jscheck.c spec/support/jsutil.c spec/support/jsutil.h | $(BUILD)
+	$(CC) $(CFLAGS) $(filter %.c,$^) -o $@ $(shell pkg-config --cflags --libs libnats libcrypto)
 
-$(BUILD)/jspub: spec/support/jspub.c | $(BUILD)
-	$(CC) $(CFLAGS) $< -o $@ $(shell pkg-config --cflags --libs libnats)
+$(BUILD)/jspub: spec/support/jspub.c spec/support/jsutil.c spec/support/jsutil.h | $(BUILD)
+	$(CC) $(CFLAGS) $(filter %.c,$^) -o $@ $(shell pkg-config --cflags --libs libnats libcrypto)
 
 # the quorum-loss drill's workload, recorder and traffic (spec/support/drill.lua)
-$(BUILD)/jsload: spec/support/jsload.c | $(BUILD)
-	$(CC) $(CFLAGS) $< -o $@ $(shell pkg-config --cflags --libs libnats libcrypto) -lpthread -lm
+$(BUILD)/jsload: spec/support/jsload.c spec/support/jsutil.c spec/support/jsutil.h | $(BUILD)
+	$(CC) $(CFLAGS) $(filter %.c,$^) -o $@ $(shell pkg-config --cflags --libs libnats libcrypto) -lpthread -lm
 
 $(BUILD):
 	mkdir -p $(BUILD)

@@ -31,10 +31,12 @@
  * "jscheck: <what failed>: <status text>" on stderr, nothing on stdout),
  * 2 bad usage.
  *
- * Build: cc -std=c11 -Wall -Wextra -O2 spec/support/jscheck.c -o build/jscheck \
- *            $(pkg-config --cflags --libs libnats)
+ * Build: cc -std=c11 -Wall -Wextra -O2 spec/support/jscheck.c spec/support/jsutil.c -o build/jscheck \
+ *            $(pkg-config --cflags --libs libnats libcrypto)
  */
 #include <nats/nats.h>
+
+#include "jsutil.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -45,225 +47,6 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------- output */
-
-/* The whole report is built in memory and written only on success, so a
- * failure half-way never leaves truncated JSON for the spec to misparse. */
-typedef struct
-{
-    char   *data;
-    size_t len;
-    size_t cap;
-    bool   oom;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap)
-    {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (p == NULL)
-        {
-            b->oom = true;
-            return;
-        }
-        b->data = p;
-        b->cap  = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_str(Buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_u64(Buf *b, uint64_t v)
-{
-    char tmp[32];
-    int  n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    buf_add(b, tmp, (size_t) n);
-}
-
-static void buf_i64(Buf *b, int64_t v)
-{
-    char tmp[32];
-    int  n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
-    buf_add(b, tmp, (size_t) n);
-}
-
-/* Subjects are arbitrary bytes as far as the server is concerned; bytes
- * >= 0x80 are passed through, so valid UTF-8 stays valid. */
-static void buf_json_string(Buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-
-    buf_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *) (s ? s : ""); *p; p++)
-    {
-        switch (*p)
-        {
-            case '"':  buf_add(b, "\\\"", 2); break;
-            case '\\': buf_add(b, "\\\\", 2); break;
-            case '\b': buf_add(b, "\\b", 2); break;
-            case '\f': buf_add(b, "\\f", 2); break;
-            case '\n': buf_add(b, "\\n", 2); break;
-            case '\r': buf_add(b, "\\r", 2); break;
-            case '\t': buf_add(b, "\\t", 2); break;
-            default:
-                if (*p < 0x20 || *p == 0x7f)
-                {
-                    char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 0xf]};
-                    buf_add(b, esc, sizeof esc);
-                }
-                else
-                    buf_add(b, (const char *) p, 1);
-        }
-    }
-    buf_add(b, "\"", 1);
-}
-
-/* Key of a JSON member; `first` tracks whether a comma is needed. */
-static void buf_key(Buf *b, bool *first, const char *key)
-{
-    if (!*first)
-        buf_add(b, ",", 1);
-    *first = false;
-    buf_json_string(b, key);
-    buf_add(b, ":", 1);
-}
-
-/* ---------------------------------------------------------------- sha256 */
-
-/* Written from FIPS 180-4 so the helper needs nothing beyond libnats; the
- * spec checks it against coreutils' sha256sum. */
-typedef struct
-{
-    uint32_t h[8];
-    uint8_t  block[64];
-    size_t   used;
-    uint64_t total;
-} Sha256;
-
-static const uint32_t sha256_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-static uint32_t ror32(uint32_t x, unsigned n)
-{
-    return (x >> n) | (x << (32 - n));
-}
-
-static void sha256_init(Sha256 *c)
-{
-    static const uint32_t iv[8] = {
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-    };
-    memcpy(c->h, iv, sizeof iv);
-    c->used  = 0;
-    c->total = 0;
-}
-
-static void sha256_compress(Sha256 *c, const uint8_t *blk)
-{
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t) blk[4 * i] << 24 | (uint32_t) blk[4 * i + 1] << 16
-             | (uint32_t) blk[4 * i + 2] << 8 | (uint32_t) blk[4 * i + 3];
-    for (int i = 16; i < 64; i++)
-    {
-        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-
-    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
-    uint32_t e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
-    for (int i = 0; i < 64; i++)
-    {
-        uint32_t t1 = h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25))
-                    + ((e & f) ^ (~e & g)) + sha256_k[i] + w[i];
-        uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22))
-                    + ((a & b) ^ (a & cc) ^ (b & cc));
-        h = g; g = f; f = e; e = d + t1;
-        d = cc; cc = b; b = a; a = t1 + t2;
-    }
-    c->h[0] += a; c->h[1] += b; c->h[2] += cc; c->h[3] += d;
-    c->h[4] += e; c->h[5] += f; c->h[6] += g; c->h[7] += h;
-}
-
-static void sha256_update(Sha256 *c, const uint8_t *p, size_t n)
-{
-    c->total += n;
-    while (n > 0)
-    {
-        size_t take = 64 - c->used;
-        if (take > n)
-            take = n;
-        memcpy(c->block + c->used, p, take);
-        c->used += take;
-        p += take;
-        n -= take;
-        if (c->used == 64)
-        {
-            sha256_compress(c, c->block);
-            c->used = 0;
-        }
-    }
-}
-
-static void sha256_hex(Sha256 *c, char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    uint64_t bits = c->total * 8;
-    uint8_t  pad  = 0x80;
-    uint8_t  len[8];
-
-    sha256_update(c, &pad, 1);
-    pad = 0;
-    while (c->used != 56)
-        sha256_update(c, &pad, 1);
-    for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t) (bits >> (56 - 8 * i));
-    sha256_update(c, len, 8);
-
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-            out[i * 8 + j] = hex[(c->h[i] >> (28 - 4 * j)) & 0xf];
-    out[64] = '\0';
-}
-
-/* ---------------------------------------------------------------- errors */
-
-static natsStatus fail(natsStatus s, jsErrCode jerr, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("jscheck: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, ": %s", natsStatus_GetText(s));
-    /* The status alone says e.g. "Not Found"; the JetStream code tells a
-     * missing stream from a missing consumer. */
-    if (jerr != 0)
-        fprintf(stderr, " (jetstream error %d)", (int) jerr);
-    fputc('\n', stderr);
-    return s;
-}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -471,13 +254,14 @@ static natsStatus report_messages(Buf *out, jsCtx *js, jsOptions *jo, const char
             break;
         }
 
-        Sha256 h;
-        char   digest[65];
-        int    n = natsMsg_GetDataLength(m);
-        sha256_init(&h);
-        if (n > 0)
-            sha256_update(&h, (const uint8_t *) natsMsg_GetData(m), (size_t) n);
-        sha256_hex(&h, digest);
+        char digest[65];
+        int  n = natsMsg_GetDataLength(m);
+        if (!sha256_hex(n > 0 ? natsMsg_GetData(m) : "", n > 0 ? (size_t) n : 0, digest))
+        {
+            natsMsg_Destroy(m);
+            s = fail(NATS_ERR, 0, "SHA-256 of message %" PRIu64 " (OpenSSL)", seq);
+            break;
+        }
 
         bool f2 = true;
         if (!first)
@@ -512,6 +296,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    jsutil_prog = "jscheck";
     const char *url = NULL, *user = NULL, *password = NULL, *msgs_stream = NULL;
     long long  timeout_ms = 5000;
 

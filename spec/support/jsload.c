@@ -54,12 +54,13 @@
  * Exit status: 0 success, 1 a libnats or API call failed (one line
  * "jsload: <what>: <why>" on stderr), 2 bad usage.
  *
- * Build: cc -std=c11 -Wall -Wextra -O2 spec/support/jsload.c -o build/jsload \
+ * Build: cc -std=c11 -Wall -Wextra -O2 spec/support/jsload.c spec/support/jsutil.c -o build/jsload \
  *            $(pkg-config --cflags --libs libnats libcrypto) -lpthread -lm
  */
 #define _GNU_SOURCE
 #include <nats/nats.h>
-#include <openssl/evp.h>
+
+#include "jsutil.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -75,117 +76,6 @@
 #define NS_PER_HOUR 3600000000000LL
 #define MAX_URLS 8
 #define MAX_TRAFFIC 16
-
-/* ---------------------------------------------------------------- output */
-
-/* Output is built in memory and written only on success, so a failure
- * half-way never leaves truncated JSON for the drill to misparse. */
-typedef struct
-{
-    char   *data;
-    size_t len, cap;
-    bool   oom;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap)
-    {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (p == NULL)
-        {
-            b->oom = true;
-            return;
-        }
-        b->data = p;
-        b->cap  = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_str(Buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_fmt(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void buf_fmt(Buf *b, const char *fmt, ...)
-{
-    char    tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t) n >= sizeof tmp)
-    {
-        b->oom = true; /* only short fragments are formatted; longer is a bug */
-        return;
-    }
-    buf_add(b, tmp, (size_t) n);
-}
-
-static void buf_json_string(Buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    buf_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *) (s ? s : ""); *p; p++)
-    {
-        if (*p == '"' || *p == '\\')
-        {
-            char esc[2] = {'\\', (char) *p};
-            buf_add(b, esc, 2);
-        }
-        else if (*p < 0x20 || *p == 0x7f)
-        {
-            char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 0xf]};
-            buf_add(b, esc, sizeof esc);
-        }
-        else
-            buf_add(b, (const char *) p, 1);
-    }
-    buf_add(b, "\"", 1);
-}
-
-static natsStatus fail(natsStatus s, jsErrCode jerr, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static natsStatus fail(natsStatus s, jsErrCode jerr, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("jsload: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, ": %s", natsStatus_GetText(s));
-    if (jerr != 0)
-        fprintf(stderr, " (jetstream error %d)", (int) jerr);
-    fputc('\n', stderr);
-    return s;
-}
-
-static bool sha256_hex(const void *data, size_t n, char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char     md[32];
-    unsigned int      mdlen = 0;
-    if (EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return false;
-    for (int i = 0; i < 32; i++)
-    {
-        out[2 * i]     = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
-    return true;
-}
 
 /* ---------------------------------------------------------------- context */
 
@@ -1369,6 +1259,7 @@ static bool parse_int(const char *opt, const char *v, long long min, long long *
 
 int main(int argc, char **argv)
 {
+    jsutil_prog = "jsload";
     Ctx        c = {.timeout_ms = 5000};
     Setup      su = {.c = &c, .scale = 1.0};
     const char *cmd = NULL, *out_path = NULL, *account = NULL, *workload = NULL;

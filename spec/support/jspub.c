@@ -34,10 +34,12 @@
  * Exit status: 0 success, 1 a libnats call failed ("jspub: <what failed>:
  * <status text>" on stderr), 2 bad usage.
  *
- * Build: cc -std=c11 -Wall -Wextra -O2 spec/support/jspub.c -o build/jspub \
- *            $(pkg-config --cflags --libs libnats)
+ * Build: cc -std=c11 -Wall -Wextra -O2 spec/support/jspub.c spec/support/jsutil.c -o build/jspub \
+ *            $(pkg-config --cflags --libs libnats libcrypto)
  */
 #include <nats/nats.h>
+
+#include "jsutil.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -50,33 +52,14 @@
 #define MAX_SUBJECTS 64
 #define MAX_DELETES  256
 
-static natsStatus fail(natsStatus s, jsErrCode jerr, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("jspub: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, ": %s", natsStatus_GetText(s));
-    if (jerr != 0)
-        fprintf(stderr, " (jetstream error %d)", (int) jerr);
-    fputc('\n', stderr);
-    return s;
-}
-
+/* a JSON string on stdout */
 static void print_json_string(const char *s)
 {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-    {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
+    Buf b = {0};
+    buf_json_string(&b, s);
+    if (!b.oom)
+        fputs(b.data, stdout);
+    free(b.data);
 }
 
 static bool parse_count(const char *opt, const char *v, long long min, long long *out)
@@ -370,6 +353,7 @@ static natsStatus delete_msgs(jsCtx *js, jsOptions *jo, const Args *a)
 
 int main(int argc, char **argv)
 {
+    jsutil_prog = "jspub";
     Args a = {0};
     int  rc = parse_args(&a, argc, argv);
     if (rc != 0)
