@@ -147,26 +147,42 @@ static int usable_dir(walker *w, const char *path, const char *account, const ch
 }
 
 static void walk_consumers(walker *w, const char *stream_path, const char *account,
-                           const char *stream)
+                           const char *stream);
+
+/* Emits an entry of kind for each usable directory in parent (sorted);
+ * below each stream, its consumers.  Raft groups sit among plain files
+ * (peers.idx and such), which are not worth a note. */
+static void each_dir(walker *w, const char *parent, const char *account, jsr_kind kind,
+                     const char *stream)
 {
-    char obs[PATH_MAX];
-    if (!join(obs, stream_path, "obs") || !is_dir(obs))
-        return;
     struct dirent **names;
-    int n = list(w, obs, account, &names);
+    int n = list(w, parent, account, &names);
     for (int i = 0; i < n && !w->stopped; i++) {
+        const char *name = names[i]->d_name;
         char p[PATH_MAX];
-        if (!join(p, obs, names[i]->d_name)) {
-            report_error(w, obs, account, "an entry\'s name is too long");
+        if (!join(p, parent, name)) {
+            report_error(w, parent, account, "an entry's name is too long");
             continue;
         }
-        if (!usable_dir(w, p, account, names[i]->d_name, 0, names[i]->d_type))
+        if (!usable_dir(w, p, account, name, kind == JSR_RAFT, names[i]->d_type))
             continue;
-        jsr_entry e = {JSR_CONSUMER, p, account, stream, names[i]->d_name, NULL, 0};
-        emit(w, &e);
+        jsr_entry e = {kind, p, account, kind == JSR_STREAM ? name : stream, name, NULL,
+                       kind == JSR_RAFT};
+        if (!emit(w, &e))
+            break;
+        if (kind == JSR_STREAM)
+            walk_consumers(w, p, account, name);
     }
     if (n >= 0)
         free_list(names, n);
+}
+
+static void walk_consumers(walker *w, const char *stream_path, const char *account,
+                           const char *stream)
+{
+    char obs[PATH_MAX];
+    if (join(obs, stream_path, "obs") && is_dir(obs))
+        each_dir(w, obs, account, JSR_CONSUMER, stream);
 }
 
 static void walk_account(walker *w, const char *acc_path, const char *account)
@@ -181,44 +197,11 @@ static void walk_account(walker *w, const char *acc_path, const char *account)
     if (!join(sub, acc_path, "streams"))
         return;
     struct stat st;
-    if (lstat(sub, &st) == 0 && usable_dir(w, sub, account, "streams", 0, DT_UNKNOWN)) {
-        struct dirent **names;
-        int n = list(w, sub, account, &names);
-        for (int i = 0; i < n && !w->stopped; i++) {
-            char p[PATH_MAX];
-            if (!join(p, sub, names[i]->d_name)) {
-            report_error(w, sub, account, "an entry\'s name is too long");
-            continue;
-        }
-            if (!usable_dir(w, p, account, names[i]->d_name, 0, names[i]->d_type))
-                continue;
-            jsr_entry e = {JSR_STREAM, p, account, names[i]->d_name, names[i]->d_name, NULL, 0};
-            if (!emit(w, &e))
-                break;
-            walk_consumers(w, p, account, names[i]->d_name);
-        }
-        if (n >= 0)
-            free_list(names, n);
-    }
-    if (!system || w->stopped)
+    if (lstat(sub, &st) == 0 && usable_dir(w, sub, account, "streams", 0, DT_UNKNOWN))
+        each_dir(w, sub, account, JSR_STREAM, NULL);
+    if (!system || w->stopped || !join(sub, acc_path, "_js_"))
         return;
-    if (!join(sub, acc_path, "_js_"))
-        return;
-    struct dirent **names;
-    int n = list(w, sub, account, &names);
-    for (int i = 0; i < n && !w->stopped; i++) {
-        char p[PATH_MAX];
-        if (!join(p, sub, names[i]->d_name)) {
-            report_error(w, sub, account, "an entry\'s name is too long");
-            continue;
-        }
-        if (!usable_dir(w, p, account, names[i]->d_name, 1, names[i]->d_type))
-            continue;
-        jsr_entry e = {JSR_RAFT, p, account, NULL, names[i]->d_name, NULL, 1};
-        emit(w, &e);
-    }
-    if (n >= 0)
-        free_list(names, n);
+    each_dir(w, sub, account, JSR_RAFT, NULL);
 }
 
 int jsr_walk(const char *js_dir, jsr_walk_fn fn, void *ud, char *err, size_t errlen)
