@@ -18,7 +18,6 @@ local function new_summary(stream)
     blocks = 0, records = 0, live = 0, deleted = 0, bytes = 0,
     first_seq = 0, last_seq = 0, first_ts = 0, last_ts = 0,
     problems = {}, encrypted_blocks = 0, compressed_blocks = 0, unchecked_blocks = 0,
-    prev_seq = 0,
   }
 end
 
@@ -35,10 +34,10 @@ function M.scan(stream, opts)
     s.problems[#s.problems + 1] = { kind = "io", message = err, corrupt = true }
     return s
   end
-  local prev = 0
-  for i, b in ipairs(files) do
-    if scan_one(s, stream, files, i, opts, prev) == "stop" then break end
-    prev = s.prev_seq
+  local prev, stop = 0, nil
+  for i = 1, #files do
+    prev, stop = scan_one(s, stream, files, i, opts, prev)
+    if stop then break end
   end
   return finish(s)
 end
@@ -70,7 +69,6 @@ function M.tail(stream)
       s.blocks, s.indexed, s.last_seq = s.blocks + 1, s.indexed + 1, last
       break
     end
-    s.prev_seq = 0
     scan_one(s, stream, files, i, {}, 0)
     local bad = false
     for _, p in ipairs(s.problems) do bad = bad or p.corrupt end
@@ -79,6 +77,9 @@ function M.tail(stream)
   return finish(s)
 end
 
+-- Adds block i to summary s; prev: the last live sequence before it.
+-- Returns the last live sequence after it, and "stop" when opts.records
+-- stopped the scan.
 function scan_one(s, stream, files, i, opts, prev)
   local b = files[i]
   s.blocks = s.blocks + 1
@@ -103,7 +104,7 @@ function scan_one(s, stream, files, i, opts, prev)
     if not st then
       s.problems[#s.problems + 1] = { kind = "io", block = b.path, message = serr, corrupt = true }
     else
-      s.prev_seq = st.prev_seq
+      prev = st.prev_seq
       s.records = s.records + st.records
       s.live = s.live + st.live
       s.deleted = s.deleted + st.deleted
@@ -118,14 +119,14 @@ function scan_one(s, stream, files, i, opts, prev)
         p.corrupt = not M.benign[p.kind]
         s.problems[#s.problems + 1] = p
       end
-      if st.stopped then return "stop" end
+      if st.stopped then return prev, "stop" end
     end
   end
   if opts.progress then opts.progress(b.size or 0) end
+  return prev
 end
 
 function finish(s)
-  s.prev_seq = nil
   if s.live == 0 and s.last_seq > 0 then s.first_seq = s.last_seq + 1 end
   s.corrupt = false
   for _, p in ipairs(s.problems) do if p.corrupt then s.corrupt = true end end

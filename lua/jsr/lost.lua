@@ -268,13 +268,7 @@ local function subject_matches(filter, subject)
 end
 M.subject_matches = subject_matches
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local b = f:read("a")
-  f:close()
-  return b
-end
+local read_file = require("jsr.files").read
 
 -- Original retention of each stream: the meta.inf's, or, once prepare has
 -- set it to limits, what recovery-report.json kept.

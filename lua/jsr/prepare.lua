@@ -303,13 +303,7 @@ function M.plan(m, policy, opts)
   return plan
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("jsr.files").read
 
 function M.report(plan)
   local r = json.object()

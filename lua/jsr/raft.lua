@@ -190,13 +190,7 @@ function M.latest_snapshot(dir)
   return nil, nil
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("jsr.files").read
 
 -- peers(dir) -> {cluster_size, peers = {id...}} from peers.idx, or nil
 function M.peers(dir)

@@ -25,13 +25,7 @@ local M = {}
 -- client was told was stored; never one lost that a client was told was).
 function M.default(entry) return "keep" end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("jsr.files").read
 
 -- A stream group's snapshot (2.9: JSON streamSnapshot) -> clfs, last_seq
 local function stream_snapshot(data)
@@ -452,22 +446,23 @@ function M.json(r)
     table.sort(ks)
     return ks
   end
+  local function notes_of(x)
+    local notes = json.array()
+    for i, n in ipairs(x.notes) do notes[i] = n end
+    return notes
+  end
   for _, p in ipairs(sorted(r.streams)) do
     local s = r.streams[p]
-    local notes = json.array()
-    for i, n in ipairs(s.notes) do notes[i] = n end
     o.streams[#o.streams + 1] = { account = s.account, stream = s.stream, group = s.group,
       store_last = s.store_last, log_ahead = s.log_ahead, appended = s.appended, first = s.first,
       last = s.last, uncertain = s.uncertain, dropped = s.dropped, max_commit = s.max_commit,
-      block = s.block, notes = notes }
+      block = s.block, notes = notes_of(s) }
   end
   for _, p in ipairs(sorted(r.consumers)) do
     local c = r.consumers[p]
-    local notes = json.array()
-    for i, n in ipairs(c.notes) do notes[i] = n end
     o.consumers[#o.consumers + 1] = { account = c.account, stream = c.stream, consumer = c.consumer,
       group = c.group, log_ahead = c.log_ahead, acks = c.acks, delivered = c.delivered,
-      uncertain = c.uncertain, dropped = c.dropped, before = c.before, after = c.after, notes = notes }
+      uncertain = c.uncertain, dropped = c.dropped, before = c.before, after = c.after, notes = notes_of(c) }
   end
   return o
 end
