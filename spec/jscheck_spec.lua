@@ -7,13 +7,7 @@
 
 local ns = require "spec.support.natsserver"
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("jsr.files").read
 
 local function write_file(path, data)
   local f = assert(io.open(path, "wb"))

@@ -44,13 +44,7 @@ M.now = now
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
 M.quote = q
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("jsr.files").read
 M.read_file = read_file
 
 local function write_file(path, s)

@@ -56,13 +56,7 @@ local function quote(s)
   return "'" .. (tostring(s):gsub("'", [['\'']])) .. "'"
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = require("jsr.files").read
 
 local function write_file(path, data)
   local f = assert(io.open(path, "wb"))
