@@ -8,9 +8,14 @@ BUSTED  ?= busted
 PKGS     = lua5.4 libcrypto libsodium
 VERSION  = 0.1.0
 OPT     ?= -O2 -g
-CFLAGS  := $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude \
-           $(shell pkg-config --cflags $(PKGS)) -DJSR_VERSION='"$(VERSION)"'
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhighwayhash -lcrypt
+# pkg-config runs when a recipe first needs its answer, not when make reads
+# this file: `make deps demo` on a fresh machine installs the packages
+# before the first compile asks for their flags (then the answer is kept).
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+CFLAGS   = $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude \
+           $(PKG_CFLAGS) -DJSR_VERSION='"$(VERSION)"'
+LDLIBS   = $(PKG_LIBS) -lhighwayhash -lcrypt
 
 CORE     = buf json metasum fsops changes walk lua_jsr block lua_block undo guard lua_undo crypto lua_crypto s2 lua_raft lua_salvage
 # every script under lua/ is built in
@@ -64,8 +69,15 @@ DEBS = build-essential clang valgrind pkg-config liblua5.4-dev lua5.4 lua-busted
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEBS)
+	@$(MAKE) --no-print-directory servers
 
-test: all $(BUILD)/jspub $(BUILD)/jsload
+# The pinned nats-server releases and nats CLI of scripts/servers.env, built
+# with Go into ~/.cache/js-recover/servers (kept across clones); without Go
+# it says which versions the specs will skip.
+servers:
+	@sh scripts/build-servers.sh
+
+test: all $(BUILD)/jspub $(BUILD)/jsload servers
 	JSR_BIN=$(abspath $(BUILD))/js-recover JSR_BUILD=$(abspath $(BUILD)) spec/run
 
 # The specs again with every C file built with AddressSanitizer and UBSan.
@@ -81,8 +93,8 @@ asan:
 # go to build-fuzz/corpus/<target> (merge with -merge=1 to keep them).
 FUZZ_SECONDS ?= 200
 FUZZ_CFLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -Iinclude \
-              $(shell pkg-config --cflags $(PKGS))
-FUZZ_LIBS = $(shell pkg-config --libs $(PKGS)) -lhighwayhash -lcrypt
+              $(PKG_CFLAGS)
+FUZZ_LIBS = $(PKG_LIBS) -lhighwayhash -lcrypt
 FUZZ_CORE = $(CORE:%=src/%.c)
 build-fuzz/json_fuzz: spec/fuzz/json_fuzz.c src/json.c src/buf.c include/jsr/*.h
 	@mkdir -p build-fuzz
@@ -140,5 +152,5 @@ install: $(BUILD)/js-recover
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps test asan valgrind demo bench install clean fuzz FORCE drill drill-load
+.PHONY: all deps servers test asan valgrind demo bench install clean fuzz FORCE drill drill-load
 FORCE:

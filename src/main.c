@@ -1,7 +1,9 @@
+#define _POSIX_C_SOURCE 200809L
 /* js-recover's command line: parses only the command word; each command is
  * a Lua script (built-in or the user's) that parses its own options. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jsr/host.h"
 #include "jsr/lua_jsr.h"
@@ -14,7 +16,8 @@ static const char usage[] =
     "  js-recover prepare <store> [options]        rewrite it for a standalone nats-server\n"
     "  js-recover undo <store> [options]           put it back as it was before prepare\n"
     "  js-recover verify <store> [STREAM...] [--json]  check every record of every block\n"
-    "  js-recover run <script.lua> [args...]       run a site's own policy or script\n"
+    "  js-recover run <script.lua> [args...]       run a site's own policy or script (a file;\n"
+    "                                              else the built-in of that name)\n"
     "  js-recover show [<name>]                    list built-in scripts, or print one\n"
     "  js-recover help [<command>]                 this text, or a command's details\n"
     "  js-recover version\n"
@@ -78,6 +81,27 @@ static int show(const char *name)
     return 0;
 }
 
+/* `run NAME`: a file at that path wins (a site's copy of prepare.lua is
+ * what it means to run); otherwise the built-in of that name, as the design
+ * says a site runs the default policy. */
+static int run_script(const char *name, int argc, char **argv)
+{
+    if (access(name, F_OK) == 0)
+        return jsr_run(name, 0, argc, argv);
+    char alt[256];
+    const jsr_builtin *s = jsr_builtin_find(name);
+    if (!s && snprintf(alt, sizeof alt, "%s.lua", name) < (int)sizeof alt)
+        s = jsr_builtin_find(alt);
+    if (!s) {
+        fprintf(stderr,
+                "js-recover: cannot run '%s': no such file, and no built-in script of that "
+                "name (js-recover show lists them)\n",
+                name);
+        return 2;
+    }
+    return jsr_run(s->name, 1, argc, argv);
+}
+
 static int is_help(const char *a)
 {
     return !strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "help");
@@ -106,11 +130,15 @@ int main(int argc, char **argv)
         if (argc < 3 || is_help(argv[2])) {
             fputs("usage: js-recover run <script.lua> [args...]\n"
                   "Runs a Lua script with the jsr module and the built-in library\n"
-                  "(require \"jsr.prepare\", ...) available; see SCRIPTING.md.\n",
+                  "(require \"jsr.prepare\", ...) available; see SCRIPTING.md.\n"
+                  "<script.lua> is a file when one exists at that path; otherwise the\n"
+                  "built-in script of that name (inspect.lua, prepare.lua, jsr/...;\n"
+                  "\"prepare\" works too): `js-recover run prepare.lua <store>` runs\n"
+                  "the default policy.  js-recover show lists the built-ins.\n",
                   argc < 3 ? stderr : stdout);
             return argc < 3 ? 2 : 0;
         }
-        return jsr_run(argv[2], 0, argc - 3, argv + 3);
+        return run_script(argv[2], argc - 3, argv + 3);
     }
     char name[256];
     snprintf(name, sizeof name, "%s.lua", cmd);
