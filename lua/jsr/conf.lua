@@ -4,11 +4,43 @@ local M = {}
 -- the user clients without credentials become when $G had to be renamed
 M.ANONYMOUS = "js-recover-anonymous"
 
--- nats-server config strings: double-quoted, with \ and " escaped
+-- nats-server config string values: double-quoted; the server's lexer
+-- reads \\ \" \n \r \t and \xXX in them (conf/lex.go, lexStringEscape), so
+-- every other control byte goes as \xXX and the value reads back exactly.
+local ESC = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 local function q(s)
-  return '"' .. tostring(s):gsub('[\\"]', "\\%0") .. '"'
+  return '"' .. tostring(s):gsub('[%c\\"]', function(c)
+    return ESC[c] or ("\\x%02x"):format(c:byte())
+  end) .. '"'
 end
 M.quote = q
+
+-- Characters Go's unicode.IsSpace calls space beyond ASCII: a bare key
+-- ends at any of them.
+local UNICODE_SPACES = { "\u{85}", "\u{a0}", "\u{1680}", "\u{2028}", "\u{2029}", "\u{202f}",
+  "\u{205f}", "\u{3000}" }
+for c = 0x2000, 0x200a do UNICODE_SPACES[#UNICODE_SPACES + 1] = utf8.char(c) end
+
+-- A map key (an account name) as the server's lexer reads it back: it
+-- takes the bytes between the quotes of a quoted key as they are, with no
+-- escapes (conf/lex.go, lexMapDubQuotedKey), so a name with a " goes in
+-- single quotes, and one with both quotes unquoted, which ends at a space,
+-- '=' or ':' and cannot start with a quote, '#', '}' or ']' (a name never
+-- holds '/', so never starts a // comment).
+-- Returns nil, why for a name no form can carry.
+function M.key(name)
+  name = tostring(name)
+  if name == "" then return nil, "an empty account name cannot be declared in a config" end
+  if not name:find('"', 1, true) then return '"' .. name .. '"' end
+  if not name:find("'", 1, true) then return "'" .. name .. "'" end
+  local bare = not name:find("[%s=:]") and not name:find("^[\"'#}%]]")
+  for _, sp in ipairs(UNICODE_SPACES) do
+    if name:find(sp, 1, true) then bare = false end
+  end
+  if bare then return name end
+  return nil, ("the account name %s holds both quote characters and a space, '=' or ':' "
+    .. "(or starts with one of \" ' # } ]): no nats-server config can declare it"):format(q(name))
+end
 
 -- standalone(store_dir, accounts, port) -> text
 -- accounts: { {name=, user=, password_bcrypt=, anonymous=}, ... } as planned; the
@@ -42,7 +74,7 @@ function M.standalone(store_dir, accounts, port, encryption)
     out[#out + 1] = "accounts {"
     local anon
     for _, a in ipairs(declared) do
-      out[#out + 1] = ("  %s: {"):format(q(a.name))
+      out[#out + 1] = ("  %s: {"):format(assert(M.key(a.name)))
       out[#out + 1] = "    jetstream: enabled"
       -- the bcrypt hash: the password itself is only in recovery-report.json
       local users = { ("{ user: %s, password: %s }"):format(q(a.user), q(a.password_bcrypt)) }

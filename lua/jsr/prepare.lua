@@ -264,13 +264,35 @@ function M.plan(m, policy, opts)
     end
   end
 
+  -- every declared account must read back under its own name: the server
+  -- looks for jetstream/<name>, and one it cannot find is silently empty
+  for _, a in ipairs(plan.accounts) do
+    if a.name ~= "$G" then
+      local ok, why = conf.key(a.name)
+      if not ok then problem(a.path, a.path .. ": " .. why) end
+    end
+  end
+
   -- Keep credentials stable across runs, so re-running changes nothing.
   local prev_accounts = {}
   for _, a in ipairs(previous.accounts or {}) do prev_accounts[a.name] = a end
+  -- The user name is the account's name where any client can send it and
+  -- an operator can type it; otherwise account-N (libnats does not escape
+  -- the user in its CONNECT JSON: a " or \ there is a protocol error).
+  local taken = {}
+  for _, a in ipairs(plan.accounts) do taken[a.name] = true end
+  for _, p in pairs(prev_accounts) do if p.user then taken[p.user] = true end end
+  local n = 0
+  local function user_for(name)
+    if name:match("^[%w%._%-@~$#=:,;+]+$") and name ~= conf.ANONYMOUS then return name end
+    repeat n = n + 1 until not taken["account-" .. n]
+    taken["account-" .. n] = true
+    return "account-" .. n
+  end
   for _, a in ipairs(plan.accounts) do
     local p = prev_accounts[a.name]
     if a.name ~= "$G" then
-      a.user = p and p.user or a.name
+      a.user = p and p.user or user_for(a.name)
       a.password = p and p.password or jsr.random_hex(12)
       a.password_bcrypt = p and p.password_bcrypt or jsr.bcrypt(a.password)
     end
@@ -297,8 +319,10 @@ function M.plan(m, policy, opts)
   plan.previous_salvaged = previous.salvaged
   plan.port = opts.port or previous.port or 4222
   plan.config_path = m.store.store_dir .. "/" .. CONFIG
-  plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
-    plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil)
+  if #plan.problems == 0 then
+    plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
+      plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil)
+  end
   plan.report_path = m.store.store_dir .. "/" .. REPORT
   return plan
 end
