@@ -3,8 +3,11 @@
 -- Lists what the store holds and changes nothing: per account and stream,
 -- replicas, retention, storage, placement, consumers (each with its
 -- replicas), whether the meta files are encrypted, whether meta.sum matches,
--- and bytes on disk; the Raft groups of the system account; entries that
--- were skipped (partial deletes, symlinks) or could not be read.
+-- and bytes on disk; what a standalone server would delete by time (per
+-- stream the messages past max_age now, counted from the blocks; the
+-- consumers it deletes for inactivity); the Raft groups of the system
+-- account; entries that were skipped (partial deletes, symlinks) or could
+-- not be read.
 --
 -- options:
 --   --json    print the same as JSON, for scripts
@@ -21,6 +24,8 @@ local pretty = require("jsr.prepare").pretty
 local json = jsr.json
 
 local keys = require "jsr.keys"
+local age = require "jsr.age"
+local count = require("jsr.prepare").count
 local opts, args = cli.parse({ ... }, keys.with { json = "flag" })
 if not opts or #args ~= 1 then
   io.stderr:write("js-recover inspect: ", opts and "expected one <store>" or args, "\n",
@@ -56,6 +61,7 @@ local function describe(e, with_bytes)
   }
   if with_bytes then d.bytes = jsr.tree_bytes(e.path) end
   if cfg then
+    d.max_age = field(cfg, "max_age")
     d.replicas = field(cfg, "num_replicas")
     d.retention = field(cfg, "retention")
     d.storage = field(cfg, "storage")
@@ -64,6 +70,7 @@ local function describe(e, with_bytes)
   return d
 end
 
+local now = age.now()
 local report = { store_dir = m.store.store_dir, accounts = {}, streams = {}, raft_groups = {},
                  skipped = {}, problems = {} }
 for _, a in ipairs(m.accounts) do
@@ -72,10 +79,21 @@ for _, a in ipairs(m.accounts) do
 end
 for _, s in ipairs(m.streams) do
   local d = describe(s, true)
+  -- what a server started now deletes at once, by age
+  if not s.error and math.type(d.max_age) == "integer" and d.max_age > 0 then
+    d.past_max_age, d.past_max_age_error = age.past_max_age(s, now)
+  end
+  d.time_limits = {}
+  for _, l in ipairs(age.stream_limits(s.config)) do
+    d.time_limits[#d.time_limits + 1] = { field = l.field, value = l.value }
+  end
   d.consumers = {}
   for _, c in ipairs(s.consumers) do
     local cd = describe(c, false)
-    cd.retention, cd.storage, cd.placement = nil, nil, nil
+    cd.retention, cd.storage, cd.placement, cd.max_age = nil, nil, nil, nil
+    cd.inactive_threshold = field(c.config, "inactive_threshold")
+    -- deleted by the server for inactivity once it runs
+    cd.expires = age.consumer_expires(c.config, s.config)
     d.consumers[#d.consumers + 1] = cd
   end
   report.streams[#report.streams + 1] = d
@@ -108,7 +126,7 @@ if opts.json then
   for _, k in ipairs { "accounts", "streams", "raft_groups", "skipped", "problems" } do
     json.array(report[k])
   end
-  for _, s in ipairs(report.streams) do json.array(s.consumers) end
+  for _, s in ipairs(report.streams) do json.array(s.consumers); json.array(s.time_limits) end
   io.stdout:write(pretty(report), "\n")
   return status
 end
@@ -124,17 +142,29 @@ end
 local rows = {}
 for i, s in ipairs(report.streams) do
   if i > 1 and #report.streams[i - 1].consumers > 0 then rows[#rows + 1] = "-" end
+  local by_time = {}
+  for _, l in ipairs(s.time_limits) do
+    if l.field == "max_age" then
+      by_time[#by_time + 1] = ("max_age %s: %s past"):format(age.duration(s.max_age),
+        s.past_max_age and count(s.past_max_age) or "? (" .. tostring(s.past_max_age_error) .. ")")
+    else
+      by_time[#by_time + 1] = age.describe(l.field, l.value)
+    end
+  end
+  by_time = table.concat(by_time, "; ")
   rows[#rows + 1] = { s.account, s.name, s.replicas or "?", s.retention or "?", s.storage or "?",
     placement(s.placement), #s.consumers, yn(s.encrypted), s.checksum_ok and "yes" or "NO",
-    tbl.bytes(s.bytes) }
+    tbl.bytes(s.bytes), by_time }
   for _, c in ipairs(s.consumers) do
+    local x = c.expires
     rows[#rows + 1] = { "", "  └ " .. c.name, c.replicas == 0 and "0 (as stream)" or c.replicas or "?",
-      "", "", "", "", yn(c.encrypted), c.checksum_ok and "yes" or "NO", "" }
+      "", "", "", "", yn(c.encrypted), c.checksum_ok and "yes" or "NO", "",
+      x and ("%s idle %s"):format(x.ephemeral and "ephemeral," or "deleted after", age.duration(x.after)) or "" }
   end
 end
 io.stdout:write(tbl.render(("Streams in %s"):format(m.store.store_dir),
   { "Account", "Stream / consumer", "Replicas", "Retention", "Storage", "Placement", "Consumers",
-    "Encrypted", "Checksum ok", "On disk" }, rows))
+    "Encrypted", "Checksum ok", "On disk", "Deleted by time" }, rows))
 local sys = m.system
 if sys then
   local kinds = {}

@@ -7,6 +7,11 @@
 --   interest and workqueue streams switched to limits retention, so the
 --                standalone server deletes nothing; the original is kept in
 --                recovery-report.json to set back when restoring;
+--   time limits  stream max_age (a KV bucket's TTL), subject_delete_marker_ttl
+--                and consumers' inactive_threshold removed, so the standalone
+--                server deletes nothing by age or inactivity; the originals
+--                are kept in recovery-report.json, and prepare says what
+--                setting them back will delete;
 --   Raft state   the system account's JetStream directory (_js_) is moved aside;
 --   config       recovery.conf next to jetstream/: 127.0.0.1 only, the
 --                store_dir, every account with jetstream enabled.
@@ -24,6 +29,10 @@
 --                 open file under it, or a nats-server whose command line
 --                 or config names it); without it prepare refuses
 --   --json        print the report as JSON
+--   --keep-age-limits
+--                 leave max_age, subject_delete_marker_ttl and inactive_threshold
+--                 as they are: the standalone server then deletes what is past
+--                 them as soon as it starts
 --   --key-file F  the server's encryption key for an encrypted store (or the
 --                 environment variable JSR_KEY); --prev-key-file F (or
 --                 JSR_PREV_KEY) the previous one while it was rotating.

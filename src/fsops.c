@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,47 +342,56 @@ int jsr_purge_tree(const char *path, char *err, size_t errlen)
     return purge_at(AT_FDCWD, path, path, err, errlen);
 }
 
-static int bytes_at(int parent, const char *name, const char *shown, unsigned long long *bytes,
-                    unsigned long long *files, char *err, size_t errlen)
+/* Iterative (fts keeps its own stack on the heap): a tree thousands of
+ * levels deep costs memory, not the C stack. */
+int jsr_tree_stat(const char *path, const char *skip, jsr_tree_info *out, char *err,
+                  size_t errlen)
 {
-    struct stat st;
-    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return ERR("%s: cannot stat: %s", shown, strerror(errno));
-    if (S_ISREG(st.st_mode)) {
-        *bytes += (unsigned long long)st.st_size;
-        (*files)++;
-        return 1;
-    }
-    if (!S_ISDIR(st.st_mode))
-        return 1;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return ERR("%s: cannot open directory: %s", shown, strerror(errno));
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return ERR("%s: cannot read directory: %s", shown, strerror(e));
-    }
-    struct dirent *de;
+    memset(out, 0, sizeof *out);
+    char *roots[] = {(char *)path, NULL};
+    FTS *fts = fts_open(roots, FTS_PHYSICAL | FTS_NOCHDIR, NULL);
+    if (!fts)
+        return ERR("%s: cannot walk: %s", path, strerror(errno));
     int ok = 1;
-    while (ok && (errno = 0, de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char sub[PATH_MAX];
-        snprintf(sub, sizeof sub, "%s/%s", shown, de->d_name);
-        ok = bytes_at(dirfd(d), de->d_name, sub, bytes, files, err, errlen);
+    FTSENT *e;
+    while (ok && (errno = 0, e = fts_read(fts))) {
+        switch (e->fts_info) {
+        case FTS_D:
+            if (skip && e->fts_level > 0 && !strcmp(e->fts_name, skip))
+                fts_set(fts, e, FTS_SKIP);
+            break;
+        case FTS_F: {
+            out->bytes += (unsigned long long)e->fts_statp->st_size;
+            out->files++;
+            const struct timespec *m = &e->fts_statp->st_mtim;
+            long long ns = (long long)m->tv_sec * 1000000000LL + m->tv_nsec;
+            if (ns > out->newest_ns)
+                out->newest_ns = ns;
+            break;
+        }
+        case FTS_DNR:
+            ok = ERR("%s: cannot read directory: %s", e->fts_path, strerror(e->fts_errno));
+            break;
+        case FTS_ERR:
+        case FTS_NS:
+            ok = ERR("%s: cannot stat: %s", e->fts_path, strerror(e->fts_errno));
+            break;
+        default: /* directories after their contents, links, others */
+            break;
+        }
     }
     if (ok && errno)
-        ok = ERR("%s: cannot read directory: %s", shown, strerror(errno));
-    closedir(d);
+        ok = ERR("%s: cannot walk: %s", path, strerror(errno));
+    fts_close(fts);
     return ok;
 }
 
 int jsr_tree_bytes(const char *path, unsigned long long *bytes, unsigned long long *files,
                    char *err, size_t errlen)
 {
-    *bytes = 0;
-    *files = 0;
-    return bytes_at(AT_FDCWD, path, path, bytes, files, err, errlen);
+    jsr_tree_info t;
+    int ok = jsr_tree_stat(path, NULL, &t, err, errlen);
+    *bytes = t.bytes;
+    *files = t.files;
+    return ok;
 }

@@ -172,6 +172,8 @@ typedef struct {
     int problems; /* stack index of the problems array */
     int fn;       /* stack index of the record callback, or 0 */
     int stopped;
+    int64_t older_than; /* when > 0: count the leading live records stamped before it (ns) */
+    uint64_t older;
 } scan_ctx;
 
 static void on_problem(void *ud, jsr_problem_kind kind, uint64_t offset, uint64_t seq,
@@ -196,6 +198,17 @@ static void on_problem(void *ud, jsr_problem_kind kind, uint64_t offset, uint64_
 static int on_record(void *ud, const jsr_record *r)
 {
     scan_ctx *c = ud;
+    if (c->older_than > 0 && !r->deleted) {
+        if (r->ts >= c->older_than) {
+            /* the server expires from the first message on and stops at the
+             * first younger one: what follows it is not expired either */
+            c->stopped = 1;
+            return 0;
+        }
+        c->older++;
+    }
+    if (!c->fn)
+        return 1;
     lua_State *L = c->L;
     lua_pushvalue(L, c->fn);
     lua_createtable(L, 0, 9);
@@ -284,7 +297,10 @@ static void set_int(lua_State *L, const char *k, uint64_t v)
 }
 
 /* scan_block(path, key_name [, {index=path, last=bool, prev_seq=n,
- * records=function(rec)}]) -> stats (with .problems) | nil, message */
+ * records=function(rec), older_than=ns}]) -> stats (with .problems) | nil,
+ * message.  older_than: stats.older counts the live records stamped before
+ * it up to the first that is not, where the scan stops (stopped = true), as
+ * the server's expiry does; no Lua call per record unless records is set. */
 static int l_scan_block(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -293,6 +309,7 @@ static int l_scan_block(lua_State *L)
     const char *idx_path = NULL, *keyfile = NULL, *account = NULL, *context = NULL;
     int last = 0, fn = 0;
     uint64_t prev = 0;
+    lua_Integer older_than = 0;
     if (lua_istable(L, 3)) {
         /* an encrypted block: its N.key, opened with the keys jsr.set_keys set,
          * under PRF(account, context = "STREAM:N") */
@@ -310,6 +327,8 @@ static int l_scan_block(lua_State *L)
         last = lua_toboolean(L, -1);
         lua_getfield(L, 3, "prev_seq");
         prev = (uint64_t)luaL_optinteger(L, -1, 0);
+        lua_getfield(L, 3, "older_than");
+        older_than = luaL_optinteger(L, -1, 0);
         if (lua_getfield(L, 3, "records") == LUA_TFUNCTION)
             fn = lua_gettop(L);
     } else if (!lua_isnoneornil(L, 3)) {
@@ -345,8 +364,8 @@ static int l_scan_block(lua_State *L)
     jsr_block_buf *buf = shared_buf(L);
     lua_newtable(L);
     int problems = lua_gettop(L);
-    scan_ctx ctx = {L, problems, fn, 0};
-    jsr_block_visitor v = {fn ? on_record : NULL, on_problem, &ctx};
+    scan_ctx ctx = {L, problems, fn, 0, (int64_t)older_than, 0};
+    jsr_block_visitor v = {fn || older_than > 0 ? on_record : NULL, on_problem, &ctx};
     jsr_block_stats st;
     int ok = jsr_block_scan(path, &key, idx_path ? &ix : NULL, last, &prev, buf, &v, &st, dec,
                             err, sizeof err);
@@ -371,10 +390,58 @@ static int l_scan_block(lua_State *L)
     set_int(L, "size", st.size);
     set_int(L, "last_record_seq", st.last_record_seq);
     set_int(L, "prev_seq", prev);
+    if (older_than > 0)
+        set_int(L, "older", ctx.older);
     lua_pushboolean(L, ctx.stopped);
     lua_setfield(L, -2, "stopped");
     lua_pushvalue(L, problems);
     lua_setfield(L, -2, "problems");
+    return 1;
+}
+
+/* block_mark_deleted(path, offsets [, encrypted]) -> content | nil, message
+ * The block's bytes with the records at offsets (from scan_block) marked
+ * deleted: bit 63 of their sequence set, the mark 2.9+ servers skip when
+ * they rebuild a block (without checking the record's hash).  In an
+ * encrypted block (a stream cipher from offset 0) the same bit of the
+ * ciphertext is flipped: the caller passes only live records. */
+static int l_block_mark_deleted(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int encrypted = lua_toboolean(L, 3);
+    char *data;
+    size_t n;
+    char err[JSR_ERRLEN];
+    if (!jsr_read_file(path, (size_t)1 << 30, &data, &n, err, sizeof err)) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
+    for (lua_Integer i = 1; i <= count; i++) {
+        lua_rawgeti(L, 2, i);
+        int isnum;
+        lua_Integer off = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        /* the sequence's top byte: record offset + 4 (length) + 7 */
+        if (!isnum || off < 0 || (uint64_t)off + JSR_REC_HDR > n) {
+            free(data);
+            luaL_pushfail(L);
+            lua_pushfstring(L, "%s: no record at offset %I", path, off);
+            return 2;
+        }
+        unsigned char *top = (unsigned char *)data + off + 11;
+        if (!encrypted && (*top & 0x80)) {
+            free(data);
+            luaL_pushfail(L);
+            lua_pushfstring(L, "%s: the record at offset %I is deleted already", path, off);
+            return 2;
+        }
+        *top ^= 0x80;
+    }
+    lua_pushlstring(L, data, n);
+    free(data);
     return 1;
 }
 
@@ -394,14 +461,15 @@ static int l_block_compressed(lua_State *L)
  * The block's last sequence from its 2.9 index file alone, when the index
  * describes the block as it is: its last-record hash equals the block's
  * final 8 bytes (every record ends with its hash), the rule the server
- * uses to trust an index.  nil: read the block instead.  Plaintext only. */
+ * uses to trust an index; or, for an empty block, an index of no messages
+ * (then first = last + 1).  nil: read the block instead.  Plaintext only. */
 static int l_block_indexed_last(lua_State *L)
 {
     const char *blk = luaL_checkstring(L, 1);
     const char *idx = luaL_checkstring(L, 2);
     jsr_block_index ix;
     char err[JSR_ERRLEN];
-    if (!jsr_block_index_read(idx, &ix, err, sizeof err) || !ix.valid || ix.msgs == 0) {
+    if (!jsr_block_index_read(idx, &ix, err, sizeof err) || !ix.valid) {
         jsr_block_index_free(&ix);
         luaL_pushfail(L);
         return 1;
@@ -411,8 +479,13 @@ static int l_block_indexed_last(lua_State *L)
     int fd = open(blk, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) {
         struct stat st;
-        match = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 8 &&
-                pread(fd, tail, 8, st.st_size - 8) == 8 && memcmp(tail, ix.lchk, 8) == 0;
+        /* 2.9.10 recoverMsgBlock trusts an index that says "no messages"
+         * for an empty block: how it keeps the last sequence of a stream
+         * emptied by acks, deletes, a purge or max_age */
+        match = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                ((st.st_size == 0 && ix.msgs == 0) ||
+                 (ix.msgs > 0 && st.st_size >= 8 && pread(fd, tail, 8, st.st_size - 8) == 8 &&
+                  memcmp(tail, ix.lchk, 8) == 0));
         close(fd);
     }
     uint64_t last = ix.last_seq, first = ix.first_seq, msgs = ix.msgs;
@@ -438,6 +511,7 @@ void jsr_block_register(lua_State *L)
         {"block_files", l_block_files},
         {"scan_block", l_scan_block},
         {"block_compressed", l_block_compressed},
+        {"block_mark_deleted", l_block_mark_deleted},
         {"block_indexed_last", l_block_indexed_last},
         {NULL, NULL},
     };

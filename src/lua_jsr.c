@@ -520,6 +520,18 @@ static int l_tree_bytes(lua_State *L)
     return 2;
 }
 
+/* tree_newest(path) -> ns | nil, message: the newest modification time of
+ * a regular file under path, .js-recover/ not counted (0 when none) */
+static int l_tree_newest(lua_State *L)
+{
+    jsr_tree_info t;
+    char err[JSR_ERRLEN];
+    if (!jsr_tree_stat(luaL_checkstring(L, 1), ".js-recover", &t, err, sizeof err))
+        return fail(L, err);
+    lua_pushinteger(L, (lua_Integer)t.newest_ns);
+    return 1;
+}
+
 static int l_isatty(lua_State *L)
 {
     lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
@@ -533,6 +545,16 @@ static int l_monotime(lua_State *L)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
         return luaL_error(L, "clock_gettime: %s", strerror(errno));
     lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* now_ns() -> nanoseconds since the epoch, the unit of message timestamps */
+static int l_now_ns(lua_State *L)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return luaL_error(L, "clock_gettime: %s", strerror(errno));
+    lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000000000 + ts.tv_nsec);
     return 1;
 }
 
@@ -598,9 +620,11 @@ static const luaL_Reg jsr_funcs[] = {
     {"changes", l_changes},
     {"metasum", l_metasum},
     {"tree_bytes", l_tree_bytes},
+    {"tree_newest", l_tree_newest},
     {"isatty", l_isatty},
     {"random_hex", l_random_hex},
     {"monotime", l_monotime},
+    {"now_ns", l_now_ns},
     {"bcrypt", l_bcrypt},
     {"lstat", l_lstat},
     {NULL, NULL},

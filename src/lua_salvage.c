@@ -2,7 +2,7 @@
  * Raft logs: message block records (msgs/N.blk) and consumer state (o.dat).
  * Both only build bytes; they are written through the journaled changes
  * set (jsr.changes()), so a salvage is atomic and undoable like every
- * other change prepare makes.  Formats: ../shared/FORMAT.md. */
+ * other change prepare makes.  Formats: docs/FORMAT.md. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

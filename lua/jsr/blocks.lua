@@ -15,7 +15,7 @@ local scan_one, finish
 local function new_summary(stream)
   return {
     account = stream.account, stream = stream.name, path = stream.path,
-    blocks = 0, records = 0, live = 0, deleted = 0, bytes = 0,
+    blocks = 0, records = 0, live = 0, deleted = 0, bytes = 0, older = 0,
     first_seq = 0, last_seq = 0, first_ts = 0, last_ts = 0,
     problems = {}, encrypted_blocks = 0, compressed_blocks = 0, unchecked_blocks = 0,
   }
@@ -24,7 +24,8 @@ end
 -- scan(stream, opts) -> summary
 -- stream: {name=, path=, account=}; opts.records: function(rec, block) per
 -- record (return false to stop); opts.progress: function(bytes_done) after
--- each block.
+-- each block; opts.older_than: summary.older counts the live messages
+-- stamped before it (ns since the epoch).
 function M.scan(stream, opts)
   opts = opts or {}
   local s = new_summary(stream)
@@ -64,7 +65,7 @@ function M.tail(stream)
     -- an index file that describes its block as it is (the server's own
     -- test) gives the last sequence without reading the block, which may
     -- be 8 MiB
-    local last = b.idx and not b.key and (b.size or 0) >= 8 and jsr.block_indexed_last(b.path, b.idx)
+    local last = b.idx and not b.key and jsr.block_indexed_last(b.path, b.idx)
     if last then
       s.blocks, s.indexed, s.last_seq = s.blocks + 1, s.indexed + 1, last
       break
@@ -99,7 +100,7 @@ function scan_one(s, stream, files, i, opts, prev)
     local cb
     if opts.records then cb = function(rec) return opts.records(rec, b) end end
     local st, serr = jsr.scan_block(b.path, stream.name .. "-" .. b.index,
-      { index = b.idx, last = i == #files, prev_seq = prev, records = cb,
+      { index = b.idx, last = i == #files, prev_seq = prev, records = cb, older_than = opts.older_than,
         keyfile = b.key, account = stream.account, context = stream.name .. ":" .. b.index })
     if not st then
       s.problems[#s.problems + 1] = { kind = "io", block = b.path, message = serr, corrupt = true }
@@ -108,6 +109,7 @@ function scan_one(s, stream, files, i, opts, prev)
       s.records = s.records + st.records
       s.live = s.live + st.live
       s.deleted = s.deleted + st.deleted
+      s.older = s.older + (st.older or 0)
       if st.live > 0 then
         if s.first_seq == 0 then s.first_seq, s.first_ts = st.first_seq, st.first_ts end
         s.last_ts = st.last_ts

@@ -18,6 +18,7 @@ local cli = require "jsr.cli"
 local conf = require "jsr.conf"
 local keys = require "jsr.keys"
 local guard = require "jsr.guard"
+local age = require "jsr.age"
 local json = jsr.json
 
 local M = {}
@@ -52,6 +53,13 @@ M.defaults = {
     if is_int(n) and n > stream.replicas then return 0 end
     return n
   end,
+  -- Deletion by time (jsr/age.lua): "suspend" removes the stream's max_age
+  -- (a KV bucket's TTL) and subject_delete_marker_ttl, and its consumers'
+  -- inactive_threshold, so the standalone server deletes nothing the outage
+  -- kept from being consumed; "keep" leaves them, and the server deletes
+  -- what is past them as soon as it starts.  stream.age = {max_age=ns,
+  -- past_max_age=count or nil}.  --keep-age-limits makes "keep" the default.
+  age_limits = function(stream) return "suspend" end,
   -- last word on the whole config, after the decisions above
   edit_stream = function(stream, cfg) end,
   edit_consumer = function(consumer, stream, cfg) end,
@@ -121,14 +129,24 @@ end
 function M.plan(m, policy, opts)
   opts = opts or {}
   local h = hooks(policy)
+  if opts.keep_age_limits and not (policy and policy.age_limits) then
+    h.age_limits = function() return "keep" end
+  end
+  local now = age.now()
   local store_dir = m.store.store_dir
   local previous = read_report(store_dir) or {}
+  -- When the survivor's server last wrote (its newest file): it was alive
+  -- then, so what was past max_age by that time it had expired.  Kept from
+  -- the first run: prepare's own writes are newer.
+  local last_write = is_int(previous.survivor_last_write) and previous.survivor_last_write
+    or jsr.tree_newest(m.store.js_dir)
   local prev_streams = {}
   for _, s in ipairs(previous.streams or {}) do
     prev_streams[(s.account or "") .. "\0" .. (s.name or "")] = s
   end
   local plan = { store = m.store, writes = {}, removals = {}, renames = {}, streams = {},
-                 accounts = {}, problems = {}, skipped_bad = {}, notes = {} }
+                 accounts = {}, problems = {}, skipped_bad = {}, notes = {}, expired = {},
+                 last_write = last_write }
 
   local function problem(path, msg) plan.problems[#plan.problems + 1] = { path = path, message = msg } end
   for _, e in ipairs(m.errors) do
@@ -184,6 +202,14 @@ function M.plan(m, policy, opts)
               retention = cfg.retention, num_replicas = cfg.num_replicas,
               placement = cfg.placement and json.decode(json.encode(cfg.placement)) or nil,
             }
+            -- the time limits as the cluster had them: an earlier run's
+            -- record, when it suspended them, else the config as read
+            local o = age.record_stream(cfg, entry.original)
+            view.age = { max_age = o.max_age }
+            if is_int(o.max_age) and o.max_age > 0 then
+              local n, why = age.past_max_age(s, now, o.max_age)
+              view.age.past_max_age, entry.past_max_age, entry.past_max_age_error = n, n, why
+            end
             local replicas = h.stream_replicas(view)
             if not is_int(replicas) or replicas > 1 or replicas < 0 then
               error(("%s: policy chose num_replicas %s; a standalone server accepts only 1"):format(
@@ -193,6 +219,28 @@ function M.plan(m, policy, opts)
             cfg.placement = nil
             cfg.retention = h.retention(view)
             view.replicas = replicas == 0 and 1 or replicas
+            local age_choice = h.age_limits(view)
+            if age_choice ~= "suspend" and age_choice ~= "keep" then
+              error(("%s: policy hook age_limits returned %s; expected \"suspend\" or \"keep\"")
+                :format(s.path, tostring(age_choice)), 0)
+            end
+            entry.age_limits = age_choice
+            if age_choice == "suspend" then age.suspend_stream(cfg) else age.restore_stream(cfg, o) end
+            -- suspended, max_age no longer removes what the cluster had
+            -- already expired: prepare marks those records deleted itself
+            if age_choice == "suspend" and is_int(o.max_age) and o.max_age > 0 and last_write then
+              local ex, why = age.expired_prefix(s, last_write - o.max_age)
+              if not ex then
+                plan.notes[#plan.notes + 1] = ("%s: cannot tell which messages were past max_age "
+                  .. "before the survivor stopped (%s); none removed"):format(s.path, why)
+              elseif ex.count > 0 then
+                entry.expired = ex.count
+                for _, b in ipairs(ex.blocks) do
+                  b.stream, b.max_age = entry, o.max_age
+                  plan.expired[#plan.expired + 1] = b
+                end
+              end
+            end
             h.edit_stream(view, cfg)
             entry.changes = diff(before, cfg)
             if #entry.changes > 0 then
@@ -218,6 +266,12 @@ function M.plan(m, policy, opts)
                   if pc.name == c.name then prev_c = pc end
                 end
                 centry.original = prev_c and prev_c.original or { num_replicas = ccfg.num_replicas }
+                age.record_consumer(ccfg, centry.original)
+                if age_choice == "suspend" then
+                  age.suspend_consumer(ccfg, c.name)
+                else
+                  age.restore_consumer(ccfg, centry.original)
+                end
                 local n = h.consumer_replicas(cview, view)
                 if is_int(n) and n > view.replicas then
                   error(("%s: policy chose num_replicas %d for a consumer of an R%d stream; the "
@@ -315,6 +369,16 @@ function M.plan(m, policy, opts)
       if cs and cs.write then plan.salvage_writes[#plan.salvage_writes + 1] = cs.write end
     end
   end
+  local salvaged_paths = {}
+  for _, w in ipairs(plan.salvage_writes) do salvaged_paths[w.path] = true end
+  for i = #plan.expired, 1, -1 do
+    local b = plan.expired[i]
+    if salvaged_paths[b.path] then
+      plan.notes[#plan.notes + 1] = ("%s: salvage rewrites this block; its %d message(s) past "
+        .. "max_age before the survivor stopped are left in it"):format(b.path, #b.offsets)
+      table.remove(plan.expired, i)
+    end
+  end
   plan.previous_removals = previous.removed or {}
   plan.previous_salvaged = previous.salvaged
   plan.port = opts.port or previous.port or 4222
@@ -348,9 +412,14 @@ function M.report(plan)
       cs[#cs + 1] = { name = c.name, original = c.original }
     end
     local o = s.original
+    -- the time limits: as the cluster had them, and whether the standalone
+    -- server runs with them (the count past max_age grows with the clock,
+    -- so it is printed, not kept: re-running must not change this file)
+    local orig = { retention = o.retention, num_replicas = o.num_replicas, placement = o.placement,
+                   consumers = cs }
+    for _, f in ipairs(age.STREAM_FIELDS) do orig[f] = o[f] end
     r.streams[#r.streams + 1] = { account = s.account, name = s.name,
-      original = { retention = o.retention, num_replicas = o.num_replicas, placement = o.placement,
-                   consumers = cs } }
+      age_limits = (s.age_limits == "keep" and "kept" or "suspended"), original = orig }
   end
   -- what an earlier run salvaged stays on record (its _js_ is gone now)
   if plan.salvage and plan.salvage.available then
@@ -358,10 +427,14 @@ function M.report(plan)
   elseif plan.previous_salvaged then
     r.salvaged = plan.previous_salvaged
   end
+  r.survivor_last_write = plan.last_write
   r.removed = json.array()
   -- what earlier runs removed stays on record
   for _, x in ipairs(plan.previous_removals) do r.removed[#r.removed + 1] = x end
   for _, x in ipairs(plan.removals) do r.removed[#r.removed + 1] = { path = x.path, why = x.why } end
+  for _, b in ipairs(plan.expired) do
+    r.removed[#r.removed + 1] = { path = b.path, messages = #b.offsets, why = M.expired_why(b) }
+  end
   return M.pretty(r) .. "\n"
 end
 
@@ -380,6 +453,10 @@ function M.apply(plan, opts)
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
   -- 0640: as the server creates its block and state files
   for _, w in ipairs(plan.salvage_writes or {}) do check(c:write_file(w.path, w.data, 416)) end
+  for _, b in ipairs(plan.expired) do
+    check(c:write_file(b.path, assert(jsr.block_mark_deleted(b.path, b.offsets, b.encrypted)), 416))
+    for _, f in ipairs(b.index_files) do check(c:rmtree(f, { purge = opts.purge })) end
+  end
   -- index files of a rewritten block: the server rebuilds them
   for _, pth in ipairs(plan.salvage_removals or {}) do check(c:rmtree(pth, { purge = opts.purge })) end
   for _, r in ipairs(plan.removals) do check(c:rmtree(r.path, { purge = opts.purge })) end
@@ -426,6 +503,9 @@ function M.print_plan(plan, out, applied)
   for _, r in ipairs(plan.renames) do
     out:write(("%srename %s -> %s (%s)\n"):format(verb, r.path, r.to, r.why))
   end
+  for _, b in ipairs(plan.expired) do
+    out:write(("%smark %d message(s) deleted in %s (%s)\n"):format(verb, #b.offsets, b.path, M.expired_why(b)))
+  end
   for _, r in ipairs(plan.removals) do
     out:write(("%smove aside %s (%s)\n"):format(verb, r.path, r.why))
   end
@@ -443,14 +523,19 @@ end
 function M.print_next_steps(plan, out)
   out = out or io.stdout
   local restore = {}
+  local aged = {}
   for _, s in ipairs(plan.streams) do
     local o = s.original
     local cur = s.config.retention
-    if o.retention ~= cur or (is_int(o.num_replicas) and o.num_replicas > 1) then
-      restore[#restore + 1] = ("  %s > %s: retention %s, num_replicas %s%s"):format(
-        s.account, s.name, o.retention, tostring(o.num_replicas),
-        o.placement and (", placement " .. json.encode(o.placement)) or "")
+    local times = M.suspended_limits(s)
+    if o.retention ~= cur or (is_int(o.num_replicas) and o.num_replicas > 1) or #times > 0 then
+      local set = { ("retention %s, num_replicas %s"):format(o.retention, tostring(o.num_replicas)) }
+      if o.placement then set[#set + 1] = "placement " .. json.encode(o.placement) end
+      for _, t in ipairs(times) do set[#set + 1] = t end
+      restore[#restore + 1] = ("  %s > %s: %s"):format(s.account, s.name, table.concat(set, ", "))
     end
+    local effect = M.age_effect(s)
+    if effect then aged[#aged + 1] = effect end
   end
   out:write("\nNext steps:\n")
   out:write(("  1. start a standalone server on the prepared store (127.0.0.1:%d only):\n"):format(plan.port))
@@ -475,10 +560,60 @@ function M.print_next_steps(plan, out)
     out:write("     (a running stream cannot change retention to or from workqueue, and on\n"
       .. "      2.9 not at all: edit the backup, not the restored stream)\n")
   end
+  if #aged > 0 then
+    out:write("     Deletion by time is suspended on the standalone server; setting it back deletes:\n")
+    for _, l in ipairs(aged) do out:write("       ", l, "\n") end
+  end
+end
+
+-- The time limits prepare suspended for a stream and its consumers, as the
+-- fields to set back: "max_age 7d", "consumer c1 inactive_threshold 15s".
+function M.suspended_limits(s)
+  local out = {}
+  if s.age_limits ~= "suspend" then return out end
+  for _, l in ipairs(age.stream_limits(s.original)) do out[#out + 1] = age.describe(l.field, l.value) end
+  for _, c in ipairs(s.consumers) do
+    for _, l in ipairs(age.consumer_limits(c.original)) do
+      out[#out + 1] = ("consumer %s %s"):format(c.name, age.describe(l.field, l.value))
+    end
+    if c.original and c.original.ephemeral then
+      out[#out + 1] = ("consumer %s ephemeral (kept as a durable of that name)"):format(c.name)
+    end
+  end
+  return out
+end
+
+local function count(n)
+  local s = tostring(n)
+  while true do
+    local t, k = s:gsub("^(%d+)(%d%d%d)", "%1,%2")
+    s = t
+    if k == 0 then return s end
+  end
+end
+M.count = count
+
+function M.expired_why(b)
+  return ("past max_age %s before the survivor's last write: the cluster had expired them")
+    :format(age.duration(b.max_age))
+end
+
+-- What restoring a stream's max_age does at once, in the operator's words.
+function M.age_effect(s)
+  local v = s.original.max_age
+  if s.age_limits ~= "suspend" or not is_int(v) or v <= 0 then return nil end
+  local d = age.duration(v)
+  if s.past_max_age_error then
+    return ("restoring %s with max_age %s deletes its messages older than %s at once (not counted: %s)")
+      :format(s.name, d, d, s.past_max_age_error)
+  end
+  return ("restoring %s with max_age %s deletes its %s message%s older than %s at once (counted now)")
+    :format(s.name, d, count(s.past_max_age or 0), s.past_max_age == 1 and "" or "s", d)
 end
 
 local usage = [[
 usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] [--force-open] [--json]
+                          [--keep-age-limits]
                           [--key-file F] [--prev-key-file F]   (or JSR_KEY, JSR_PREV_KEY)
 ]]
 
@@ -487,7 +622,7 @@ usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] 
 function M.run(policy, ...)
   local opts, args = cli.parse({ ... }, keys.with {
     ["dry-run"] = "flag", ["skip-bad"] = "flag", purge = "flag", json = "flag", port = "number",
-    ["force-open"] = "flag",
+    ["force-open"] = "flag", ["keep-age-limits"] = "flag",
   })
   if not opts then
     io.stderr:write("js-recover prepare: ", args, "\n", usage)
@@ -548,7 +683,8 @@ function M.run(policy, ...)
   -- read before plan edits the configs and apply moves _js_ aside; printed
   -- last (jsr/lost.lua)
   local lost = require("jsr.lost").analyze(m)
-  local plan = M.plan(m, policy, { skip_bad = opts["skip-bad"], port = opts.port })
+  local plan = M.plan(m, policy, { skip_bad = opts["skip-bad"], port = opts.port,
+    keep_age_limits = opts["keep-age-limits"] })
   if #plan.problems > 0 then
     io.stderr:write("js-recover prepare: nothing changed; these entries cannot be read:\n")
     for _, p in ipairs(plan.problems) do io.stderr:write("  ", p.message, "\n") end

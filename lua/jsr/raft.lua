@@ -2,7 +2,7 @@
 -- log (msgs/N.blk records whose payload is an append entry), the newest
 -- snapshot, peers.idx and tav.idx, and the entries' payloads: meta
 -- assignments, stream messages, consumer updates, consumer state (o.dat).
--- Formats: ../shared/FORMAT.md "Raft logs" (nats-server 2.9 raft.go,
+-- Formats: docs/FORMAT.md "Raft logs" (nats-server 2.9 raft.go,
 -- jetstream_cluster.go, filestore.go), checked on stores 2.9.10 wrote.
 --
 --   local raft = require "jsr.raft"

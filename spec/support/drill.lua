@@ -68,8 +68,17 @@ end
 -- What the default policy changes on purpose, and what it must change it to.
 -- Returns nil (not a policy field), or true/false (the recovered value is
 -- the one the policy intends).
+-- deletion by time, suspended: the field gone or zero / false
+local function suspended(before, after, off)
+  if before == nil or before == off then return nil end
+  return after == nil or after == off
+end
+local STREAM_TIME = { max_age = "0", subject_delete_marker_ttl = "0", allow_msg_ttl = "false",
+  allow_msg_schedules = "false", ["consumer_limits.inactive_threshold"] = "0" }
+
 local function stream_policy_field(path, before, after)
   if path == "num_replicas" then return after == "1" end
+  if STREAM_TIME[path] then return suspended(before, after, STREAM_TIME[path]) end
   if path == "placement" or path:match("^placement%.") then return after == nil end
   if path == "retention" then
     if before == '"interest"' or before == '"workqueue"' then return after == '"limits"' end
@@ -79,6 +88,7 @@ local function stream_policy_field(path, before, after)
 end
 
 local function consumer_policy_field(path, before, after, stream_replicas)
+  if path == "inactive_threshold" then return suspended(before, after, "0") end
   if path ~= "num_replicas" then return nil end
   local b = math.tointeger(tonumber(before or "0")) or 0
   if b > stream_replicas then return after == "0" end

@@ -11,7 +11,7 @@
  *         [--storage file|memory] [--retention limits|interest|workqueue]
  *         [--max-age-ms N]
  *         [--count N] [--payload-size BYTES]
- *         [--consumer DURABLE [--ack K]]
+ *         [--consumer DURABLE [--ack K] [--inactive-threshold-ms N]]
  *         [--delete SEQ]...
  *
  * Steps, in this order:
@@ -23,7 +23,8 @@
  *       - with --payload-size B:   B bytes, byte j (0-based) = (i + j) mod 256
  *     every publish waits for its JetStream ack;
  *  3. with --consumer: create (or reuse) durable pull consumer DURABLE,
- *     explicit ack, deliver all; then fetch K messages (default 0) and ack
+ *     explicit ack, deliver all (inactive threshold N ms when given, the
+ *     time after which the server deletes it without interest); then fetch K messages (default 0) and ack
  *     each one synchronously, so the ack floor is settled on exit;
  *  4. delete each --delete SEQ from the stream (repeatable).
  *
@@ -83,7 +84,7 @@ typedef struct
     int        nsubjects;
     jsStorageType     storage;
     jsRetentionPolicy retention;
-    long long  max_age_ms, count, payload_size, ack, timeout_ms;
+    long long  max_age_ms, count, payload_size, ack, timeout_ms, inactive_ms;
     uint64_t   deletes[MAX_DELETES];
     int        ndeletes;
 } Args;
@@ -149,6 +150,10 @@ static int parse_args(Args *a, int argc, char **argv)
         {
             if (!parse_count(o, v, 0, &a->max_age_ms)) return 2;
         }
+        else if (strcmp(o, "--inactive-threshold-ms") == 0)
+        {
+            if (!parse_count(o, v, 0, &a->inactive_ms)) return 2;
+        }
         else if (strcmp(o, "--count") == 0)
         {
             if (!parse_count(o, v, 0, &a->count)) return 2;
@@ -187,7 +192,13 @@ static int parse_args(Args *a, int argc, char **argv)
               "             [--subjects S1,S2,...] [--storage file|memory]\n"
               "             [--retention limits|interest|workqueue] [--max-age-ms N]\n"
               "             [--count N] [--payload-size BYTES]\n"
-              "             [--consumer DURABLE [--ack K]] [--delete SEQ]...\n", stderr);
+              "             [--consumer DURABLE [--ack K] [--inactive-threshold-ms N]]\n"
+              "             [--delete SEQ]...\n", stderr);
+        return 2;
+    }
+    if (a->inactive_ms > 0 && a->consumer == NULL)
+    {
+        fputs("jspub: --inactive-threshold-ms needs --consumer\n", stderr);
         return 2;
     }
     if (a->ack > 0 && a->consumer == NULL)
@@ -292,6 +303,7 @@ static natsStatus consume(jsCtx *js, jsOptions *jo, const Args *a, long long *ac
     cc.Durable       = a->consumer;
     cc.AckPolicy     = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
+    cc.InactiveThreshold = (int64_t) a->inactive_ms * 1000000;
     s = js_AddConsumer(NULL, js, a->stream, &cc, jo, &jerr);
     if (s != NATS_OK)
         return fail(s, jerr, "js_AddConsumer(%s, %s)", a->stream, a->consumer);

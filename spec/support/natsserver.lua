@@ -350,7 +350,7 @@ end
 
 --- Run build/jspub against srv (see spec/support/jspub.c for semantics).
 -- opts: stream (required), subjects (list), count, payload_size, consumer,
--- ack, storage, retention, max_age_ms, delete (list of seqs), user,
+-- ack, storage, retention, max_age_ms, inactive_threshold_ms, delete (list of seqs), user,
 -- password, timeout_ms, bin.
 function M.jspub(srv, opts)
   local argv = { opts.bin or M.JSPUB }
@@ -370,6 +370,7 @@ function M.jspub(srv, opts)
   opt("--storage", opts.storage)
   opt("--retention", opts.retention)
   opt("--max-age-ms", opts.max_age_ms)
+  opt("--inactive-threshold-ms", opts.inactive_threshold_ms)
   for _, seq in ipairs(opts.delete or {}) do opt("--delete", seq) end
   return run_json(argv)
 end
