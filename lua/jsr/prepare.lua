@@ -231,8 +231,9 @@ function M.plan(m, policy, opts)
             if age_choice == "suspend" and is_int(o.max_age) and o.max_age > 0 and last_write then
               local ex, why = age.expired_prefix(s, last_write - o.max_age)
               if not ex then
-                plan.notes[#plan.notes + 1] = ("%s: cannot tell which messages were past max_age "
-                  .. "before the survivor stopped (%s); none removed"):format(s.path, why)
+                plan.notes[#plan.notes + 1] = ("%s: messages already past max_age when the survivor "
+                  .. "last wrote are not removed (%s): if any, the standalone server serves them again")
+                  :format(s.path, why)
               elseif ex.count > 0 then
                 entry.expired = ex.count
                 for _, b in ipairs(ex.blocks) do
@@ -444,6 +445,30 @@ function M.pretty(v)
   return assert(json.encode(v, { pretty = true }))
 end
 
+-- Removes a block's messages that had expired before the survivor's last
+-- write, in the form 2.9.10 loads: a whole older block goes (the stream
+-- starts at the next); the newest block, emptied, stays as an empty file
+-- with an index of no messages, which keeps the stream's last sequence;
+-- otherwise the records are marked deleted and the index files removed,
+-- so the server rebuilds them from the records.
+function M.apply_expired(c, b, check, opts)
+  local purge = { purge = opts.purge }
+  if b.whole and not b.last then
+    check(c:rmtree(b.path, purge))
+    for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
+  elseif b.whole and not b.encrypted then
+    check(c:write_file(b.path, "", 416))
+    local idx = b.path:gsub("%.blk$", ".idx")
+    check(c:write_file(idx, age.empty_index(b.last_seq, b.last_ts), 416))
+    for _, f in ipairs(b.index_files) do if f ~= idx then check(c:rmtree(f, purge)) end end
+  else
+    local data, err = jsr.block_mark_deleted(b.path, b.offsets, b.encrypted)
+    check(data, err)
+    check(c:write_file(b.path, data, 416))
+    for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
+  end
+end
+
 -- Applies the plan as one set of changes. Returns the journal id (or nil
 -- when there was nothing to change) and the number of changes.
 function M.apply(plan, opts)
@@ -453,10 +478,7 @@ function M.apply(plan, opts)
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
   -- 0640: as the server creates its block and state files
   for _, w in ipairs(plan.salvage_writes or {}) do check(c:write_file(w.path, w.data, 416)) end
-  for _, b in ipairs(plan.expired) do
-    check(c:write_file(b.path, assert(jsr.block_mark_deleted(b.path, b.offsets, b.encrypted)), 416))
-    for _, f in ipairs(b.index_files) do check(c:rmtree(f, { purge = opts.purge })) end
-  end
+  for _, b in ipairs(plan.expired) do M.apply_expired(c, b, check, opts) end
   -- index files of a rewritten block: the server rebuilds them
   for _, pth in ipairs(plan.salvage_removals or {}) do check(c:rmtree(pth, { purge = opts.purge })) end
   for _, r in ipairs(plan.removals) do check(c:rmtree(r.path, { purge = opts.purge })) end
