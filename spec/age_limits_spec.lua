@@ -18,9 +18,12 @@ local INACTIVE_MS = 1500
 local function sleep(s) os.execute(("sleep %.3f"):format(s)) end
 local function monotime() return require("jsr").monotime() end
 
-local function copy(src)
+-- cp -a, or (plain) cp -r, which gives every file the copy's time: what
+-- was past max_age before the survivor stopped is judged by the messages'
+-- own timestamps, not by file times
+local function copy(src, plain)
   local dst = fx.tmpdir()
-  fx.sh(("cp -a %s/. %s/"):format(fx.quote(src), fx.quote(dst)))
+  fx.sh(("cp %s %s/. %s/"):format(plain and "-r" or "-a", fx.quote(src), fx.quote(dst)))
   return dst
 end
 
@@ -79,13 +82,23 @@ for _, server in ipairs(servers.fast()) do
     end)
 
     it("prepare suspends them by default: every message and the consumer survive the standalone start", function()
-      local store = copy(aged)
+      local store = copy(aged, "plain")
       finally(function() fx.cleanup(store) end)
+      -- an ephemeral consumer persisted on disk (file storage keeps them):
+      -- the worker's copy without a durable name
+      local obs = store .. "/jetstream/$G/streams/AGED/obs"
+      fx.sh(("cp -a %s %s"):format(fx.quote(obs .. "/worker"), fx.quote(obs .. "/eph")))
+      local jsr = require "jsr"
+      assert(jsr.open(store))
+      local ecfg = assert(jsr.read_meta(obs .. "/eph"))
+      ecfg.durable_name, ecfg.name = nil, nil
+      assert(jsr.write_meta(obs .. "/eph", ecfg))
       local code, out, err = fx.run("prepare", store)
       assert.are.equal(0, code, err)
       assert.matches("restoring AGED with max_age 4s deletes its 100 messages older than 4s at once", out, 1, true)
       assert.matches("restoring KV_cfg with max_age 4s deletes its 20 messages", out, 1, true)
       assert.matches("consumer worker inactive_threshold 1.5s", out, 1, true)
+      assert.matches("consumer eph ephemeral (kept as a durable of that name)", out, 1, true)
       local r = assert(json.decode(fx.read(store .. "/recovery-report.json")))
       for _, s in ipairs(r.streams) do
         assert.are.equal("suspended", s.age_limits)
@@ -99,6 +112,7 @@ for _, server in ipairs(servers.fast()) do
       assert.are.equal(100, streams.AGED.messages)
       assert.are.equal(20, streams.KV_cfg.messages)
       assert.are.equal(10, streams.AGED.consumers.worker.ack_floor_stream_seq)
+      assert.are.equal(10, streams.AGED.consumers.eph.ack_floor_stream_seq)
       -- a second run finds nothing left to change
       code, out = fx.run("prepare", store)
       assert.are.equal(0, code)
@@ -108,15 +122,23 @@ for _, server in ipairs(servers.fast()) do
     it("removes what was already past max_age when the survivor last wrote, and undo brings it back", function()
       local store = copy(aged)
       finally(function() fx.cleanup(store) end)
-      -- the survivor lived on past max_age: a file it wrote now (its server
-      -- had expired every message by then; the records stay on disk)
-      fx.sh(("touch %s"):format(fx.quote(store .. "/jetstream/$G/streams/AGED/meta.sum")))
+      -- the survivor lived on past max_age: it stored a message in another
+      -- stream after every message of these had expired (its server had
+      -- removed them in memory; 2.9.10 leaves the records on disk when it
+      -- dies before writing that down)
+      local srv = ns.start { store_dir = fx.tmpdir(), bin = server.bin }
+      local ok, perr = pcall(ns.jspub, srv, { stream = "LATER", count = 1 })
+      srv:stop()
+      assert(ok, perr)
+      fx.sh(("cp -a %s %s"):format(fx.quote(srv.store_dir .. "/jetstream/$G/streams/LATER"),
+        fx.quote(store .. "/jetstream/$G/streams/")))
+      fx.cleanup(srv.store_dir)
       local before = fx.tree_digest(store)
       local code, out, err = fx.run("prepare", store)
       assert.are.equal(0, code, err)
       if server.version ~= servers.debian.version then
         -- not built yet for 2.10+ stores (msgs/index.db): named, not silent
-        assert.matches("AGED: messages already past max_age when the survivor last wrote are not "
+        assert.matches("AGED: messages already past max_age when the survivor stored its newest message are not "
           .. "removed (a 2.10+ store (msgs/index.db): removing records from it is not supported yet)", out, 1, true)
         return
       end

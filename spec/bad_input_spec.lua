@@ -103,6 +103,26 @@ describe("a broken store", function()
     end)
   end
 
+  it("with 3,000 nested directories under a stream's msgs/ is inspected without a crash", function()
+    local json = require("jsr").json
+    local function orders_bytes()
+      local code, out, err = fx.run("inspect", store, "--json")
+      assert.are.equal(0, code, err)
+      for _, s in ipairs(assert(json.decode(out)).streams) do
+        if s.name == "ORDERS" then return s.bytes end
+      end
+    end
+    local plain = orders_bytes()
+    -- the size of a stream's tree is summed without recursion (perl, which
+    -- Debian always has: a relative chdir per level works past PATH_MAX,
+    -- which 3,000 levels exceed)
+    fx.sh(("cd %s && perl -e 'for (1..3000) { mkdir \"d\" or die; chdir \"d\" or die } "
+      .. "open(my $f, \">\", \"f\") or die; print $f \"x\\n\"'")
+      :format(fx.quote(store .. "/jetstream/$G/streams/ORDERS/msgs")))
+    -- the file at the bottom is counted: every level was walked
+    assert.are.equal(plain + 2, orders_bytes())
+  end)
+
   it("is refused, naming the file, when the user cannot read a meta.inf or a directory", function()
     if not is_root() then
       pending("needs root to run js-recover as another user (setpriv)")

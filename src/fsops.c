@@ -344,31 +344,22 @@ int jsr_purge_tree(const char *path, char *err, size_t errlen)
 
 /* Iterative (fts keeps its own stack on the heap): a tree thousands of
  * levels deep costs memory, not the C stack. */
-int jsr_tree_stat(const char *path, const char *skip, jsr_tree_info *out, char *err,
-                  size_t errlen)
+int jsr_tree_bytes(const char *path, unsigned long long *bytes, unsigned long long *files,
+                   char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
+    *bytes = *files = 0;
     char *roots[] = {(char *)path, NULL};
-    FTS *fts = fts_open(roots, FTS_PHYSICAL | FTS_NOCHDIR, NULL);
+    FTS *fts = fts_open(roots, FTS_PHYSICAL, NULL); /* chdir: any depth, any path length */
     if (!fts)
         return ERR("%s: cannot walk: %s", path, strerror(errno));
     int ok = 1;
     FTSENT *e;
     while (ok && (errno = 0, e = fts_read(fts))) {
         switch (e->fts_info) {
-        case FTS_D:
-            if (skip && e->fts_level > 0 && !strcmp(e->fts_name, skip))
-                fts_set(fts, e, FTS_SKIP);
+        case FTS_F:
+            *bytes += (unsigned long long)e->fts_statp->st_size;
+            (*files)++;
             break;
-        case FTS_F: {
-            out->bytes += (unsigned long long)e->fts_statp->st_size;
-            out->files++;
-            const struct timespec *m = &e->fts_statp->st_mtim;
-            long long ns = (long long)m->tv_sec * 1000000000LL + m->tv_nsec;
-            if (ns > out->newest_ns)
-                out->newest_ns = ns;
-            break;
-        }
         case FTS_DNR:
             ok = ERR("%s: cannot read directory: %s", e->fts_path, strerror(e->fts_errno));
             break;
@@ -376,7 +367,7 @@ int jsr_tree_stat(const char *path, const char *skip, jsr_tree_info *out, char *
         case FTS_NS:
             ok = ERR("%s: cannot stat: %s", e->fts_path, strerror(e->fts_errno));
             break;
-        default: /* directories after their contents, links, others */
+        default: /* directories, links, others */
             break;
         }
     }
@@ -386,12 +377,3 @@ int jsr_tree_stat(const char *path, const char *skip, jsr_tree_info *out, char *
     return ok;
 }
 
-int jsr_tree_bytes(const char *path, unsigned long long *bytes, unsigned long long *files,
-                   char *err, size_t errlen)
-{
-    jsr_tree_info t;
-    int ok = jsr_tree_stat(path, NULL, &t, err, errlen);
-    *bytes = t.bytes;
-    *files = t.files;
-    return ok;
-}

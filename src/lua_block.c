@@ -457,7 +457,7 @@ static int l_block_compressed(lua_State *L)
     lua_pushboolean(L, r);
     return 1;
 }
-/* block_indexed_last(blk_path, idx_path) -> last_seq, first_seq, msgs | nil
+/* block_indexed_last(blk_path, idx_path) -> last_seq, first_seq, msgs, last_ts | nil
  * The block's last sequence from its 2.9 index file alone, when the index
  * describes the block as it is: its last-record hash equals the block's
  * final 8 bytes (every record ends with its hash), the rule the server
@@ -489,6 +489,7 @@ static int l_block_indexed_last(lua_State *L)
         close(fd);
     }
     uint64_t last = ix.last_seq, first = ix.first_seq, msgs = ix.msgs;
+    int64_t last_ts = ix.last_ts;
     jsr_block_index_free(&ix);
     if (!match || last == 0 || last > (uint64_t)LUA_MAXINTEGER) {
         luaL_pushfail(L);
@@ -497,7 +498,8 @@ static int l_block_indexed_last(lua_State *L)
     lua_pushinteger(L, (lua_Integer)last);
     lua_pushinteger(L, (lua_Integer)first);
     lua_pushinteger(L, (lua_Integer)msgs);
-    return 3;
+    lua_pushinteger(L, (lua_Integer)last_ts);
+    return 4;
 }
 
 

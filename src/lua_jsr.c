@@ -520,18 +520,6 @@ static int l_tree_bytes(lua_State *L)
     return 2;
 }
 
-/* tree_newest(path) -> ns | nil, message: the newest modification time of
- * a regular file under path, .js-recover/ not counted (0 when none) */
-static int l_tree_newest(lua_State *L)
-{
-    jsr_tree_info t;
-    char err[JSR_ERRLEN];
-    if (!jsr_tree_stat(luaL_checkstring(L, 1), ".js-recover", &t, err, sizeof err))
-        return fail(L, err);
-    lua_pushinteger(L, (lua_Integer)t.newest_ns);
-    return 1;
-}
-
 static int l_isatty(lua_State *L)
 {
     lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
@@ -620,7 +608,6 @@ static const luaL_Reg jsr_funcs[] = {
     {"changes", l_changes},
     {"metasum", l_metasum},
     {"tree_bytes", l_tree_bytes},
-    {"tree_newest", l_tree_newest},
     {"isatty", l_isatty},
     {"random_hex", l_random_hex},
     {"monotime", l_monotime},

@@ -62,17 +62,8 @@ int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen);
  * never following a symlink: links are removed as links. */
 int jsr_purge_tree(const char *path, char *err, size_t errlen);
 
-/* The regular files under path (not following links): their total size,
- * number and newest modification time (ns since the epoch); directories
- * named skip (say ".js-recover") are not entered.  Not recursive. */
-typedef struct {
-    unsigned long long bytes, files;
-    long long newest_ns;
-} jsr_tree_info;
-int jsr_tree_stat(const char *path, const char *skip, jsr_tree_info *out, char *err,
-                  size_t errlen);
-
-/* Total size of the regular files under path (not following links). */
+/* Total size and number of the regular files under path (not following
+ * links).  Not recursive: a tree of any depth costs heap, not stack. */
 int jsr_tree_bytes(const char *path, unsigned long long *bytes, unsigned long long *files,
                    char *err, size_t errlen);
 

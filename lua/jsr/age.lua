@@ -170,6 +170,24 @@ function M.restore_consumer(ccfg, original)
   if original.ephemeral then ccfg.durable_name = nil end
 end
 
+-- newest_message(model) -> ns: the newest message timestamp in any stream
+-- of the store (the server's clock when it stored it; its index's last
+-- time for an emptied block).  The survivor's server was alive then, so a
+-- message past max_age by that time it had expired.  Timestamps are read
+-- from the data, so a copy of the store without its mtimes (cp -r) changes
+-- nothing; an idle survivor's clock ran on after it, so this errs towards
+-- removing less.
+function M.newest_message(m)
+  local newest = 0
+  for _, s in ipairs(m.streams) do
+    if not s.error then
+      local t = blocks.tail(s)
+      if (t.last_ts or 0) > newest then newest = t.last_ts end
+    end
+  end
+  return newest
+end
+
 -- Nanoseconds since the epoch, now.
 function M.now() return jsr.now_ns() end
 
@@ -192,8 +210,8 @@ end
 
 -- expired_prefix(stream, cutoff) -> {count=, blocks={...}} | nil, why
 -- The leading live messages stamped before cutoff (ns): those the
--- survivor's server had already expired when it last wrote (cutoff = its
--- last write - max_age).  2.9.10 applies such a removal in memory and writes
+-- survivor's server had already expired when it stored its newest message
+-- (cutoff = that message's time - max_age).  2.9.10 applies such a removal in memory and writes
 -- its index lazily, so after a crash they are still on disk and would come
 -- back once max_age is suspended; the cluster no longer had them.
 -- Each block: {path, offsets, encrypted, index_files, whole (every live

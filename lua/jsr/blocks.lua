@@ -65,9 +65,10 @@ function M.tail(stream)
     -- an index file that describes its block as it is (the server's own
     -- test) gives the last sequence without reading the block, which may
     -- be 8 MiB
-    local last = b.idx and not b.key and jsr.block_indexed_last(b.path, b.idx)
+    local last, _, _, last_ts
+    if b.idx and not b.key then last, _, _, last_ts = jsr.block_indexed_last(b.path, b.idx) end
     if last then
-      s.blocks, s.indexed, s.last_seq = s.blocks + 1, s.indexed + 1, last
+      s.blocks, s.indexed, s.last_seq, s.last_ts = s.blocks + 1, s.indexed + 1, last, last_ts
       break
     end
     scan_one(s, stream, files, i, {}, 0)

@@ -135,11 +135,11 @@ function M.plan(m, policy, opts)
   local now = age.now()
   local store_dir = m.store.store_dir
   local previous = read_report(store_dir) or {}
-  -- When the survivor's server last wrote (its newest file): it was alive
-  -- then, so what was past max_age by that time it had expired.  Kept from
-  -- the first run: prepare's own writes are newer.
-  local last_write = is_int(previous.survivor_last_write) and previous.survivor_last_write
-    or jsr.tree_newest(m.store.js_dir)
+  -- The newest message the survivor stored: its server was alive then, so
+  -- what was past max_age by that time it had expired (jsr/age.lua).  Kept
+  -- from the first run, whose removals later runs must not redo.
+  local last_write = is_int(previous.survivor_last_message) and previous.survivor_last_message
+    or age.newest_message(m)
   local prev_streams = {}
   for _, s in ipairs(previous.streams or {}) do
     prev_streams[(s.account or "") .. "\0" .. (s.name or "")] = s
@@ -232,7 +232,7 @@ function M.plan(m, policy, opts)
               local ex, why = age.expired_prefix(s, last_write - o.max_age)
               if not ex then
                 plan.notes[#plan.notes + 1] = ("%s: messages already past max_age when the survivor "
-                  .. "last wrote are not removed (%s): if any, the standalone server serves them again")
+                  .. "stored its newest message are not removed (%s): if any, the standalone server serves them again")
                   :format(s.path, why)
               elseif ex.count > 0 then
                 entry.expired = ex.count
@@ -428,7 +428,7 @@ function M.report(plan)
   elseif plan.previous_salvaged then
     r.salvaged = plan.previous_salvaged
   end
-  r.survivor_last_write = plan.last_write
+  r.survivor_last_message = plan.last_write
   r.removed = json.array()
   -- what earlier runs removed stays on record
   for _, x in ipairs(plan.previous_removals) do r.removed[#r.removed + 1] = x end
@@ -616,7 +616,7 @@ end
 M.count = count
 
 function M.expired_why(b)
-  return ("past max_age %s before the survivor's last write: the cluster had expired them")
+  return ("past max_age %s before the survivor's newest message: the cluster had expired them")
     :format(age.duration(b.max_age))
 end
 
