@@ -7,6 +7,8 @@
 --
 --   LUA_PATH="lua/?.lua;./?.lua;;" LUA_CPATH="build/?.so;;" \
 --     lua5.4 scripts/drill.lua variants [SCALE] [NAME...]
+--   (DRILL_VERSIONS=2.9.10,2.15.3 limits the versions; default: Debian's
+--   2.9.10 and every pinned release `make servers` built)
 --   ... lua5.4 scripts/drill.lua load RUNS
 --
 -- variants: a real 3-node cluster per variant (survivor the meta leader or
@@ -38,12 +40,30 @@ if mode == "variants" then
     { role = "follower", signal = "TERM", cipher = "aes" },
   }
   local failed = 0
-  out(("Quorum-loss drill: %d variants, workload scale %g, nats-server %s\n\n"):format(
-    #variants, scale, (io.popen("nats-server --version 2>/dev/null || /usr/sbin/nats-server --version"):read("l") or "?")))
+  local servers = require("spec.support.servers")
+  local matrix = servers.all()
+  if os.getenv("DRILL_VERSIONS") and os.getenv("DRILL_VERSIONS") ~= "" then
+    local want = {}
+    for v in os.getenv("DRILL_VERSIONS"):gmatch("[^,%s]+") do want[v] = true end
+    local picked = {}
+    for _, sv in ipairs(matrix) do if want[sv.version] then picked[#picked + 1] = sv end end
+    matrix = picked
+  end
+  local versions = {}
+  for _, sv in ipairs(matrix) do versions[#versions + 1] = sv.version end
+  out(("Quorum-loss drill: %d variants on nats-server %s, workload scale %g\n\n"):format(
+    #variants, table.concat(versions, ", "), scale))
+  if #servers.skipped() > 0 then
+    out(("(not built, skipped: %s)\n\n"):format(table.concat(servers.skipped(), ", ")))
+  end
   local summary = {}
-  for _, v in ipairs(variants) do
-    v.name = (v.cipher and (v.cipher .. "-") or "") .. v.role .. "-" .. v.signal
-    if next(only) == nil or only[v.name] then
+  for _, sv in ipairs(matrix) do
+  for _, base in ipairs(variants) do
+    local v = {}
+    for k, x in pairs(base) do v[k] = x end
+    v.name = sv.version .. " " .. (v.cipher and (v.cipher .. "-") or "") .. v.role .. "-" .. v.signal
+    v.bin = sv.bin
+    if next(only) == nil or only[v.name:gsub("^%S+ ", "")] then
       v.scale = scale
       local t0 = os.time()
       local r = drill.variant(v)
@@ -59,9 +79,10 @@ if mode == "variants" then
           failed = failed + 1
         end
       end
-      summary[#summary + 1] = ("%-21s %s"):format(v.name, r.error and "did not run" or
+      summary[#summary + 1] = ("%-28s %s"):format(v.name, r.error and "did not run" or
         (("%s%%"):format(r.score == 100 and "100" or ("%.2f"):format(r.score))))
     end
+  end
   end
   out("Summary\n  ", table.concat(summary, "\n  "), "\n")
   os.exit(failed == 0 and 0 or 1)

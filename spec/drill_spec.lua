@@ -5,13 +5,18 @@
 -- nats-server.  Every stream, message, consumer position and config field
 -- must come back, and the R1 stream and consumer that lived on a dead node
 -- must be reported lost, with that node.
+-- Runs on Debian's 2.9.10 and on the newest pinned release (cluster and
+-- standalone server of the same version).
 local drill = require "spec.support.drill"
+local servers = require "spec.support.servers"
 
-describe("quorum-loss drill (fast variant)", function()
+for _, server in ipairs(servers.fast()) do
+describe("quorum-loss drill (fast variant) on nats-server " .. server.version, function()
   local r
 
   setup(function()
-    r = drill.variant { role = "follower", signal = "KILL", scale = 0.15, name = "fast" }
+    r = drill.variant { role = "follower", signal = "KILL", scale = 0.15, name = "fast-" .. server.version,
+                        bin = server.bin }
   end)
 
   it("runs: cluster, workload, record, kill, recover, compare", function()
@@ -66,3 +71,4 @@ describe("quorum-loss drill (fast variant)", function()
     assert.matches("LOST consumer ACME > ORDERS > gone (R1): no state on this node; it lived on " .. n1, out, 1, true)
   end)
 end)
+end

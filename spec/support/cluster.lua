@@ -251,6 +251,7 @@ end
 --- Starts a 3-node cluster under opts.dir (a directory the caller owns).
 -- opts.nodes (default 3), opts.attempts (port retries, default 5)
 -- opts.key, opts.cipher ("chacha" | "aes"): encrypted stores (jetstream { key, cipher })
+-- opts.bin: the nats-server binary (spec/support/servers.lua), default Debian's
 function M.start(opts)
   local dir = assert(opts.dir, "cluster.start needs dir")
   local count = opts.nodes or 3
@@ -272,7 +273,7 @@ function M.start(opts)
     local ok, err = pcall(function()
       for _, node in ipairs(c.nodes) do
         os.remove(node.log)
-        node.srv = ns.start { config = node.conf, log_path = node.log, timeout = 20 }
+        node.srv = ns.start { config = node.conf, log_path = node.log, timeout = 20, bin = opts.bin }
         node.url = node.srv.url
       end
       c:wait_meta(40)

@@ -368,7 +368,7 @@ local function recover(opts, store, dir)
   local report = assert(json.decode(cluster.read_file(copy .. "/recovery-report.json")))
   out.conf = cluster.read_file(copy .. "/recovery.conf")
   local srv = ns.start { config = copy .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60,
-                         env = opts.key and { JSR_KEY = opts.key } or nil }
+                         env = opts.key and { JSR_KEY = opts.key } or nil, bin = opts.bin }
   local ok, err = pcall(function()
     -- give mirrors and sources time to reconnect and do whatever they would
     -- (a source that re-imports shows up as resurrected messages)
@@ -399,6 +399,8 @@ end
 -- opts.key, opts.cipher ("chacha" | "aes"): the cluster's stores encrypted
 --   (jetstream { key, cipher }); prepare gets the key in a file, the
 --   standalone server in JSR_KEY
+-- opts.bin: the nats-server of the cluster and of the standalone server
+--   (spec/support/servers.lua; default Debian's 2.9.10)
 -- opts.keep (keep the directory), opts.verbose, opts.name
 function M.variant(opts)
   opts.name = opts.name or (opts.role .. "-" .. opts.signal)
@@ -409,7 +411,7 @@ function M.variant(opts)
   local function mark(what) result.timings[#result.timings + 1] = ("%s %.1fs"):format(what, now() - t0) end
   local c
   local ok, err = pcall(function()
-    c = cluster.start { dir = dir, key = opts.key, cipher = opts.cipher }
+    c = cluster.start { dir = dir, key = opts.key, cipher = opts.cipher, bin = opts.bin }
     mark("cluster up")
     local si = opts.survivor or 2
     local s = c.nodes[si]
