@@ -358,14 +358,25 @@ describe("lost with the dead nodes", function()
     assert.matches("nats stream purge LOADQ --seq 496", out, 1, true)
     assert.matches("1 known only from its Raft log under _js_): 496", out, 1, true)
 
-    -- following it on the recovered server leaves every job that was not done
-    local code, _, err = fx.run("prepare", store)
+    -- following it on the recovered server leaves every job that was not
+    -- done (with the done_work hook keeping them, as without js-recover's
+    -- own removal)
+    local keep = fx.tmpdir()
+    finally(function() fx.cleanup(keep) end)
+    fx.sh(("cp -a %s/. %s/"):format(fx.quote(store), fx.quote(keep)))
+    fx.write(keep .. "/keep-done.lua", [[
+      return require("jsr.prepare").run({ done_work = function() return "keep" end }, ...)]])
+    local code, _, err = fx.run("run", keep .. "/keep-done.lua", keep)
     assert.are.equal(0, code, err)
     local cluster = require "spec.support.cluster"
-    local report = assert(json.decode(fx.read(store .. "/recovery-report.json")))
-    local creds
-    for _, a in ipairs(report.accounts) do if a.name == "ACME" then creds = a end end
-    local srv = ns.start { config = store .. "/recovery.conf" }
+    local function served(dir)
+      local report = assert(json.decode(fx.read(dir .. "/recovery-report.json")))
+      local creds
+      for _, a in ipairs(report.accounts) do if a.name == "ACME" then creds = a end end
+      local srv = ns.start { config = dir .. "/recovery.conf" }
+      return srv, creds
+    end
+    local srv, creds = served(keep)
     finally(function() srv:stop() end)
     local before = cluster.jsload(srv.url, creds, "dump").streams.LOADQ
     assert.are.equal(129, before.info.state.messages)
@@ -374,6 +385,22 @@ describe("lost with the dead nodes", function()
     local after = cluster.jsload(srv.url, creds, "dump").streams.LOADQ
     assert.are.equal(0, after.info.state.messages)
     assert.are.equal(496, after.info.state.last_seq)
+    srv:stop()
+
+    -- prepare's default removes exactly those itself: the same state, with
+    -- nobody purging by hand, and undo puts them back
+    local original = fx.tree_digest(store)
+    local pout
+    code, pout, err = fx.run("prepare", store)
+    assert.are.equal(0, code, err)
+    assert.matches("(129 acked (workqueue retention): the cluster had removed them)", pout, 1, true)
+    local srv2, creds2 = served(store)
+    local done = cluster.jsload(srv2.url, creds2, "dump").streams.LOADQ
+    srv2:stop()
+    assert.are.same({ 0, after.info.state.first_seq, 496 },
+      { done.info.state.messages, done.info.state.first_seq, done.info.state.last_seq })
+    assert.are.equal(0, (fx.run("undo", store)))
+    assert.are.equal(original, fx.tree_digest(store))
   end)
 
   it("lists a stream the cluster no longer assigned that is still on disk", function()

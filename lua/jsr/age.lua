@@ -208,68 +208,20 @@ function M.past_max_age(stream, now, max_age)
   return s.older
 end
 
--- expired_prefix(stream, cutoff) -> {count=, blocks={...}} | nil, why
--- The leading live messages stamped before cutoff (ns): those the
--- survivor's server had already expired when it stored its newest message
--- (cutoff = that message's time - max_age).  2.9.10 applies such a removal in memory and writes
--- its index lazily, so after a crash they are still on disk and would come
--- back once max_age is suspended; the cluster no longer had them.
--- Each block: {path, offsets, encrypted, index_files, whole (every live
--- record of it is expired), last (the stream's newest block), last_seq,
--- last_ts (its last record's)}.  A 2.10+ stream (msgs/index.db) is not
--- handled yet: nil, why.
-function M.expired_prefix(stream, cutoff)
-  if jsr.lstat(stream.path .. "/msgs/index.db") then
-    return nil, "a 2.10+ store (msgs/index.db): removing records from it is not supported yet"
-  end
-  local files = jsr.block_files(stream.path) or {}
-  local newest = files[#files] and files[#files].path
-  local out, by_path, stopped_in = { count = 0, blocks = {} }, {}, nil
-  local s = blocks.scan(stream, { records = function(rec, b)
-    if rec.deleted then return true end
-    if rec.ts >= cutoff then stopped_in = b.path; return false end
-    local e = by_path[b.path]
-    if not e then
-      e = { path = b.path, offsets = {}, encrypted = b.key ~= nil, index_files = {},
-            last = b.path == newest }
-      -- the server rebuilds a block's index from its records when the
-      -- index is gone; a stale one would hide the deletion
-      for _, ext in ipairs { ".idx", ".fss" } do
-        local f = b.path:gsub("%.blk$", ext)
-        if jsr.lstat(f) then e.index_files[#e.index_files + 1] = f end
-      end
-      by_path[b.path] = e
-      out.blocks[#out.blocks + 1] = e
+-- The "want" of jsr/removal.lua for messages past max_age before cutoff
+-- (the survivor's newest message time - max_age): the leading live
+-- messages stamped before it, as the server's expiry walks them; then
+-- more(rec) decides for the rest (nil: stop there).
+function M.expired_want(cutoff, more)
+  local prefix = true
+  return function(rec)
+    if prefix then
+      if rec.ts < cutoff then return "take", "expired" end
+      prefix = false
     end
-    e.offsets[#e.offsets + 1] = rec.offset
-    e.last_seq, e.last_ts = rec.seq, rec.ts
-    out.count = out.count + 1
-    return true
-  end })
-  for _, p in ipairs(s.problems) do
-    if p.kind == "unchecked" or p.kind == "io" then return nil, p.message end
+    if not more then return "stop" end
+    return more(rec)
   end
-  for _, e in ipairs(out.blocks) do e.whole = e.path ~= stopped_in end
-  return out
-end
-
-local function uvarint(n)
-  local out = {}
-  repeat
-    local b = n & 0x7f
-    n = n >> 7
-    out[#out + 1] = string.char(n ~= 0 and (b | 0x80) or b)
-  until n == 0
-  return table.concat(out)
-end
-
--- A 2.9 index file (N.idx) for an empty block that ended at last_seq: no
--- messages, first = last + 1 (the shape 2.9.10 itself leaves when a stream
--- is emptied, and trusts for an empty block: recoverMsgBlock).
-function M.empty_index(last_seq, last_ts)
-  local zigzag = last_ts >= 0 and last_ts << 1 or ~(last_ts << 1)
-  return "\22\1" .. uvarint(0) .. uvarint(0) .. uvarint(last_seq + 1) .. uvarint(0)
-    .. uvarint(last_seq) .. uvarint(zigzag) .. uvarint(0) .. string.rep("\0", 8)
 end
 
 return M

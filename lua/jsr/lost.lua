@@ -439,7 +439,8 @@ local function print_done(r, out)
   out:write("\nDone, but still on disk (work-queue jobs the consumer had acked)\n")
   for _, d in ipairs(r.done) do
     out:write(("  stream %s > %s: %s its consumer had acked (sequences %d-%d) %s still in the blocks\n"
-      .. "  and will be served again: the server died before it wrote their deletes.\n"):format(
+      .. "  and would be served again: the server died before it wrote their deletes. prepare removes\n"
+      .. "  them (policy hook done_work); where it says it cannot, once the server runs:\n"):format(
       d.account, d.stream, plural(d.messages, "message", "messages"), d.first, d.last,
       d.messages == 1 and "is" or "are"))
     for _, c in ipairs(d.consumers) do

@@ -19,6 +19,7 @@ local conf = require "jsr.conf"
 local keys = require "jsr.keys"
 local guard = require "jsr.guard"
 local age = require "jsr.age"
+local removal = require "jsr.removal"
 local json = jsr.json
 
 local M = {}
@@ -60,6 +61,12 @@ M.defaults = {
   -- what is past them as soon as it starts.  stream.age = {max_age=ns,
   -- past_max_age=count or nil}.  --keep-age-limits makes "keep" the default.
   age_limits = function(stream) return "suspend" end,
+  -- Done work (jsr/removal.lua): "remove" takes out of a work-queue stream
+  -- every message its consumer acked, and out of an interest stream every
+  -- message all its consumers acked, that the blocks still hold (2.9.10
+  -- writes those deletes lazily); "keep" leaves them, and the standalone
+  -- server (limits retention) serves them again.
+  done_work = function(stream) return "remove" end,
   -- last word on the whole config, after the decisions above
   edit_stream = function(stream, cfg) end,
   edit_consumer = function(consumer, stream, cfg) end,
@@ -146,7 +153,7 @@ function M.plan(m, policy, opts)
   end
   local plan = { store = m.store, writes = {}, removals = {}, renames = {}, streams = {},
                  accounts = {}, problems = {}, skipped_bad = {}, notes = {}, expired = {},
-                 last_write = last_write }
+                 last_write = last_write, hooks = h }
 
   local function problem(path, msg) plan.problems[#plan.problems + 1] = { path = path, message = msg } end
   for _, e in ipairs(m.errors) do
@@ -227,20 +234,10 @@ function M.plan(m, policy, opts)
             entry.age_limits = age_choice
             if age_choice == "suspend" then age.suspend_stream(cfg) else age.restore_stream(cfg, o) end
             -- suspended, max_age no longer removes what the cluster had
-            -- already expired: prepare marks those records deleted itself
+            -- already expired: prepare removes those records itself (below,
+            -- with the deletes of the stream's log)
             if age_choice == "suspend" and is_int(o.max_age) and o.max_age > 0 and last_write then
-              local ex, why = age.expired_prefix(s, last_write - o.max_age)
-              if not ex then
-                plan.notes[#plan.notes + 1] = ("%s: messages already past max_age when the survivor "
-                  .. "stored its newest message are not removed (%s): if any, the standalone server serves them again")
-                  :format(s.path, why)
-              elseif ex.count > 0 then
-                entry.expired = ex.count
-                for _, b in ipairs(ex.blocks) do
-                  b.stream, b.max_age = entry, o.max_age
-                  plan.expired[#plan.expired + 1] = b
-                end
-              end
+              entry.expire_cutoff, entry.max_age = last_write - o.max_age, o.max_age
             end
             h.edit_stream(view, cfg)
             entry.changes = diff(before, cfg)
@@ -281,6 +278,7 @@ function M.plan(m, policy, opts)
                 if ccfg.num_replicas ~= nil or n ~= nil then ccfg.num_replicas = n end
                 h.edit_consumer(cview, view, ccfg)
                 centry.changes = diff(cbefore, ccfg)
+                centry.config = ccfg
                 if #centry.changes > 0 then
                   plan.writes[#plan.writes + 1] = { path = c.path, config = ccfg, changes = centry.changes }
                 end
@@ -370,16 +368,7 @@ function M.plan(m, policy, opts)
       if cs and cs.write then plan.salvage_writes[#plan.salvage_writes + 1] = cs.write end
     end
   end
-  local salvaged_paths = {}
-  for _, w in ipairs(plan.salvage_writes) do salvaged_paths[w.path] = true end
-  for i = #plan.expired, 1, -1 do
-    local b = plan.expired[i]
-    if salvaged_paths[b.path] then
-      plan.notes[#plan.notes + 1] = ("%s: salvage rewrites this block; its %d message(s) past "
-        .. "max_age before the survivor stopped are left in it"):format(b.path, #b.offsets)
-      table.remove(plan.expired, i)
-    end
-  end
+  M.plan_removals(plan, salv)
   plan.previous_removals = previous.removed or {}
   plan.previous_salvaged = previous.salvaged
   plan.port = opts.port or previous.port or 4222
@@ -445,27 +434,138 @@ function M.pretty(v)
   return assert(json.encode(v, { pretty = true }))
 end
 
--- Removes a block's messages that had expired before the survivor's last
--- write, in the form 2.9.10 loads: a whole older block goes (the stream
--- starts at the next); the newest block, emptied, stays as an empty file
--- with an index of no messages, which keeps the stream's last sequence;
--- otherwise the records are marked deleted and the index files removed,
--- so the server rebuilds them from the records.
-function M.apply_expired(c, b, check, opts)
-  local purge = { purge = opts.purge }
-  if b.whole and not b.last then
-    check(c:rmtree(b.path, purge))
-    for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
-  elseif b.whole and not b.encrypted then
-    check(c:write_file(b.path, "", 416))
-    local idx = b.path:gsub("%.blk$", ".idx")
-    check(c:write_file(idx, age.empty_index(b.last_seq, b.last_ts), 416))
-    for _, f in ipairs(b.index_files) do if f ~= idx then check(c:rmtree(f, purge)) end end
-  else
-    local data, err = jsr.block_mark_deleted(b.path, b.offsets, b.encrypted)
-    check(data, err)
-    check(c:write_file(b.path, data, 416))
-    for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
+-- The consumers' states as prepare leaves them (o.dat, or what salvage
+-- writes to it), for the done-work rule; nil when one cannot be read.
+local function consumer_states(s, salv)
+  local out = {}
+  for _, c in ipairs(s.consumers) do
+    local cs = salv.consumers[c.path]
+    local bytes = cs and cs.write and cs.write.data or read_file(c.path .. "/o.dat")
+    local st = bytes and require("jsr.raft").consumer_state(bytes)
+    if not st or not c.config then return nil, c.name end
+    out[#out + 1] = { name = c.name, config = c.config, state = st }
+  end
+  return out
+end
+
+local function filters_of(cfg)
+  local f = {}
+  if type(cfg.filter_subjects) == "table" then
+    for _, x in ipairs(cfg.filter_subjects) do f[#f + 1] = x end
+  end
+  if type(cfg.filter_subject) == "string" and cfg.filter_subject ~= "" then f[#f + 1] = cfg.filter_subject end
+  return f
+end
+
+local function matches(cfg, subject)
+  local f = filters_of(cfg)
+  if #f == 0 then return true end
+  for _, x in ipairs(f) do if require("jsr.lost").subject_matches(x, subject) then return true end end
+  return false
+end
+
+-- Acked by this consumer, as the server decides (2.9.10 consumer.go): at
+-- or below the ack floor, or delivered and no longer pending (an ack or a
+-- term ack).  Only where nothing else takes a message out of pending: a
+-- consumer with max_deliver set drops a message that ran out of
+-- deliveries from pending without an ack, so for it nothing is judged.
+local function acked(c, seq)
+  local st, cfg = c.state, c.config
+  if seq <= st.ack_floor.stream then return true end
+  local policy = cfg.ack_policy or "explicit"
+  if policy == "none" then return seq <= st.delivered.stream end
+  if policy ~= "explicit" then return false end
+  return seq <= st.delivered.stream and st.pending[seq] == nil
+end
+
+-- done(stream, retention, consumers) -> want-part, bound | nil, why
+local function done_rule(retention, cons)
+  for _, c in ipairs(cons) do
+    if math.type(c.config.max_deliver) == "integer" and c.config.max_deliver > 0 then
+      return nil, ("consumer %s has max_deliver %d: a message that ran out of deliveries is not "
+        .. "pending and not acked, so done work is not judged"):format(c.name, c.config.max_deliver)
+    end
+  end
+  local bound = 0
+  for _, c in ipairs(cons) do
+    bound = math.max(bound, c.state.delivered.stream, c.state.ack_floor.stream)
+  end
+  return function(rec)
+    local any = false
+    for _, c in ipairs(cons) do
+      if matches(c.config, rec.subject) then
+        any = true
+        local a = acked(c, rec.seq)
+        if retention == "workqueue" then return a end
+        if not a then return false end
+      end
+    end
+    return any
+  end, bound
+end
+
+-- What the cluster had removed and the survivor's blocks still hold: the
+-- messages past max_age before its newest message (when max_age is
+-- suspended), the deletes its stream log holds, and done work (acked
+-- work-queue and interest messages).  One scan per
+-- stream, in plan.expired (block by block, jsr/removal.lua); a block salvage
+-- rewrites gets the marks in the bytes it writes.
+function M.plan_removals(plan, salv)
+  local salvage_write = {}
+  for _, w in ipairs(plan.salvage_writes) do salvage_write[w.path] = w end
+  for _, s in ipairs(plan.streams) do
+    local ss = salv.streams[s.path]
+    local dels = ss and ss.deletes
+    if dels and next(dels) == nil then dels = nil end
+    local max_del = 0
+    for seq in pairs(dels or {}) do max_del = math.max(max_del, seq) end
+    local done, bound
+    local retention = s.original.retention
+    if (retention == "workqueue" or retention == "interest") and #s.consumers > 0
+       and plan.hooks.done_work(s) == "remove" then
+      local cons, bad = consumer_states(s, salv)
+      local why
+      if not cons then
+        why = ("the state of consumer %s cannot be read"):format(bad)
+      else
+        done, bound = done_rule(retention, cons)
+        if not done then why = bound end
+      end
+      if why then
+        plan.notes[#plan.notes + 1] = ("%s: acked %s messages still on disk are not removed (%s)")
+          :format(s.path, retention, why)
+      end
+    end
+    if s.expire_cutoff or dels or done then
+      local more = (dels or done) and function(rec)
+        if dels and dels[rec.seq] then return "take", "deleted" end
+        if done and rec.seq <= bound and done(rec) then return "take", "done" end
+        if rec.seq > max_del and (not done or rec.seq > bound) then return "stop" end
+        return "skip"
+      end
+      local want = s.expire_cutoff and age.expired_want(s.expire_cutoff, more) or more
+      local res, why = removal.collect(s, want)
+      if not res then
+        local what = {}
+        if s.expire_cutoff then what[#what + 1] = "messages past max_age when the survivor stored its newest message" end
+        if dels then what[#what + 1] = "deletes in the stream's Raft log" end
+        if done then what[#what + 1] = "acked " .. retention .. " messages" end
+        plan.notes[#plan.notes + 1] = ("%s: what the cluster had removed (%s) is not removed from "
+          .. "the survivor's blocks (%s): if any, the standalone server serves it again"):format(s.path,
+          table.concat(what, ", "), why)
+      else
+        for _, b in ipairs(res.blocks) do
+          b.stream, b.max_age = s, s.max_age
+          local w = salvage_write[b.path]
+          if w then
+            -- salvage cut a torn tail and appends here: its records follow
+            w.data = removal.mark_in(w.data, b.offsets)
+            b.merged = true
+          end
+          plan.expired[#plan.expired + 1] = b
+        end
+      end
+    end
   end
 end
 
@@ -478,7 +578,9 @@ function M.apply(plan, opts)
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
   -- 0640: as the server creates its block and state files
   for _, w in ipairs(plan.salvage_writes or {}) do check(c:write_file(w.path, w.data, 416)) end
-  for _, b in ipairs(plan.expired) do M.apply_expired(c, b, check, opts) end
+  for _, b in ipairs(plan.expired) do
+    if not b.merged then removal.apply(c, b, check, opts) end
+  end
   -- index files of a rewritten block: the server rebuilds them
   for _, pth in ipairs(plan.salvage_removals or {}) do check(c:rmtree(pth, { purge = opts.purge })) end
   for _, r in ipairs(plan.removals) do check(c:rmtree(r.path, { purge = opts.purge })) end
@@ -526,7 +628,7 @@ function M.print_plan(plan, out, applied)
     out:write(("%srename %s -> %s (%s)\n"):format(verb, r.path, r.to, r.why))
   end
   for _, b in ipairs(plan.expired) do
-    out:write(("%smark %d message(s) deleted in %s (%s)\n"):format(verb, #b.offsets, b.path, M.expired_why(b)))
+    out:write(("%sremove %d message(s) from %s (%s)\n"):format(verb, #b.offsets, b.path, M.expired_why(b)))
   end
   for _, r in ipairs(plan.removals) do
     out:write(("%smove aside %s (%s)\n"):format(verb, r.path, r.why))
@@ -616,8 +718,18 @@ end
 M.count = count
 
 function M.expired_why(b)
-  return ("past max_age %s before the survivor's newest message: the cluster had expired them")
-    :format(age.duration(b.max_age))
+  local why = {}
+  if b.reasons.expired then
+    why[#why + 1] = ("%d past max_age %s before the survivor's newest message"):format(b.reasons.expired,
+      age.duration(b.max_age))
+  end
+  if b.reasons.deleted then
+    why[#why + 1] = ("%d deleted in the stream's Raft log"):format(b.reasons.deleted)
+  end
+  if b.reasons.done then
+    why[#why + 1] = ("%d acked (%s retention)"):format(b.reasons.done, b.stream.original.retention)
+  end
+  return table.concat(why, ", ") .. ": the cluster had removed them"
 end
 
 -- What restoring a stream's max_age does at once, in the operator's words.

@@ -16,6 +16,7 @@ local jsr = require "jsr"
 local raft = require "jsr.raft"
 local blocks = require "jsr.blocks"
 local lost = require "jsr.lost"
+local removal = require "jsr.removal"
 local json = jsr.json
 
 local M = {}
@@ -81,7 +82,7 @@ local function plan_stream(r, s, sa, sys, keep)
   -- and a log with nothing else needs no snapshot read at all (the
   -- usual case).  Whether an entry was committed is known only after the
   -- whole log is read (max_commit).
-  local events, any_msg = {}, false
+  local events, any_msg, deletes = {}, false, {}
   local log_clfs -- set by a snapshot entry in the log
   local summary = raft.log(gdir, function(index, ae)
     for _, e in ipairs(ae.entries) do
@@ -96,14 +97,25 @@ local function plan_stream(r, s, sa, sys, keep)
             events[#events + 1] = { index = index, msg = msg, err = merr, clfs = log_clfs }
             any_msg = true
           end
-        elseif op == raft.op.purge_stream or op == raft.op.delete_msg then
+        elseif op == raft.op.delete_msg then
+          -- {stream, seq, no_erase}: 2.9.10 applies it in memory and writes
+          -- the block's index lazily, so after a crash the record is often
+          -- still live on disk (jetstream_cluster.go encodeMsgDelete)
+          local d = json.decode(e.data:sub(2))
+          local seq = type(d) == "table" and math.tointeger(d.seq)
+          if seq and seq > 0 then
+            deletes[#deletes + 1] = { index = index, seq = seq }
+          else
+            events[#events + 1] = { index = index, purge = true, bad_delete = true }
+          end
+        elseif op == raft.op.purge_stream then
           events[#events + 1] = { index = index, purge = true }
         end
       end
     end
     return true
   end, log_files)
-  if not any_msg then return out end
+  if not any_msg and #deletes == 0 then return out end
   local clfs, max_commit = 0, 0
   local snap = raft.latest_snapshot(gdir)
   if snap then
@@ -116,6 +128,25 @@ local function plan_stream(r, s, sa, sys, keep)
   end
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   out.max_commit = max_commit
+  -- Every delete the log holds is applied unless the policy drops it.  One
+  -- past the commit index this node saw may never have been committed;
+  -- the client asked for it either way, and keeping the message would
+  -- serve again what was most likely deleted (measured: the last delete
+  -- before a SIGKILL is routinely past the follower's commit index while
+  -- the cluster had applied it).
+  out.deletes, out.uncertain_deletes, out.deletes_kept = {}, 0, 0
+  for _, d in ipairs(deletes) do
+    local uncertain = d.index > max_commit
+    local entry = { kind = "delete", account = s.account, stream = s.name, index = d.index,
+                    seq = d.seq, uncertain = uncertain }
+    if decide(keep, entry) then
+      out.deletes[d.seq] = true
+      if uncertain then out.uncertain_deletes = out.uncertain_deletes + 1 end
+    else
+      out.deletes_kept = out.deletes_kept + 1
+    end
+  end
+  if not any_msg then return out end
 
   local last = store_last
   local records, stopped = {}, false
@@ -132,7 +163,9 @@ local function plan_stream(r, s, sa, sys, keep)
   for _, ev in ipairs(events) do
     local index, msg = ev.index, ev.msg
     if ev.purge then
-      if out.appended > 0 then
+      if ev.bad_delete then
+        out.notes[#out.notes + 1] = ("entry %d: a delete whose sequence cannot be read; not applied"):format(index)
+      elseif out.appended > 0 then
         out.notes[#out.notes + 1] = ("entry %d: a purge or delete after salvaged messages is not "
           .. "applied; check the stream after recovery"):format(index)
       end
@@ -149,8 +182,11 @@ local function plan_stream(r, s, sa, sys, keep)
       local entry = { kind = "message", account = s.account, stream = s.name, index = index,
                       seq = last + 1, subject = msg.subject, uncertain = uncertain }
       if not stopped and decide(keep, entry) then
-        records[#records + 1] = jsr.block_record(key, last + 1, msg.ts, msg.subject, msg.headers,
-          msg.payload)
+        local rec = jsr.block_record(key, last + 1, msg.ts, msg.subject, msg.headers, msg.payload)
+        -- deleted later in the log: stored as a deleted record, so the
+        -- sequence stays taken and the message does not come back
+        if out.deletes[last + 1] then rec = removal.deleted_record(rec); out.deletes[last + 1] = nil end
+        records[#records + 1] = rec
         out.appended = out.appended + 1
         if uncertain then out.uncertain = out.uncertain + 1 end
         out.first = out.first or (last + 1)
@@ -394,7 +430,9 @@ function M.lines(r, applied)
   table.sort(paths)
   for _, p in ipairs(paths) do
     local s = r.streams[p]
-    if s.log_ahead > 0 or #s.notes > 0 then
+    local ndel = 0
+    for _ in pairs(s.deletes or {}) do ndel = ndel + 1 end
+    if s.log_ahead > 0 or #s.notes > 0 or ndel > 0 then
       local l = s.log_ahead == 0 and ("stream %s > %s:"):format(s.account, s.stream)
         or ("stream %s > %s: log ahead of the store by %d message(s)"):format(s.account, s.stream, s.log_ahead)
       if s.appended > 0 then
@@ -406,6 +444,14 @@ function M.lines(r, applied)
           :format(s.uncertain, s.max_commit)
       end
       if s.dropped > 0 then l = l .. ("; %d dropped by policy"):format(s.dropped) end
+      if ndel > 0 then
+        l = l .. ("; %d delete(s) in the log %sapplied to the blocks that still hold them"):format(ndel, verb)
+        if s.uncertain_deletes > 0 then
+          l = l .. (" (%d past commit index %d: maybe never committed, applied: the client asked)")
+            :format(s.uncertain_deletes, s.max_commit)
+        end
+      end
+      if (s.deletes_kept or 0) > 0 then l = l .. ("; %d delete(s) dropped by policy"):format(s.deletes_kept) end
       out[#out + 1] = l
       for _, n in ipairs(s.notes) do out[#out + 1] = "  note: " .. n end
     end
@@ -433,6 +479,13 @@ function M.lines(r, applied)
   return out
 end
 
+function M.sorted_seqs(set)
+  local out = json.array()
+  for seq in pairs(set or {}) do out[#out + 1] = seq end
+  table.sort(out)
+  return out
+end
+
 -- For recovery-report.json and inspect --json.
 function M.json(r)
   local o = json.object()
@@ -456,7 +509,8 @@ function M.json(r)
     o.streams[#o.streams + 1] = { account = s.account, stream = s.stream, group = s.group,
       store_last = s.store_last, log_ahead = s.log_ahead, appended = s.appended, first = s.first,
       last = s.last, uncertain = s.uncertain, dropped = s.dropped, max_commit = s.max_commit,
-      block = s.block, notes = notes_of(s) }
+      block = s.block, deletes = M.sorted_seqs(s.deletes), uncertain_deletes = s.uncertain_deletes,
+      notes = notes_of(s) }
   end
   for _, p in ipairs(sorted(r.consumers)) do
     local c = r.consumers[p]

@@ -12,7 +12,7 @@
  *         [--max-age-ms N]
  *         [--count N] [--payload-size BYTES]
  *         [--consumer DURABLE [--ack K] [--inactive-threshold-ms N]]
- *         [--delete SEQ]...
+ *         [--delete SEQ]... [--purge-keep N] [--replicas N]
  *
  * Steps, in this order:
  *  1. create (or, when identical, reuse) stream NAME on SUBJECTS (default:
@@ -26,7 +26,9 @@
  *     explicit ack, deliver all (inactive threshold N ms when given, the
  *     time after which the server deletes it without interest); then fetch K messages (default 0) and ack
  *     each one synchronously, so the ack floor is settled on exit;
- *  4. delete each --delete SEQ from the stream (repeatable).
+ *  4. delete each --delete SEQ from the stream (repeatable);
+ *  5. with --purge-keep N, purge all but the last N messages (0: all).
+ * --replicas N creates the stream with N replicas (a cluster).
  *
  * Prints {"acked":K,"first_seq":F,"last_seq":L,"published":N,"stream":"NAME"}
  * where F and L are the stream sequences the server assigned to the first
@@ -84,7 +86,8 @@ typedef struct
     int        nsubjects;
     jsStorageType     storage;
     jsRetentionPolicy retention;
-    long long  max_age_ms, count, payload_size, ack, timeout_ms, inactive_ms;
+    long long  max_age_ms, count, payload_size, ack, timeout_ms, inactive_ms, replicas, purge_keep;
+    bool       purge;
     uint64_t   deletes[MAX_DELETES];
     int        ndeletes;
 } Args;
@@ -150,6 +153,15 @@ static int parse_args(Args *a, int argc, char **argv)
         {
             if (!parse_count(o, v, 0, &a->max_age_ms)) return 2;
         }
+        else if (strcmp(o, "--replicas") == 0)
+        {
+            if (!parse_count(o, v, 1, &a->replicas)) return 2;
+        }
+        else if (strcmp(o, "--purge-keep") == 0)
+        {
+            if (!parse_count(o, v, 0, &a->purge_keep)) return 2;
+            a->purge = true;
+        }
         else if (strcmp(o, "--inactive-threshold-ms") == 0)
         {
             if (!parse_count(o, v, 0, &a->inactive_ms)) return 2;
@@ -193,7 +205,7 @@ static int parse_args(Args *a, int argc, char **argv)
               "             [--retention limits|interest|workqueue] [--max-age-ms N]\n"
               "             [--count N] [--payload-size BYTES]\n"
               "             [--consumer DURABLE [--ack K] [--inactive-threshold-ms N]]\n"
-              "             [--delete SEQ]...\n", stderr);
+              "             [--delete SEQ]... [--purge-keep N] [--replicas N]\n", stderr);
         return 2;
     }
     if (a->inactive_ms > 0 && a->consumer == NULL)
@@ -228,6 +240,8 @@ static natsStatus create_stream(jsCtx *js, jsOptions *jo, const Args *a)
     sc.Storage     = a->storage;
     sc.Retention   = a->retention;
     sc.MaxAge      = (int64_t) a->max_age_ms * 1000000;
+    if (a->replicas > 0)
+        sc.Replicas = a->replicas;
     s = js_AddStream(NULL, js, &sc, jo, &jerr);
     if (s != NATS_OK)
         return fail(s, jerr, "js_AddStream(%s)", a->stream);
@@ -351,6 +365,17 @@ static natsStatus consume(jsCtx *js, jsOptions *jo, const Args *a, long long *ac
     return s;
 }
 
+static natsStatus purge(jsCtx *js, const jsOptions *jo, const Args *a)
+{
+    jsOptions  po   = *jo;
+    jsErrCode  jerr = 0;
+    po.Stream.Purge.Keep = (uint64_t) a->purge_keep;
+    natsStatus s = js_PurgeStream(js, a->stream, &po, &jerr);
+    if (s != NATS_OK)
+        return fail(s, jerr, "js_PurgeStream(%s, keep %lld)", a->stream, a->purge_keep);
+    return NATS_OK;
+}
+
 static natsStatus delete_msgs(jsCtx *js, jsOptions *jo, const Args *a)
 {
     for (int i = 0; i < a->ndeletes; i++)
@@ -411,6 +436,8 @@ int main(int argc, char **argv)
             s = consume(js, &jo, &a, &acked);
         if (s == NATS_OK)
             s = delete_msgs(js, &jo, &a);
+        if (s == NATS_OK && a.purge)
+            s = purge(js, &jo, &a);
     }
 
     jsCtx_Destroy(js);

@@ -350,7 +350,8 @@ end
 
 --- Run build/jspub against srv (see spec/support/jspub.c for semantics).
 -- opts: stream (required), subjects (list), count, payload_size, consumer,
--- ack, storage, retention, max_age_ms, inactive_threshold_ms, delete (list of seqs), user,
+-- ack, storage, retention, max_age_ms, inactive_threshold_ms, delete (list of seqs),
+-- purge_keep (purge all but N; 0: all), replicas, user,
 -- password, timeout_ms, bin.
 function M.jspub(srv, opts)
   local argv = { opts.bin or M.JSPUB }
@@ -372,6 +373,8 @@ function M.jspub(srv, opts)
   opt("--max-age-ms", opts.max_age_ms)
   opt("--inactive-threshold-ms", opts.inactive_threshold_ms)
   for _, seq in ipairs(opts.delete or {}) do opt("--delete", seq) end
+  opt("--purge-keep", opts.purge_keep)
+  opt("--replicas", opts.replicas)
   return run_json(argv)
 end
 
