@@ -131,6 +131,8 @@ if opts.json then
   return status
 end
 
+-- names from the store may hold control bytes: escaped for the terminal
+local stdout = cli.human(io.stdout)
 local function yn(b) return b and "yes" or "no" end
 local function placement(p)
   if not p then return "" end
@@ -162,31 +164,31 @@ for i, s in ipairs(report.streams) do
       x and ("%s idle %s"):format(x.ephemeral and "ephemeral," or "deleted after", age.duration(x.after)) or "" }
   end
 end
-io.stdout:write(tbl.render(("Streams in %s"):format(m.store.store_dir),
+stdout:write(tbl.render(("Streams in %s"):format(m.store.store_dir),
   { "Account", "Stream / consumer", "Replicas", "Retention", "Storage", "Placement", "Consumers",
     "Encrypted", "Checksum ok", "On disk", "Deleted by time" }, rows))
 local sys = m.system
 if sys then
   local kinds = {}
   for _, g in ipairs(report.raft_groups) do kinds[g.kind] = (kinds[g.kind] or 0) + 1 end
-  io.stdout:write(("\nSystem account %s: Raft state of %d groups (meta %d, stream %d, consumer %d) in %s/_js_\n")
+  stdout:write(("\nSystem account %s: Raft state of %d groups (meta %d, stream %d, consumer %d) in %s/_js_\n")
     :format(sys.name, #sys.raft, kinds.meta or 0, kinds.stream or 0, kinds.consumer or 0, sys.path))
 end
-for _, e in ipairs(report.skipped) do io.stdout:write(("skipped %s: %s\n"):format(e.path, e.why)) end
-lost.print(lost_report, io.stdout)
+for _, e in ipairs(report.skipped) do stdout:write(("skipped %s: %s\n"):format(e.path, e.why)) end
+lost.print(lost_report, stdout)
 if salv and salv.available then
   local lines = salvage.lines(salv, false)
   if #lines == 0 then
-    io.stdout:write("\nRaft logs: no stream or consumer log is ahead of the store\n")
+    stdout:write("\nRaft logs: no stream or consumer log is ahead of the store\n")
   else
-    io.stdout:write("\nRaft logs ahead of the store (prepare salvages them before moving _js_ aside):\n")
-    for _, l in ipairs(lines) do io.stdout:write("  ", l, "\n") end
+    stdout:write("\nRaft logs ahead of the store (prepare salvages them before moving _js_ aside):\n")
+    for _, l in ipairs(lines) do stdout:write("  ", l, "\n") end
   end
 elseif not sok then
-  io.stdout:write("\n", report.log_ahead.why, "\n")
+  stdout:write("\n", report.log_ahead.why, "\n")
 end
 if status ~= 0 then
-  io.stdout:write(("\n%d problem(s):\n"):format(#report.problems))
-  for _, p in ipairs(report.problems) do io.stdout:write("  ", p.message, "\n") end
+  stdout:write(("\n%d problem(s):\n"):format(#report.problems))
+  for _, p in ipairs(report.problems) do stdout:write("  ", p.message, "\n") end
 end
 return status

@@ -103,6 +103,19 @@ describe("a broken store", function()
     end)
   end
 
+  it("with terminal escape sequences in names shows them escaped, never raw", function()
+    -- nats-server accepts control bytes in names; raw, "\27[2J" clears the screen
+    local acc = store .. "/jetstream/EV\27[2J"
+    fx.sh(("mkdir -p %s && cp -a %s %s"):format(fx.quote(acc .. "/streams"),
+      fx.quote(store .. "/jetstream/$G/streams/ORDERS"), fx.quote(acc .. "/streams/")))
+    for _, args in ipairs { { "inspect", store }, { "prepare", store, "--dry-run" }, { "prepare", store } } do
+      local code, out, err = fx.run(table.unpack(args))
+      assert.are.equal(0, code, err)
+      assert.is_nil(out:find("\27", 1, true), args[1])
+      assert.matches("EV\\x1b[2J", out, 1, true)
+    end
+  end)
+
   it("with 3,000 nested directories under a stream's msgs/ is inspected without a crash", function()
     local json = require("jsr").json
     local function orders_bytes()

@@ -44,4 +44,23 @@ function M.parse(argv, spec)
   return opts, rest
 end
 
+-- human(fh) -> a writer for text meant for a person's terminal: names
+-- from the store may hold control bytes (nats-server accepts them in
+-- stream and account names), and written raw an escape sequence could
+-- rewrite the operator's screen; every control byte but tab and newline
+-- goes out as \xNN.  --json output does not need it (the encoder escapes).
+function M.escape(s)
+  return (tostring(s):gsub("[%z\1-\8\11-\31\127]", function(c) return ("\\x%02x"):format(c:byte()) end))
+end
+
+function M.human(fh)
+  return {
+    write = function(_, ...)
+      for i = 1, select("#", ...) do fh:write(M.escape((select(i, ...)))) end
+      return true
+    end,
+    flush = function() return fh:flush() end,
+  }
+end
+
 return M

@@ -20,6 +20,8 @@ local keys = require "jsr.keys"
 local guard = require "jsr.guard"
 local age = require "jsr.age"
 local removal = require "jsr.removal"
+local raft = require "jsr.raft"
+local subject_matches = require("jsr.lost").subject_matches
 local json = jsr.json
 
 local M = {}
@@ -441,7 +443,7 @@ local function consumer_states(s, salv)
   for _, c in ipairs(s.consumers) do
     local cs = salv.consumers[c.path]
     local bytes = cs and cs.write and cs.write.data or read_file(c.path .. "/o.dat")
-    local st = bytes and require("jsr.raft").consumer_state(bytes)
+    local st = bytes and raft.consumer_state(bytes)
     if not st or not c.config then return nil, c.name end
     out[#out + 1] = { name = c.name, config = c.config, state = st }
   end
@@ -460,7 +462,7 @@ end
 local function matches(cfg, subject)
   local f = filters_of(cfg)
   if #f == 0 then return true end
-  for _, x in ipairs(f) do if require("jsr.lost").subject_matches(x, subject) then return true end end
+  for _, x in ipairs(f) do if subject_matches(x, subject) then return true end end
   return false
 end
 
@@ -829,9 +831,10 @@ function M.run(policy, ...)
     if opts.json then
       io.stdout:write(M.pretty({ writes = #plan.writes, removals = #plan.removals }), "\n")
     else
-      io.stdout:write("dry run: nothing will be changed\n")
-      M.print_plan(plan, io.stdout, false)
-      io.stdout:write(("would write %s and %s\n"):format(plan.config_path, plan.report_path))
+      local out = cli.human(io.stdout)
+      out:write("dry run: nothing will be changed\n")
+      M.print_plan(plan, out, false)
+      out:write(("would write %s and %s\n"):format(plan.config_path, plan.report_path))
     end
     return 0
   end
@@ -840,17 +843,18 @@ function M.run(policy, ...)
     io.stdout:write(M.report(plan))
     return 0
   end
-  M.print_plan(plan, io.stdout, true)
+  local out = cli.human(io.stdout)
+  M.print_plan(plan, out, true)
   if not id then
-    io.stdout:write("\nThe store is already prepared: nothing changed.\n")
+    out:write("\nThe store is already prepared: nothing changed.\n")
   else
-    io.stdout:write(("\n%d changes applied (journal %s/.js-recover/journal/%s.json;\n"
+    out:write(("\n%d changes applied (journal %s/.js-recover/journal/%s.json;\n"
       .. "replaced files and removed trees are kept under %s/.js-recover/).\n")
       :format(n, plan.store.store_dir, id, plan.store.store_dir))
-    io.stdout:write(("wrote %s and %s\n"):format(plan.config_path, plan.report_path))
+    out:write(("wrote %s and %s\n"):format(plan.config_path, plan.report_path))
   end
-  M.print_next_steps(plan, io.stdout)
-  require("jsr.lost").print(lost, io.stdout)
+  M.print_next_steps(plan, out)
+  require("jsr.lost").print(lost, out)
   return 0
 end
 

@@ -1,5 +1,6 @@
 -- Text tables in the style of the nats CLI, for terminals and logs.
 local M = {}
+local escape = require("jsr.cli").escape
 
 local function width(s)
   return utf8.len(s) or #s
@@ -8,6 +9,7 @@ end
 -- render(title, headers, rows) -> string; rows are arrays of values
 -- (tostring'ed); a row that is the string "-" draws a separator.
 function M.render(title, headers, rows)
+  title = escape(title)
   local w = {}
   for i, h in ipairs(headers) do w[i] = width(h) end
   local cells = {}
@@ -16,7 +18,8 @@ function M.render(title, headers, rows)
       cells[r] = {}
       for i = 1, #headers do
         local v = row[i]
-        local s = v == nil and "" or tostring(v)
+        -- escaped before it is measured: the width is what the terminal shows
+        local s = v == nil and "" or escape(v)
         cells[r][i] = s
         if width(s) > w[i] then w[i] = width(s) end
       end
