@@ -14,6 +14,8 @@ local NAMES = {
   'q"t', "a\\b", "it's", "both\"and'", "caf\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac", "$dollar",
   "~tilde", "e=q", "x:y", "at@x", "#hash", "sp ace", "tab\tname", "}brace",
   "include", "a,b", "semi;colon", "new\nline",
+  -- the name of the user clients without credentials become ($G renamed)
+  "js-recover-anonymous",
 }
 
 local function copy_orders(store, name)

@@ -677,8 +677,11 @@ function M.print_next_steps(plan, out)
     out:write(("       nats --server nats://127.0.0.1:%d %sstream report    # account %s\n")
       :format(plan.port, creds, a.name))
   end
-  out:write("       nats ... stream backup <STREAM> /backups/<STREAM>\n")
-  out:write("  3. restore into the new cluster: nats stream restore /backups/<STREAM>\n")
+  -- natscli 0.5 names them `backup stream` and `backup restore stream`
+  -- (the older `stream backup` / `stream restore` still work, deprecated)
+  out:write("       nats ... backup stream <STREAM> /backups/<STREAM>      (older CLI: nats stream backup)\n")
+  out:write("  3. restore into the new cluster: nats backup restore stream /backups/<STREAM>\n"
+    .. "       (older CLI: nats stream restore)\n")
   if #restore > 0 then
     out:write("     Before restoring, set these back in each backup's backup.json \"config\"\n"
       .. "     (recorded in " .. plan.report_path .. "):\n")
