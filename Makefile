@@ -69,7 +69,8 @@ DEBS = build-essential clang valgrind pkg-config liblua5.4-dev lua5.4 lua-busted
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEBS)
-	@$(MAKE) --no-print-directory servers
+	@$(MAKE) --no-print-directory servers || \
+	    echo "make servers failed (above): the specs skip the versions it did not build, and say so"
 
 # The pinned nats-server releases and nats CLI of scripts/servers.env, built
 # with Go into ~/.cache/js-recover/servers (kept across clones); without Go
@@ -77,7 +78,8 @@ deps:
 servers:
 	@sh scripts/build-servers.sh
 
-test: all $(BUILD)/jspub $(BUILD)/jsload servers
+test: all $(BUILD)/jspub $(BUILD)/jsload
+	@sh scripts/build-servers.sh || echo "make servers failed (above): the specs skip the versions it did not build"
 	JSR_BIN=$(abspath $(BUILD))/js-recover JSR_BUILD=$(abspath $(BUILD)) spec/run
 
 # The specs again with every C file built with AddressSanitizer and UBSan.
