@@ -258,4 +258,13 @@ describe("salvage encoders (C)", function()
     st.redelivered[14] = 0
     assert.has_error(function() jsr.consumer_state_encode(st) end)
   end)
+
+  it("consumer_state_encode takes pending times at the ends of int64 (wrapping as the server's Go does)", function()
+    -- crafted or damaged times: the UBSan build aborted on the subtraction
+    local st = { ack_floor = { consumer = 0, stream = 0 }, delivered = { consumer = 2, stream = 2 },
+                 pending = { [1] = { dseq = 1, ts = math.maxinteger }, [2] = { dseq = 2, ts = math.mininteger } },
+                 redelivered = {} }
+    local d = assert(raft.consumer_state(jsr.consumer_state_encode(st)))
+    assert.are.same(st.pending, d.pending)
+  end)
 end)

@@ -238,6 +238,45 @@ static int check_record(unsigned char *r, uint32_t rl, int has_hdr, const jsr_hh
     return got == want;
 }
 
+int jsr_record_mark_deleted(unsigned char *r, size_t avail, const jsr_hhkey *key)
+{
+    if (avail < JSR_REC_MIN)
+        return 0;
+    uint32_t raw = le32(r), rl = raw & ~JSR_HBIT;
+    int has_hdr = (raw & JSR_HBIT) != 0;
+    if (rl < JSR_REC_MIN || rl > avail || rl > JSR_REC_MAX)
+        return 0;
+    r[11] |= 0x80; /* the top byte of the sequence (little-endian u64 at 4) */
+    if (!key)
+        return 1;
+    uint16_t slen = (uint16_t)(r[20] | r[21] << 8);
+    size_t dlen = rl - JSR_REC_HDR, hlen = 0, hstart = JSR_REC_HDR + slen;
+    if (slen > dlen - 8)
+        return 0;
+    if (has_hdr) {
+        if (dlen - 8 - slen < 4)
+            return 0;
+        hlen = le32(r + hstart);
+        hstart += 4;
+        if (hlen > dlen - 8 - slen - 4)
+            return 0;
+    }
+    /* the hashed bytes: seq and ts, subject, then headers (without their
+     * length) and payload: everything from hstart to the hash */
+    size_t tail = rl - 8 - hstart, n = 16 + slen + tail;
+    unsigned char *h = malloc(n);
+    if (!h)
+        return 0;
+    memcpy(h, r + 4, 16);
+    memcpy(h + 16, r + JSR_REC_HDR, slen);
+    memcpy(h + 16 + slen, r + hstart, tail);
+    uint64_t sum = jsr_hh64(key, h, n);
+    free(h);
+    for (int i = 0; i < 8; i++)
+        r[rl - 8 + i] = (unsigned char)(sum >> (8 * i));
+    return 1;
+}
+
 int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index *ix, int last,
                    uint64_t *prev_seq, jsr_block_buf *buf, const jsr_block_visitor *v,
                    jsr_block_stats *st, jsr_block_cipher *dec, char *err, size_t errlen)

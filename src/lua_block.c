@@ -399,17 +399,67 @@ static int l_scan_block(lua_State *L)
     return 1;
 }
 
-/* block_mark_deleted(path, offsets [, encrypted]) -> content | nil, message
+/* Marks the records at the offsets in the table at index t of a block's
+ * bytes deleted (see block_mark_deleted); returns NULL or what was wrong. */
+static const char *mark_records(lua_State *L, int t, unsigned char *data, size_t n, int encrypted,
+                                const jsr_hhkey *key, lua_Integer *bad)
+{
+    lua_Integer count = (lua_Integer)lua_rawlen(L, t);
+    for (lua_Integer i = 1; i <= count; i++) {
+        lua_rawgeti(L, t, i);
+        int isnum;
+        lua_Integer off = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        *bad = off;
+        if (!isnum || off < 0 || (uint64_t)off + JSR_REC_HDR > n)
+            return "no record at offset";
+        if (encrypted)
+            data[off + 11] ^= 0x80;
+        else if (data[off + 11] & 0x80)
+            return "a deleted record already at offset";
+        else if (!jsr_record_mark_deleted(data + off, n - (size_t)off, key))
+            return "no whole record at offset";
+    }
+    return NULL;
+}
+
+/* options {encrypted=bool, key=name} at index i -> encrypted, key set */
+static int mark_options(lua_State *L, int i, jsr_hhkey *key, int *has_key)
+{
+    int encrypted = 0;
+    *has_key = 0;
+    if (lua_istable(L, i)) {
+        lua_getfield(L, i, "encrypted");
+        encrypted = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        size_t klen;
+        if (lua_getfield(L, i, "key") == LUA_TSTRING) {
+            const char *kname = lua_tolstring(L, -1, &klen);
+            if (!jsr_hhkey_from_name(kname, klen, key))
+                return luaL_error(L, "SHA-256 failed (OpenSSL)");
+            *has_key = 1;
+        }
+        lua_pop(L, 1);
+    }
+    luaL_argcheck(L, !(encrypted && *has_key), i, "an encrypted block cannot be rehashed");
+    return encrypted;
+}
+
+/* block_mark_deleted(path, offsets [, {encrypted=bool, key=name}]) ->
+ * content | nil, message
  * The block's bytes with the records at offsets (from scan_block) marked
- * deleted: bit 63 of their sequence set, the mark 2.9+ servers skip when
- * they rebuild a block (without checking the record's hash).  In an
- * encrypted block (a stream cipher from offset 0) the same bit of the
- * ciphertext is flipped: the caller passes only live records. */
+ * deleted: bit 63 of their sequence set, which servers skip when they
+ * rebuild a block from its records; with key (STREAM-N, plaintext) each
+ * record's hash is computed again over the changed sequence, which 2.10+
+ * check (2.9 does not).  In an encrypted block (a stream cipher from
+ * offset 0) the same bit of the ciphertext is flipped: the caller passes
+ * only live records, and no key (2.9 only).  Nothing is written. */
 static int l_block_mark_deleted(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    int encrypted = lua_toboolean(L, 3);
+    jsr_hhkey key;
+    int has_key, encrypted = mark_options(L, 3, &key, &has_key);
     char *data;
     size_t n;
     char err[JSR_ERRLEN];
@@ -418,30 +468,39 @@ static int l_block_mark_deleted(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
-    lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
-    for (lua_Integer i = 1; i <= count; i++) {
-        lua_rawgeti(L, 2, i);
-        int isnum;
-        lua_Integer off = lua_tointegerx(L, -1, &isnum);
-        lua_pop(L, 1);
-        /* the sequence's top byte: record offset + 4 (length) + 7 */
-        if (!isnum || off < 0 || (uint64_t)off + JSR_REC_HDR > n) {
-            free(data);
-            luaL_pushfail(L);
-            lua_pushfstring(L, "%s: no record at offset %I", path, off);
-            return 2;
-        }
-        unsigned char *top = (unsigned char *)data + off + 11;
-        if (!encrypted && (*top & 0x80)) {
-            free(data);
-            luaL_pushfail(L);
-            lua_pushfstring(L, "%s: the record at offset %I is deleted already", path, off);
-            return 2;
-        }
-        *top ^= 0x80;
+    lua_Integer bad;
+    const char *why = mark_records(L, 2, (unsigned char *)data, n, encrypted, has_key ? &key : NULL, &bad);
+    if (why) {
+        free(data);
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s %I", path, why, bad);
+        return 2;
     }
     lua_pushlstring(L, data, n);
     free(data);
+    return 1;
+}
+
+/* records_mark_deleted(bytes, offsets [, {key=name}]) -> bytes | nil, message
+ * The same on block bytes in memory (records salvage is about to write). */
+static int l_records_mark_deleted(lua_State *L)
+{
+    size_t n;
+    const char *in = luaL_checklstring(L, 1, &n);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    jsr_hhkey key;
+    int has_key, encrypted = mark_options(L, 3, &key, &has_key);
+    luaL_Buffer b;
+    unsigned char *data = (unsigned char *)luaL_buffinitsize(L, &b, n);
+    memcpy(data, in, n);
+    lua_Integer bad;
+    const char *why = mark_records(L, 2, data, n, encrypted, has_key ? &key : NULL, &bad);
+    if (why) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s %I", why, bad);
+        return 2;
+    }
+    luaL_pushresultsize(&b, n);
     return 1;
 }
 
@@ -514,6 +573,7 @@ void jsr_block_register(lua_State *L)
         {"scan_block", l_scan_block},
         {"block_compressed", l_block_compressed},
         {"block_mark_deleted", l_block_mark_deleted},
+        {"records_mark_deleted", l_records_mark_deleted},
         {"block_indexed_last", l_block_indexed_last},
         {NULL, NULL},
     };

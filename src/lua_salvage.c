@@ -239,7 +239,9 @@ static int l_consumer_state_encode(lua_State *L)
         for (size_t i = 0; i < np; i++) {
             n += put_uvarint(p + n, pend[i].sseq - afs);
             n += put_uvarint(p + n, pend[i].a - afc);
-            n += put_varint(p + n, base - pend[i].ts);
+            /* as Go's int64 subtraction: wrapping, not undefined, when a
+             * crafted or damaged time is far from the base */
+            n += put_varint(p + n, (int64_t)((uint64_t)base - (uint64_t)pend[i].ts));
         }
     }
     n += put_uvarint(p + n, nr);

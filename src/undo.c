@@ -766,6 +766,23 @@ static int do_rmdir(const char *p, int must_be_empty, char *err, size_t errlen)
     return ERR("%s: cannot remove: %s", p, strerror(errno));
 }
 
+/* An index file a server writes anew from a stream's blocks (2.9's msgs/N.idx
+ * and msgs/N.fss, 2.10+'s msgs/index.db): prepare removes it where it
+ * changes a block, and a server started on the prepared store writes it
+ * again.  That copy holds nothing the blocks do not, so undo puts the
+ * original back over it instead of refusing. */
+static int server_rebuilt(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    if (!base || base - path < 5 || strncmp(base - 5, "/msgs", 5) != 0)
+        return 0;
+    base++;
+    if (!strcmp(base, "index.db"))
+        return 1;
+    size_t d = strspn(base, "0123456789");
+    return d > 0 && (!strcmp(base + d, ".idx") || !strcmp(base + d, ".fss"));
+}
+
 static int undo_op(const journal *j, const uop *o, char *err, size_t errlen)
 {
     struct stat sp, sb;
@@ -795,6 +812,8 @@ static int undo_op(const journal *j, const uop *o, char *err, size_t errlen)
         return 1; /* gone, or partly: never restore half a tree (precheck allowed it) */
     if (have_to && !have_path)
         return do_rename(o->to, o->path, err, errlen);
+    if (have_to && have_path && S_ISREG(sp.st_mode) && server_rebuilt(o->path))
+        return do_rename(o->to, o->path, err, errlen); /* over the server's rebuilt copy */
     if (have_to && have_path)
         return ERR("%s and %s both exist: cannot tell which one journal %s left; "
                    "nothing more was undone", o->path, o->to, j->id);

@@ -115,4 +115,11 @@ int jsr_block_index_parse(const unsigned char *b, size_t n, jsr_block_index *ix,
  * ("cmp" + algorithm + original size, 2.10+).  -1 on I/O error. */
 int jsr_block_is_compressed(const char *path, char *err, size_t errlen);
 
+/* Marks the plaintext record at r (avail bytes from r to the block's end)
+ * deleted: bit 63 of its sequence set and, with key, its hash computed
+ * again over the changed sequence, as 2.10+ check every record's hash,
+ * deleted or not, when they rebuild a block (2.9 skips deleted records).
+ * Returns 0 when r does not hold a whole record. */
+int jsr_record_mark_deleted(unsigned char *r, size_t avail, const jsr_hhkey *key);
+
 #endif

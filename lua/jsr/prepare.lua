@@ -561,7 +561,7 @@ function M.plan_removals(plan, salv)
           local w = salvage_write[b.path]
           if w then
             -- salvage cut a torn tail and appends here: its records follow
-            w.data = removal.mark_in(w.data, b.offsets)
+            w.data = assert(jsr.records_mark_deleted(w.data, b.offsets, { key = b.key }))
             b.merged = true
           end
           plan.expired[#plan.expired + 1] = b
@@ -580,9 +580,7 @@ function M.apply(plan, opts)
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
   -- 0640: as the server creates its block and state files
   for _, w in ipairs(plan.salvage_writes or {}) do check(c:write_file(w.path, w.data, 416)) end
-  for _, b in ipairs(plan.expired) do
-    if not b.merged then removal.apply(c, b, check, opts) end
-  end
+  for _, b in ipairs(plan.expired) do removal.apply(c, b, check, opts) end
   -- index files of a rewritten block: the server rebuilds them
   for _, pth in ipairs(plan.salvage_removals or {}) do check(c:rmtree(pth, { purge = opts.purge })) end
   for _, r in ipairs(plan.removals) do check(c:rmtree(r.path, { purge = opts.purge })) end

@@ -13,17 +13,19 @@ local M = {}
 -- collect(stream, want) -> {count=, blocks={...}} | nil, why
 -- want(rec) -> "take" | "skip" | "stop" [, reason], for every live record
 -- in order; block.reasons counts the records taken per reason.
--- Each block with something taken: {path, offsets, encrypted,
--- index_files, whole (every live record of it taken), last (the stream's
--- newest block), last_seq, last_ts (its last record's, deleted or not)}.
+-- Each block with something taken: {path, key (its hash key name),
+-- offsets, encrypted, index_files, whole (every live record of it taken),
+-- last (the stream's newest block), last_seq, last_ts (its last record's,
+-- deleted or not), v210}; the first also index_db, the stream's 2.10+
+-- state file, to remove (the server then rebuilds from the blocks).
 function M.collect(stream, want)
   -- 2.10+ check every record's hash when they rebuild a block, the deleted
-  -- bit included (measured on 2.15.3: a marked record cut the block there),
-  -- and keep msgs/index.db; they always write these two keys, 2.9 neither
+  -- bit included (measured on 2.15.3: a marked record not rehashed cut the
+  -- block there), and trust msgs/index.db over the blocks; they always
+  -- write these two keys in meta.inf, 2.9 neither
   local cfg = stream.config or {}
-  if jsr.lstat(stream.path .. "/msgs/index.db") or cfg.compression ~= nil or cfg.consumer_limits ~= nil then
-    return nil, "a 2.10+ store: removing records from it is not supported yet"
-  end
+  local index_db = stream.path .. "/msgs/index.db"
+  local v210 = jsr.lstat(index_db) ~= nil or cfg.compression ~= nil or cfg.consumer_limits ~= nil
   local files = jsr.block_files(stream.path) or {}
   local newest = files[#files] and files[#files].path
   local out, by_path, live, stopped_in = { count = 0, blocks = {} }, {}, {}, nil
@@ -37,8 +39,8 @@ function M.collect(stream, want)
     if w ~= "take" then return true end
     local e = by_path[b.path]
     if not e then
-      e = { path = b.path, offsets = {}, encrypted = b.key ~= nil, index_files = {},
-            last = b.path == newest, reasons = {} }
+      e = { path = b.path, key = stream.name .. "-" .. b.index, offsets = {}, encrypted = b.key ~= nil,
+            index_files = {}, last = b.path == newest, reasons = {}, v210 = v210 }
       -- the server rebuilds a block's index from its records when the
       -- index is gone; a stale one would hide the deletion
       for _, ext in ipairs { ".idx", ".fss" } do
@@ -57,6 +59,13 @@ function M.collect(stream, want)
   for _, p in ipairs(s.problems) do
     if p.kind == "unchecked" or p.kind == "io" then return nil, p.message end
   end
+  for _, e in ipairs(out.blocks) do
+    -- a 2.10+ record's hash must be computed again, which needs its bytes
+    if v210 and e.encrypted then
+      return nil, "an encrypted 2.10+ store: removing records from it is not supported yet"
+    end
+  end
+  if out.blocks[1] and v210 and jsr.lstat(index_db) then out.blocks[1].index_db = index_db end
   for _, e in ipairs(out.blocks) do
     -- a block the scan stopped in was not read to its end
     e.whole = e.path ~= stopped_in and #e.offsets == live[e.path]
@@ -84,44 +93,34 @@ function M.empty_index(last_seq, last_ts)
     .. uvarint(last_seq) .. uvarint(zigzag) .. uvarint(0) .. string.rep("\0", 8)
 end
 
--- A record (jsr.block_record) marked deleted: bit 63 of its sequence (the
--- top byte of the u64 after the 4-byte length).
-function M.deleted_record(rec)
-  return rec:sub(1, 11) .. string.char(rec:byte(12) | 0x80) .. rec:sub(13)
-end
-
--- Block bytes held in memory (a block salvage rewrites) with the records
--- at offsets marked deleted, as jsr.block_mark_deleted does on a file.
-function M.mark_in(data, offsets)
-  table.sort(offsets)
-  local parts, pos = {}, 1
-  for _, off in ipairs(offsets) do
-    local at = off + 12
-    parts[#parts + 1] = data:sub(pos, at - 1)
-    parts[#parts + 1] = string.char(data:byte(at) | 0x80)
-    pos = at + 1
-  end
-  parts[#parts + 1] = data:sub(pos)
-  return table.concat(parts)
+-- A record (jsr.block_record, hashed under key) marked deleted: bit 63 of
+-- its sequence, its hash computed again.
+function M.deleted_record(rec, key)
+  return assert(jsr.records_mark_deleted(rec, { 0 }, { key = key }))
 end
 
 -- apply(changes, block, check, opts): stages one block's removal.  A whole
--- older block goes (the stream starts at the next); the newest block,
+-- older block goes (the stream starts at the next); a 2.9 newest block,
 -- emptied, stays as an empty file with an index of no messages, which keeps
--- the stream's last sequence; otherwise the records are marked deleted and
--- the index files removed, so the server rebuilds them from the records.
+-- the stream's last sequence; otherwise the records are marked deleted
+-- (rehashed when plaintext) and the index files removed (2.10+: the
+-- stream's index.db), so the server rebuilds them from the records, whose
+-- deleted marks keep the last sequence.
 function M.apply(c, b, check, opts)
   local purge = { purge = opts.purge }
+  if b.index_db then check(c:rmtree(b.index_db, purge)) end
+  if b.merged then return end -- marked in the bytes salvage writes
   if b.whole and not b.last then
     check(c:rmtree(b.path, purge))
     for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
-  elseif b.whole and not b.encrypted then
+  elseif b.whole and not b.encrypted and not b.v210 then
     check(c:write_file(b.path, "", 416))
     local idx = b.path:gsub("%.blk$", ".idx")
     check(c:write_file(idx, M.empty_index(b.last_seq, b.last_ts), 416))
     for _, f in ipairs(b.index_files) do if f ~= idx then check(c:rmtree(f, purge)) end end
   else
-    local data, err = jsr.block_mark_deleted(b.path, b.offsets, b.encrypted)
+    local data, err = jsr.block_mark_deleted(b.path, b.offsets,
+      { encrypted = b.encrypted, key = not b.encrypted and b.key or nil })
     check(data, err)
     check(c:write_file(b.path, data, 416))
     for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end

@@ -185,7 +185,7 @@ local function plan_stream(r, s, sa, sys, keep)
         local rec = jsr.block_record(key, last + 1, msg.ts, msg.subject, msg.headers, msg.payload)
         -- deleted later in the log: stored as a deleted record, so the
         -- sequence stays taken and the message does not come back
-        if out.deletes[last + 1] then rec = removal.deleted_record(rec); out.deletes[last + 1] = nil end
+        if out.deletes[last + 1] then rec = removal.deleted_record(rec, key); out.deletes[last + 1] = nil end
         records[#records + 1] = rec
         out.appended = out.appended + 1
         if uncertain then out.uncertain = out.uncertain + 1 end

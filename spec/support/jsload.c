@@ -262,7 +262,17 @@ static natsStatus publish(Ctx *c, const PubSpec *p, uint64_t *published)
         }
         jsPubAck  *pa   = NULL;
         jsErrCode jerr  = 0;
-        s = js_PublishMsg(&pa, c->js, m, &po, &jerr);
+        /* a stream just created may have no leader yet (newer servers elect
+         * it after answering the create): nobody got the message, so it is
+         * sent again, for up to 10 s */
+        for (int tries = 0;; tries++)
+        {
+            jerr = 0;
+            s = js_PublishMsg(&pa, c->js, m, &po, &jerr);
+            if (s != NATS_NO_RESPONDERS || tries >= 200)
+                break;
+            nats_Sleep(50);
+        }
         natsMsg_Destroy(m);
         if (s != NATS_OK)
         {
