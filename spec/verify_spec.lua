@@ -73,6 +73,39 @@ describe("js-recover verify", function()
     assert.matches("CORRUPT $G > ORDERS: " .. blk .. " at byte " .. offs[500] .. " seq 500: bad_hash", out, 1, true)
   end)
 
+  it("takes an erased record with an index not told of it as the server does: deleted, no gap", function()
+    -- as 2.9.10's secure delete leaves it before the index is written: the
+    -- record's sequence marked, rehashed, the stale 1.idx still in place
+    local data = fx.read(blk)
+    local offs = record_offsets(data)
+    fx.write(blk, assert(jsr.records_mark_deleted(data, { offs[12] }, { key = "ORDERS-1" })))
+    local code, r, _, err = verify(store, "ORDERS", "--json")
+    assert.are.equal(0, code, err)
+    local s = by_name(r).ORDERS
+    -- only the lagging index is noted, as benign: no gap, no corruption
+    assert.are.equal(1, #s.problems)
+    assert.are.same({ "index", false }, { s.problems[1].kind, s.problems[1].corrupt })
+    assert.are.same({ 1000, 999, 1 }, { s.records, s.live, s.deleted })
+    -- and the server agrees once it rebuilds the index
+    os.remove(store .. "/jetstream/$G/streams/ORDERS/msgs/1.idx")
+    assert.are.equal(0, (fx.run("prepare", store)))
+    local srv = ns.start { config = store .. "/recovery.conf" }
+    finally(function() srv:stop() end)
+    assert.are.equal(999, ns.jscheck(srv).streams.ORDERS.messages)
+    -- a real gap is still one: the record gone, not marked
+    srv:stop()
+    local fresh = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(fresh) end)
+    local fblk = fresh .. "/jetstream/$G/streams/ORDERS/msgs/1.blk"
+    local fdata = fx.read(fblk)
+    fx.write(fblk, fdata:sub(1, offs[12]) .. fdata:sub(offs[13] + 1))
+    local code2, r2 = verify(fresh, "ORDERS", "--json")
+    assert.are.equal(1, code2)
+    local gap
+    for _, p in ipairs(by_name(r2).ORDERS.problems) do if p.kind == "gap" then gap = p end end
+    assert.are.same({ 12, true }, { gap and gap.seq - 1, gap and gap.corrupt })
+  end)
+
   it("reports a partial last record as a torn tail, not corruption", function()
     local data = fx.read(blk)
     local offs = record_offsets(data)

@@ -398,6 +398,10 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
                     rec.deleted ? "deleted" : "live", rl);
         if (rec.deleted) {
             st->deleted++;
+            /* an erased record (its sequence marked, the index not yet told)
+             * accounts for its sequence as well as the index's delete map */
+            if (expect_next && rec.seq >= expect_next)
+                expect_next = rec.seq + 1;
         } else {
             if (*prev_seq && rec.seq <= *prev_seq)
                 problem(v, st, JSR_PROB_BACKWARDS, rec.offset, rec.seq,

@@ -294,6 +294,20 @@ local function apply_ack(st, u, policy, dry)
   return true
 end
 
+local function same_map(a, b, eq)
+  for k, v in pairs(a) do if b[k] == nil or not eq(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+local function same_state(a, b)
+  if not b then return false end
+  return a.ack_floor.consumer == b.ack_floor.consumer and a.ack_floor.stream == b.ack_floor.stream
+    and a.delivered.consumer == b.delivered.consumer and a.delivered.stream == b.delivered.stream
+    and same_map(a.pending, b.pending, function(x, y) return x.dseq == y.dseq and x.ts == y.ts end)
+    and same_map(a.redelivered, b.redelivered, function(x, y) return x == y end)
+end
+
 local function empty_state()
   return { ack_floor = { consumer = 0, stream = 0 }, delivered = { consumer = 0, stream = 0 },
            pending = {}, redelivered = {}, pending_count = 0 }
@@ -378,6 +392,12 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   end
   out.after = { ack_floor = st.ack_floor.stream, delivered = st.delivered.stream,
                 pending = count(st.pending) }
+  -- updates that each change the state can still add up to none (a
+  -- delivery and its ack): then nothing is ahead and o.dat stays
+  if raw and out.dropped == 0 and same_state(st, raft.consumer_state(raw)) then
+    out.log_ahead, out.acks, out.delivered, out.uncertain = 0, 0, 0, 0
+    return out
+  end
   if out.acks + out.delivered > 0 then
     out.write = { path = odat_path, data = jsr.consumer_state_encode(st) }
   end
