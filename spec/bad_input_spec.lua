@@ -136,6 +136,21 @@ describe("a broken store", function()
     assert.are.equal(plain + 2, orders_bytes())
   end)
 
+  it("with 3,000 nested directories under the Raft state is purged by prepare --purge, and undo knows it", function()
+    fx.sh(("cd %s && perl -e 'for (1..3000) { mkdir \"d\" or die; chdir \"d\" or die } "
+      .. "open(my $f, \">\", \"f\") or die; print $f \"x\\n\"'")
+      :format(fx.quote(store .. "/jetstream/$SYS/_js_/_meta_")))
+    local code, out, err = fx.run("prepare", store, "--purge")
+    assert.are.equal(0, code, err .. out)
+    assert.is_nil(require("jsr").lstat(store .. "/jetstream/$SYS"))
+    -- the journal is finished: another prepare and undo run normally
+    code, out, err = fx.run("prepare", store)
+    assert.are.equal(0, code, err)
+    assert.matches("nothing changed", out, 1, true)
+    code, _, err = fx.run("undo", store, "--ignore-purged")
+    assert.are.equal(0, code, err)
+  end)
+
   it("is refused, naming the file, when the user cannot read a meta.inf or a directory", function()
     if not is_root() then
       pending("needs root to run js-recover as another user (setpriv)")

@@ -294,52 +294,49 @@ int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen)
     return 1;
 }
 
-static int purge_at(int parent, const char *name, const char *shown, char *err, size_t errlen)
-{
-    struct stat st;
-    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT)
-            return 1;
-        return ERR("%s: cannot stat: %s", shown, strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            return ERR("%s: cannot open directory: %s", shown, strerror(errno));
-        DIR *d = fdopendir(fd);
-        if (!d) {
-            int e = errno;
-            close(fd);
-            return ERR("%s: cannot read directory: %s", shown, strerror(e));
-        }
-        struct dirent *de;
-        int ok = 1;
-        while (ok && (errno = 0, de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                continue;
-            char sub[PATH_MAX];
-            snprintf(sub, sizeof sub, "%s/%s", shown, de->d_name);
-            ok = purge_at(dirfd(d), de->d_name, sub, err, errlen);
-        }
-        if (ok && errno)
-            ok = ERR("%s: cannot read directory: %s", shown, strerror(errno));
-        closedir(d);
-        if (!ok)
-            return 0;
-        jsr_step("rmdir", shown);
-        if (unlinkat(parent, name, AT_REMOVEDIR) != 0)
-            return ERR("%s: cannot remove directory: %s", shown, strerror(errno));
-        return 1;
-    }
-    jsr_step("unlink", shown);
-    if (unlinkat(parent, name, 0) != 0)
-        return ERR("%s: cannot remove: %s", shown, strerror(errno));
-    return 1;
-}
-
+/* Iterative, like jsr_tree_bytes: a tree thousands of levels deep (a
+ * damaged or hostile _js_) costs heap, not the C stack, and fts's relative
+ * names work past PATH_MAX.  Links are removed as links; a directory after
+ * its contents. */
 int jsr_purge_tree(const char *path, char *err, size_t errlen)
 {
-    return purge_at(AT_FDCWD, path, path, err, errlen);
+    char *roots[] = {(char *)path, NULL};
+    FTS *fts = fts_open(roots, FTS_PHYSICAL, NULL);
+    if (!fts)
+        return ERR("%s: cannot walk: %s", path, strerror(errno));
+    int ok = 1;
+    FTSENT *e;
+    while (ok && (errno = 0, e = fts_read(fts))) {
+        switch (e->fts_info) {
+        case FTS_D:
+            break; /* removed once its contents are (FTS_DP) */
+        case FTS_DP:
+            jsr_step("rmdir", e->fts_path);
+            if (rmdir(e->fts_accpath) != 0)
+                ok = ERR("%s: cannot remove directory: %s", e->fts_path, strerror(errno));
+            break;
+        case FTS_NS:
+            if (e->fts_level == 0 && e->fts_errno == ENOENT)
+                break; /* nothing there: nothing to purge */
+            ok = ERR("%s: cannot stat: %s", e->fts_path, strerror(e->fts_errno));
+            break;
+        case FTS_DNR:
+            ok = ERR("%s: cannot read directory: %s", e->fts_path, strerror(e->fts_errno));
+            break;
+        case FTS_ERR:
+            ok = ERR("%s: cannot walk: %s", e->fts_path, strerror(e->fts_errno));
+            break;
+        default: /* files, links, anything else */
+            jsr_step("unlink", e->fts_path);
+            if (unlink(e->fts_accpath) != 0)
+                ok = ERR("%s: cannot remove: %s", e->fts_path, strerror(errno));
+            break;
+        }
+    }
+    if (ok && errno)
+        ok = ERR("%s: cannot walk: %s", path, strerror(errno));
+    fts_close(fts);
+    return ok;
 }
 
 /* Iterative (fts keeps its own stack on the heap): a tree thousands of
