@@ -110,7 +110,16 @@ static bool api_error(const char *r)
 static natsStatus api(Ctx *c, const char *subj, const char *body, char **reply)
 {
     natsMsg    *m = NULL;
-    natsStatus s  = natsConnection_RequestString(&m, c->nc, subj, body ? body : "", c->timeout_ms);
+    natsStatus s;
+    /* nobody answered (a stream or consumer just created, its leader not
+     * elected yet): nobody got it either, so it is asked again, up to 10 s */
+    for (int tries = 0;; tries++)
+    {
+        s = natsConnection_RequestString(&m, c->nc, subj, body ? body : "", c->timeout_ms);
+        if (s != NATS_NO_RESPONDERS || tries >= 200)
+            break;
+        nats_Sleep(50);
+    }
     if (s != NATS_OK)
         return fail(s, 0, "request %s", subj);
     int        n    = natsMsg_GetDataLength(m);
@@ -454,14 +463,20 @@ static natsStatus kv_bucket(Setup *su, const char *bucket, uint8_t history, int6
         {
             uint64_t r = 0;
             snprintf(val, sizeof val, "%s=%s rev %" PRIu64, bucket, key, rev);
-            if ((s = kvStore_PutString(&r, kv, key, val)) != NATS_OK)
+            /* a bucket just created may have no leader yet: retried */
+            for (int tries = 0; (s = kvStore_PutString(&r, kv, key, val)) == NATS_NO_RESPONDERS
+                                && tries < 200; tries++)
+                nats_Sleep(50);
+            if (s != NATS_OK)
                 fail(s, 0, "kvStore_PutString(%s, %s)", bucket, key);
             else
                 su->messages++;
         }
         if (s == NATS_OK && k % 5 == 4)
         {
-            if ((s = kvStore_Delete(kv, key)) != NATS_OK)
+            for (int tries = 0; (s = kvStore_Delete(kv, key)) == NATS_NO_RESPONDERS && tries < 200; tries++)
+                nats_Sleep(50);
+            if (s != NATS_OK)
                 fail(s, 0, "kvStore_Delete(%s, %s)", bucket, key);
             else
                 su->messages++;

@@ -289,7 +289,11 @@ static natsStatus publish(jsCtx *js, const Args *a, uint64_t *first_seq, uint64_
 
         jsPubAck  *pa   = NULL;
         jsErrCode jerr  = 0;
-        s = js_Publish(&pa, js, subj, data, len, &po, &jerr);
+        /* a stream just created in a cluster may have no leader yet:
+         * nobody got the message, so it is sent again, up to 10 s */
+        for (int tries = 0; (s = js_Publish(&pa, js, subj, data, len, &po, &jerr)) == NATS_NO_RESPONDERS
+                            && tries < 200; tries++)
+            nats_Sleep(50);
         if (s != NATS_OK)
         {
             fail(s, jerr, "js_Publish(%s, #%lld)", subj, i);
@@ -318,7 +322,9 @@ static natsStatus consume(jsCtx *js, jsOptions *jo, const Args *a, long long *ac
     cc.AckPolicy     = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.InactiveThreshold = (int64_t) a->inactive_ms * 1000000;
-    s = js_AddConsumer(NULL, js, a->stream, &cc, jo, &jerr);
+    for (int tries = 0; (s = js_AddConsumer(NULL, js, a->stream, &cc, jo, &jerr)) == NATS_NO_RESPONDERS
+                        && tries < 200; tries++)
+        nats_Sleep(50);
     if (s != NATS_OK)
         return fail(s, jerr, "js_AddConsumer(%s, %s)", a->stream, a->consumer);
     if (a->ack == 0)
@@ -370,7 +376,10 @@ static natsStatus purge(jsCtx *js, const jsOptions *jo, const Args *a)
     jsOptions  po   = *jo;
     jsErrCode  jerr = 0;
     po.Stream.Purge.Keep = (uint64_t) a->purge_keep;
-    natsStatus s = js_PurgeStream(js, a->stream, &po, &jerr);
+    natsStatus s;
+    for (int tries = 0; (s = js_PurgeStream(js, a->stream, &po, &jerr)) == NATS_NO_RESPONDERS && tries < 200;
+         tries++)
+        nats_Sleep(50);
     if (s != NATS_OK)
         return fail(s, jerr, "js_PurgeStream(%s, keep %lld)", a->stream, a->purge_keep);
     return NATS_OK;
@@ -381,7 +390,10 @@ static natsStatus delete_msgs(jsCtx *js, jsOptions *jo, const Args *a)
     for (int i = 0; i < a->ndeletes; i++)
     {
         jsErrCode  jerr = 0;
-        natsStatus s    = js_DeleteMsg(js, a->stream, a->deletes[i], jo, &jerr);
+        natsStatus s;
+        for (int tries = 0; (s = js_DeleteMsg(js, a->stream, a->deletes[i], jo, &jerr)) == NATS_NO_RESPONDERS
+                            && tries < 200; tries++)
+            nats_Sleep(50);
         if (s != NATS_OK)
             return fail(s, jerr, "js_DeleteMsg(%s, %" PRIu64 ")", a->stream, a->deletes[i]);
     }
