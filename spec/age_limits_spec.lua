@@ -138,6 +138,11 @@ for _, server in ipairs(servers.fast()) do
       assert.are.equal(0, code, err)
       assert.matches("remove 100 message(s) from " .. store .. "/jetstream/$G/streams/AGED/msgs/1.blk", out, 1, true)
       assert.matches("remove 20 message(s) from", out, 1, true)
+      -- what is removed stays removed, and nothing more goes on a re-run
+      local again
+      code, again = fx.run("prepare", store)
+      assert.are.equal(0, code)
+      assert.matches("already prepared: nothing changed", again, 1, true)
       local streams = served(store, server)
       assert.are.equal(0, streams.AGED.messages)
       assert.are.same({ 101, 100 }, { streams.AGED.first_seq, streams.AGED.last_seq }, require("jsr").json.encode(streams.AGED))
