@@ -294,11 +294,14 @@ int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen)
     return 1;
 }
 
-/* Iterative, like jsr_tree_bytes: a tree thousands of levels deep (a
- * damaged or hostile _js_) costs heap, not the C stack, and fts's relative
- * names work past PATH_MAX.  Links are removed as links; a directory after
- * its contents. */
-int jsr_purge_tree(const char *path, char *err, size_t errlen)
+/* Walks the tree at path without recursion (fts keeps its stack on the
+ * heap, and its relative names work past PATH_MAX): a tree thousands of
+ * levels deep (damaged or hostile) costs memory, not the C stack.  Links
+ * are not followed.  visit gets files, links and others, and directories
+ * after their contents (FTS_DP); an entry that cannot be read is an error
+ * naming it.  missing_ok: a path that is not there is nothing to walk. */
+static int walk_tree(const char *path, int missing_ok, int (*visit)(FTSENT *, void *, char *, size_t),
+                     void *ud, char *err, size_t errlen)
 {
     char *roots[] = {(char *)path, NULL};
     FTS *fts = fts_open(roots, FTS_PHYSICAL, NULL);
@@ -309,16 +312,10 @@ int jsr_purge_tree(const char *path, char *err, size_t errlen)
     while (ok && (errno = 0, e = fts_read(fts))) {
         switch (e->fts_info) {
         case FTS_D:
-            break; /* removed once its contents are (FTS_DP) */
-        case FTS_DP:
-            jsr_step("rmdir", e->fts_path);
-            if (rmdir(e->fts_accpath) != 0)
-                ok = ERR("%s: cannot remove directory: %s", e->fts_path, strerror(errno));
             break;
         case FTS_NS:
-            if (e->fts_level == 0 && e->fts_errno == ENOENT)
-                break; /* nothing there: nothing to purge */
-            ok = ERR("%s: cannot stat: %s", e->fts_path, strerror(e->fts_errno));
+            if (!(missing_ok && e->fts_level == 0 && e->fts_errno == ENOENT))
+                ok = ERR("%s: cannot stat: %s", e->fts_path, strerror(e->fts_errno));
             break;
         case FTS_DNR:
             ok = ERR("%s: cannot read directory: %s", e->fts_path, strerror(e->fts_errno));
@@ -326,10 +323,8 @@ int jsr_purge_tree(const char *path, char *err, size_t errlen)
         case FTS_ERR:
             ok = ERR("%s: cannot walk: %s", e->fts_path, strerror(e->fts_errno));
             break;
-        default: /* files, links, anything else */
-            jsr_step("unlink", e->fts_path);
-            if (unlink(e->fts_accpath) != 0)
-                ok = ERR("%s: cannot remove: %s", e->fts_path, strerror(errno));
+        default:
+            ok = visit(e, ud, err, errlen);
             break;
         }
     }
@@ -339,38 +334,46 @@ int jsr_purge_tree(const char *path, char *err, size_t errlen)
     return ok;
 }
 
-/* Iterative (fts keeps its own stack on the heap): a tree thousands of
- * levels deep costs memory, not the C stack. */
+/* a directory after its contents, everything else as it is (links as links) */
+static int purge_one(FTSENT *e, void *ud, char *err, size_t errlen)
+{
+    (void)ud;
+    if (e->fts_info == FTS_DP) {
+        jsr_step("rmdir", e->fts_path);
+        if (rmdir(e->fts_accpath) != 0)
+            return ERR("%s: cannot remove directory: %s", e->fts_path, strerror(errno));
+        return 1;
+    }
+    jsr_step("unlink", e->fts_path);
+    if (unlink(e->fts_accpath) != 0)
+        return ERR("%s: cannot remove: %s", e->fts_path, strerror(errno));
+    return 1;
+}
+
+int jsr_purge_tree(const char *path, char *err, size_t errlen)
+{
+    return walk_tree(path, 1, purge_one, NULL, err, errlen);
+}
+
+static int count_one(FTSENT *e, void *ud, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    unsigned long long *t = ud;
+    if (e->fts_info == FTS_F) {
+        t[0] += (unsigned long long)e->fts_statp->st_size;
+        t[1]++;
+    }
+    return 1;
+}
+
 int jsr_tree_bytes(const char *path, unsigned long long *bytes, unsigned long long *files,
                    char *err, size_t errlen)
 {
-    *bytes = *files = 0;
-    char *roots[] = {(char *)path, NULL};
-    FTS *fts = fts_open(roots, FTS_PHYSICAL, NULL); /* chdir: any depth, any path length */
-    if (!fts)
-        return ERR("%s: cannot walk: %s", path, strerror(errno));
-    int ok = 1;
-    FTSENT *e;
-    while (ok && (errno = 0, e = fts_read(fts))) {
-        switch (e->fts_info) {
-        case FTS_F:
-            *bytes += (unsigned long long)e->fts_statp->st_size;
-            (*files)++;
-            break;
-        case FTS_DNR:
-            ok = ERR("%s: cannot read directory: %s", e->fts_path, strerror(e->fts_errno));
-            break;
-        case FTS_ERR:
-        case FTS_NS:
-            ok = ERR("%s: cannot stat: %s", e->fts_path, strerror(e->fts_errno));
-            break;
-        default: /* directories, links, others */
-            break;
-        }
-    }
-    if (ok && errno)
-        ok = ERR("%s: cannot walk: %s", path, strerror(errno));
-    fts_close(fts);
+    unsigned long long t[2] = {0, 0};
+    int ok = walk_tree(path, 0, count_one, t, err, errlen);
+    *bytes = t[0];
+    *files = t[1];
     return ok;
 }
 
