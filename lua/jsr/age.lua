@@ -87,7 +87,10 @@ local function set(cfg, f, v)
     cfg[f] = v
   end
 end
-M.get = get
+
+local function is_durable(ccfg)
+  return type(ccfg.durable_name) == "string" and ccfg.durable_name ~= ""
+end
 
 -- active(field, value): does this value make the server delete by time?
 local function active(f, v)
@@ -125,8 +128,7 @@ function M.record_consumer(ccfg, into)
   for _, f in ipairs(M.CONSUMER_FIELDS) do
     if into[f] == nil then into[f] = get(ccfg, f) end
   end
-  local durable = type(ccfg.durable_name) == "string" and ccfg.durable_name ~= ""
-  if into.ephemeral == nil and not durable then into.ephemeral = true end
+  if into.ephemeral == nil and not is_durable(ccfg) then into.ephemeral = true end
   return into
 end
 
@@ -135,8 +137,7 @@ end
 -- gives ephemerals 5 s whatever they say).
 function M.consumer_expires(ccfg, stream_cfg)
   if type(ccfg) ~= "table" then return nil end
-  local durable = type(ccfg.durable_name) == "string" and ccfg.durable_name ~= ""
-  if not durable then return { ephemeral = true, after = 5000000000 } end
+  if not is_durable(ccfg) then return { ephemeral = true, after = 5000000000 } end
   local t = int(ccfg.inactive_threshold)
   if not t or t == 0 then t = int(get(stream_cfg, "consumer_limits.inactive_threshold")) end
   if t and t > 0 then return { after = t } end
@@ -160,7 +161,7 @@ end
 -- its own name (the directory's, which the server loads it by).
 function M.suspend_consumer(ccfg, name)
   for _, l in ipairs(M.consumer_limits(ccfg)) do set(ccfg, l.field, nil) end
-  if type(ccfg.durable_name) ~= "string" or ccfg.durable_name == "" then ccfg.durable_name = name end
+  if not is_durable(ccfg) then ccfg.durable_name = name end
 end
 
 function M.restore_consumer(ccfg, original)

@@ -146,14 +146,21 @@ function M.plan(m, policy, opts)
   local previous = read_report(store_dir) or {}
   -- The newest message the survivor stored: its server was alive then, so
   -- what was past max_age by that time it had expired (jsr/age.lua).  Kept
-  -- from the first run, whose removals later runs must not redo.
-  local last_write = is_int(previous.survivor_last_message) and previous.survivor_last_message
-    or age.newest_message(m)
+  -- from the first run, whose removals later runs must not redo; read (the
+  -- newest block of every stream) only when a stream's max_age is
+  -- suspended.
+  local last_write = is_int(previous.survivor_last_message) and previous.survivor_last_message or nil
+  local plan -- below
+  local function newest_message()
+    if not last_write then last_write = age.newest_message(m) end
+    plan.last_write = last_write
+    return last_write
+  end
   local prev_streams = {}
   for _, s in ipairs(previous.streams or {}) do
     prev_streams[(s.account or "") .. "\0" .. (s.name or "")] = s
   end
-  local plan = { store = m.store, writes = {}, removals = {}, renames = {}, streams = {},
+  plan = { store = m.store, writes = {}, removals = {}, renames = {}, streams = {},
                  accounts = {}, problems = {}, skipped_bad = {}, notes = {}, expired = {},
                  last_write = last_write, hooks = h }
 
@@ -238,8 +245,8 @@ function M.plan(m, policy, opts)
             -- suspended, max_age no longer removes what the cluster had
             -- already expired: prepare removes those records itself (below,
             -- with the deletes of the stream's log)
-            if age_choice == "suspend" and is_int(o.max_age) and o.max_age > 0 and last_write then
-              entry.expire_cutoff, entry.max_age = last_write - o.max_age, o.max_age
+            if age_choice == "suspend" and is_int(o.max_age) and o.max_age > 0 then
+              entry.expire_cutoff, entry.max_age = newest_message() - o.max_age, o.max_age
             end
             h.edit_stream(view, cfg)
             entry.changes = diff(before, cfg)

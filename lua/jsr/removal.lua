@@ -64,13 +64,11 @@ function M.collect(stream, want)
     if v210 and e.encrypted then
       return nil, "an encrypted 2.10+ store: removing records from it is not supported yet"
     end
-  end
-  if out.blocks[1] and v210 and jsr.lstat(index_db) then out.blocks[1].index_db = index_db end
-  for _, e in ipairs(out.blocks) do
     -- a block the scan stopped in was not read to its end
     e.whole = e.path ~= stopped_in and #e.offsets == live[e.path]
     e.last_seq, e.last_ts = ends[e.path][1], ends[e.path][2]
   end
+  if out.blocks[1] and v210 and jsr.lstat(index_db) then out.blocks[1].index_db = index_db end
   return out
 end
 
