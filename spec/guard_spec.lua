@@ -159,6 +159,120 @@ describe("the live-store guard", function()
   end)
 end)
 
+-- An idle nats-server keeps no file of its store open: the guard must read
+-- its config the way the server does.  Each case was first checked with the
+-- real server (its log's "Store Directory" line), so the guard is tested
+-- against where the server really writes.
+describe("the live-store guard reading a server's config", function()
+  local store, dirs, srv
+  before_each(function()
+    store = fx.unpack("survivor-2.9.10.tar.gz")
+    dirs = {}
+  end)
+  after_each(function()
+    if srv then srv:stop() end
+    srv = nil
+    for _, d in ipairs(dirs) do fx.cleanup(d) end
+    fx.cleanup(store)
+  end)
+  local function tmp()
+    local d = fx.tmpdir()
+    dirs[#dirs + 1] = d
+    return d
+  end
+  local function dirname(p) return (p:gsub("/[^/]+$", "")) end
+  local function inode(p) -- device:inode, the same through links and mounts
+    local h = assert(io.popen("stat -L -c %d:%i " .. fx.quote(p)))
+    local r = h:read("l")
+    h:close()
+    return r
+  end
+  local function basename(p) return (p:match("([^/]+)$")) end
+
+  -- starts the server, checks from its log where it keeps its streams, and
+  -- returns what prepare said (it must refuse, changing nothing)
+  local function refused(conf, opts, expect_store)
+    opts = opts or {}
+    opts.config = conf
+    srv = ns.start(opts)
+    local log = srv:log()
+    local named = log:match('Store Directory: "([^"]+)"')
+    assert.is_not_nil(named, log)
+    if named:sub(1, 1) ~= "/" then named = (opts.cwd or ".") .. "/" .. named end
+    assert.are.equal(inode((expect_store or store) .. "/jetstream"), inode(named), named)
+    local original = fx.tree_digest(store)
+    local code, _, err = fx.run("prepare", store)
+    assert.are.equal(1, code, err)
+    assert.matches(("pid %d"):format(srv.pid), err, 1, true)
+    assert.matches("nothing changed", err, 1, true)
+    assert.are.equal(original, fx.tree_digest(store))
+    srv:stop()
+    srv = nil
+    return err
+  end
+
+  it("follows a symlink to the store", function()
+    local d = tmp()
+    fx.sh(("ln -s %s %s"):format(fx.quote(store), fx.quote(d .. "/link")))
+    fx.write(d .. "/nats.conf", ('jetstream { store_dir: "%s/link" }\n'):format(d))
+    local err = refused(d .. "/nats.conf")
+    assert.matches("config file " .. d .. "/nats.conf", err, 1, true)
+  end)
+
+  it("resolves ./relative store_dir against the server's working directory, not the config's", function()
+    local d = tmp()
+    fx.write(d .. "/nats.conf", ('jetstream { store_dir: "./%s" }\n'):format(basename(store)))
+    refused(d .. "/nats.conf", { cwd = dirname(store) })
+    -- the same config started elsewhere names another directory: not ours
+    local elsewhere = tmp()
+    srv = ns.start { config = d .. "/nats.conf", cwd = elsewhere }
+    local list = assert(jsr.open_by(store))
+    for _, o in ipairs(list) do assert.are_not.equal(srv.pid, o.pid, o.how .. " " .. o.file) end
+  end)
+
+  it("resolves $VAR from the server's environment and from the config's own variables", function()
+    local d = tmp()
+    fx.write(d .. "/env.conf", "jetstream { store_dir: $JSR_TEST_STORE }\n")
+    refused(d .. "/env.conf", { env = { JSR_TEST_STORE = store } })
+    fx.write(d .. "/var.conf", ('DATA = "%s"\njetstream {\n  store_dir = $DATA\n}\n'):format(store))
+    refused(d .. "/var.conf")
+    -- a top-level store_dir, in a file the config includes
+    fx.write(d .. "/inc.conf", ('store_dir: %s\n'):format(store))
+    fx.write(d .. "/top.conf", "jetstream: enabled\ninclude ./inc.conf\n")
+    refused(d .. "/top.conf")
+  end)
+
+  it("sees through a bind mount (same device and inode, another path)", function()
+    local d = tmp()
+    fx.sh("mkdir " .. fx.quote(d .. "/mnt"))
+    if not os.execute(("mount --bind %s %s 2>/dev/null"):format(fx.quote(store), fx.quote(d .. "/mnt"))) then
+      pending("mount --bind is not possible here (needs root)")
+      return
+    end
+    finally(function()
+      if srv then srv:stop() end
+      srv = nil
+      os.execute("umount " .. fx.quote(d .. "/mnt"))
+    end)
+    fx.write(d .. "/nats.conf", ('jetstream { store_dir: "%s/mnt" }\n'):format(d))
+    refused(d .. "/nats.conf")
+  end)
+
+  it("knows the server's default store, $TMPDIR/nats, when JetStream is on and no store is named", function()
+    local t = tmp()
+    fx.sh(("mv %s %s"):format(fx.quote(store), fx.quote(t .. "/nats")))
+    fx.sh("mkdir -p " .. fx.quote(store)) -- for after_each
+    local moved = store
+    store = t .. "/nats"
+    local d = tmp()
+    fx.write(d .. "/nats.conf", "jetstream: enabled\n")
+    local ok, e = pcall(refused, d .. "/nats.conf", { env = { TMPDIR = t } })
+    store = moved
+    assert(ok, e)
+    assert.matches("default store directory " .. t .. "/nats", e or "", 1, true)
+  end)
+end)
+
 describe("the writability guard", function()
   local store
   before_each(function() store = fx.unpack("survivor-2.9.10.tar.gz") end)

@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "jsr/fsops.h"
+#include "jsr/natsconf.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 #define CMD_SHOWN 200          /* characters of a command line in messages */
-#define CONFIG_MAX (1u << 20)  /* a nats-server config is a few KB */
 
 typedef struct {
     jsr_opener *v;
@@ -125,91 +125,131 @@ static int arg_path(long pid, const char *arg, char *out, size_t outlen)
     return snprintf(out, outlen, "%s/%s", cwd, arg) < (int)outlen;
 }
 
-#define INCLUDE_DEPTH 8 /* the server refuses deeper nesting long before */
+/* The store a nats-server uses, as it would resolve one of its store
+ * directory values: does it lead to root?  Paths are compared resolved
+ * (symlinks, ./relative), and by device and inode, which also sees through
+ * bind mounts.  The server keeps its streams in <store_dir>/jetstream. */
+typedef struct {
+    long pid;
+    const char *root;
+    struct stat rootst;
+    int rootst_ok;
+    int named, any;
+} store_match;
 
-/* The file named by an `include` at p (after the keyword), resolved
- * against the including file's directory; 0 if there is none. */
-static int include_target(const char *p, const char *from, char *out, size_t outlen)
+static void check_store_dir(const char *value, const char *config, void *ud)
 {
-    while (*p == ' ' || *p == '\t')
-        p++;
-    char tok[PATH_MAX];
-    size_t n = 0;
-    char q = (*p == '"' || *p == '\'') ? *p++ : 0;
-    while (*p && *p != '\n' && n + 1 < sizeof tok) {
-        if (q ? *p == q : (isspace((unsigned char)*p) || *p == ';' || *p == '}'))
-            break;
-        tok[n++] = *p++;
-    }
-    tok[n] = 0;
-    if (n == 0)
-        return 0;
-    if (tok[0] == '/')
-        return snprintf(out, outlen, "%s", tok) < (int)outlen;
-    const char *slash = strrchr(from, '/');
-    int dl = slash ? (int)(slash - from) : 1;
-    return snprintf(out, outlen, "%.*s/%s", dl, slash ? from : ".", tok) < (int)outlen;
+    store_match *m = ud;
+    (void)config;
+    m->any = 1;
+    char path[PATH_MAX], real[PATH_MAX], js[PATH_MAX + 16];
+    if (!arg_path(m->pid, value, path, sizeof path))
+        return;
+    const char *use = realpath(path, real) ? real : path;
+    snprintf(js, sizeof js, "%s/jetstream", use);
+    if (under(use, m->root, strlen(m->root)) || under(m->root, js, strlen(js)))
+        m->named = 1;
+    struct stat st;
+    if (m->rootst_ok && stat(use, &st) == 0 && st.st_dev == m->rootst.st_dev &&
+        st.st_ino == m->rootst.st_ino)
+        m->named = 1;
+    if (m->rootst_ok && stat(js, &st) == 0 && st.st_dev == m->rootst.st_dev &&
+        st.st_ino == m->rootst.st_ino)
+        m->named = 1;
 }
 
-/* Does the nats-server config file, or a file it includes, mention a path
- * under root?  A hint, besides the open files: an idle server has none. */
-static int config_names(const char *file, const char *root, const char *given, int depth)
+#define ENVIRON_MAX (1u << 20)
+
+/* /proc/<pid>/environ (NUL-separated), or NULL when it cannot be read. */
+static char *environ_of(long pid, size_t *len)
 {
-    char *text;
-    size_t len;
-    char err[JSR_ERRLEN];
-    if (!jsr_read_file(file, CONFIG_MAX, &text, &len, err, sizeof err))
-        return 0;
-    int hit = (strstr(text, root) != NULL) || (given && strstr(text, given) != NULL);
-    /* `include <path>` at the start of a line (after blanks) */
-    for (const char *line = text; !hit && depth < INCLUDE_DEPTH && line && *line;) {
-        const char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        char inc[PATH_MAX];
-        if (!strncmp(p, "include", 7) && (p[7] == ' ' || p[7] == '\t') &&
-            include_target(p + 7, file, inc, sizeof inc))
-            hit = config_names(inc, root, given, depth + 1);
-        line = strchr(line, '\n');
-        if (line)
-            line++;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%ld/environ", pid);
+    /* /proc files have no size: read what is there, up to the limit */
+    char *buf = malloc(ENVIRON_MAX);
+    if (!buf)
+        return NULL;
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    size_t n = 0;
+    if (fd >= 0) {
+        ssize_t r;
+        while (n + 1 < ENVIRON_MAX && (r = read(fd, buf + n, ENVIRON_MAX - 1 - n)) > 0)
+            n += (size_t)r;
+        close(fd);
     }
-    free(text);
-    return hit;
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static int is_flag(const char *a, const char *name)
+{
+    /* -name, --name, optionally =value */
+    if (a[0] != '-')
+        return 0;
+    a += a[1] == '-' ? 2 : 1;
+    size_t l = strlen(name);
+    return !strncmp(a, name, l) && (a[l] == 0 || a[l] == '=');
 }
 
 static void check_nats_server(openers *o, long pid, const char *shown, const char *raw,
                               size_t rawn, const char *root, const char *given)
 {
     size_t rl = strlen(root), gl = given ? strlen(given) : 0;
-    int next_is_config = 0;
+    store_match m = {.pid = pid, .root = root};
+    m.rootst_ok = stat(root, &m.rootst) == 0;
+    size_t envlen = 0;
+    char *env = environ_of(pid, &envlen);
+    int next = 0, jetstream = 0; /* next: 1 config file, 2 store dir follows */
     for (size_t i = 0; i < rawn; i += strlen(raw + i) + 1) {
         const char *a = raw + i;
         const char *val = a;
+        int kind = next;
+        next = 0;
         if (a[0] == '-') {
+            int cfg = is_flag(a, "c") || is_flag(a, "config");
+            int sd = is_flag(a, "sd") || is_flag(a, "store_dir");
+            if (is_flag(a, "js") || is_flag(a, "jetstream"))
+                jetstream = 1;
             const char *eq = strchr(a, '=');
-            int cfg = !strncmp(a, "-c", 2) || !strncmp(a, "--config", 8) ||
-                      !strncmp(a, "-config", 7);
             if (!eq) {
-                next_is_config = cfg;
+                next = cfg ? 1 : sd ? 2 : 0;
                 continue;
             }
             val = eq + 1;
-            next_is_config = 0;
-            if (cfg)
-                next_is_config = 2; /* this very value */
+            kind = cfg ? 1 : sd ? 2 : 0;
         }
         char path[PATH_MAX], real[PATH_MAX];
         if (!arg_path(pid, val, path, sizeof path))
             continue;
         const char *use = realpath(path, real) ? real : path;
-        if (under(use, root, rl) || (given && under(path, given, gl))) {
+        int before = m.named;
+        if (kind == 2)
+            check_store_dir(val, NULL, &m);
+        if (under(use, root, rl) || (given && under(path, given, gl)) || m.named > before) {
             add(o, pid, shown, use, "command line");
-        } else if (next_is_config && config_names(use, root, given, 0)) {
-            add(o, pid, shown, use, "config file");
+            continue;
         }
-        next_is_config = 0;
+        if (kind != 1)
+            continue;
+        jsr_conf_scan c = {.env = env, .envlen = envlen, .store_dir = check_store_dir,
+                           .ud = &m, .needle = {root, given}};
+        jsr_conf_scan_file(use, &c);
+        jetstream |= c.jetstream;
+        if (c.mentioned || m.named > before)
+            add(o, pid, shown, use, "config file");
     }
+    /* JetStream on and no store named: the server's default,
+     * $TMPDIR/nats (or /tmp/nats) */
+    if (jetstream && !m.any) {
+        const char *tmp = jsr_conf_env(env, envlen, "TMPDIR");
+        char def[PATH_MAX];
+        snprintf(def, sizeof def, "%s/nats", tmp && *tmp ? tmp : "/tmp");
+        check_store_dir(def, NULL, &m);
+        if (m.named)
+            add(o, pid, shown, def, "default store directory");
+    }
+    free(env);
 }
 
 int jsr_open_by(const char *root_arg, jsr_opener **list, size_t *n, size_t *unreadable,

@@ -179,6 +179,8 @@ local live = setmetatable({}, { __mode = "k" })
 -- opts.log_path    where to log (default: a temp file removed by stop())
 -- opts.timeout     seconds to wait for "Server is ready" (default 10)
 -- opts.bin         nats-server binary (default $NATS_SERVER, PATH, /usr/sbin)
+-- opts.cwd         the server's working directory (relative paths in its
+--                  config are relative to it)
 function M.start(opts)
   opts = opts or {}
   local args = {}
@@ -214,6 +216,7 @@ function M.start(opts)
   -- Lua process; the watchdog ends the server if that goes away.
   local script = table.concat({
     "lua_pid=$PPID",
+    opts.cwd and ("cd " .. quote(opts.cwd) .. " || exit 1") or ":",
     table.concat(cmdline, " ") .. " >>" .. quote(log_path) .. " 2>&1 </dev/null &",
     "srv=$!",
     'echo "$srv"',
