@@ -166,6 +166,24 @@ describe("a broken store", function()
     assert.matches(store .. STREAMS .. "/JOBS/obs: Permission denied", err, 1, true)
     assert.are.equal(before, fx.tree_digest(store))
   end)
+
+  it("says which directory it cannot read, without an internal location, when jetstream/ is closed", function()
+    if not is_root() then
+      pending("needs root to run js-recover as another user (setpriv)")
+      return
+    end
+    fx.sh("chmod -R o+rX " .. fx.quote(store))
+    fx.sh("chmod 700 " .. fx.quote(store .. "/jetstream"))
+    local before = fx.tree_digest(store)
+    for _, cmd in ipairs({ "inspect", "prepare", "verify" }) do
+      local code, _, err = fx.run_with({ prefix = fx.as_nobody() }, cmd, store)
+      assert.are.equal(3, code, cmd .. ": " .. err)
+      assert.matches("js-recover " .. cmd .. ": " .. store .. "/jetstream: cannot read: Permission denied",
+        err, 1, true)
+      assert.is_nil(err:find("[built-in", 1, true), err)
+    end
+    assert.are.equal(before, fx.tree_digest(store))
+  end)
 end)
 
 describe("names with spaces, unicode and $", function()

@@ -127,11 +127,13 @@ static int l_walk(lua_State *L)
 {
     const char *arg = luaL_checkstring(L, 1);
     char store[PATH_MAX], js[PATH_MAX], err[JSR_ERRLEN];
-    if (!jsr_find_store(arg, store, js, sizeof store, err, sizeof err))
-        return luaL_error(L, "%s", err);
-    lua_newtable(L);
-    if (!jsr_walk(js, walk_collect, L, err, sizeof err))
-        return luaL_error(L, "%s", err);
+    /* an unreadable store is the operator's problem, not a bug: the message
+     * alone, without the Lua line that called walk */
+    if (!jsr_find_store(arg, store, js, sizeof store, err, sizeof err) ||
+        (lua_newtable(L), !jsr_walk(js, walk_collect, L, err, sizeof err))) {
+        lua_pushstring(L, err);
+        return lua_error(L);
+    }
     lua_pushinteger(L, 0);
     lua_pushcclosure(L, walk_next, 2);
     return 1;

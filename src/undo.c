@@ -13,25 +13,23 @@
 #include <unistd.h>
 
 #include "jsr/fsops.h"
+#include "jsr/jread.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
-/* a journal names every change of one commit: 10,000 streams are a few MB */
-#define JOURNAL_MAX (256u << 20)
 
-enum { U_REPLACE, U_MOVE, U_RENAME };
+enum { U_REPLACE = JSR_JOP_REPLACE, U_MOVE = JSR_JOP_MOVE, U_RENAME = JSR_JOP_RENAME };
+typedef jsr_jop uop;
 
-typedef struct {
-    int kind;
-    char *path, *tmp, *backup, *to; /* absolute, checked */
-    int purge;
-} uop;
-
+/* A journal's files, and what a forward read of it found: its operations
+ * are never all in memory (jread.h), each pass reads them again. */
 typedef struct {
     char id[128];
     unsigned long seq;
     int json, jtmp, committed, purging, undoing;
-    uop *ops;
-    size_t n;
+    int loaded;     /* read once: info and purge_left are known */
+    int purge_left; /* a purged tree still in removed/ */
+    jsr_jinfo info;
+    size_t n; /* operations */
 } journal;
 
 const char *jsr_jstate_name(jsr_jstate s)
@@ -53,447 +51,43 @@ static int lexists(const char *p)
     return lstat(p, &st) == 0;
 }
 
-static void free_journal(journal *j)
+static int note_purge_left(const uop *o, size_t index, void *ud, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < j->n; i++) {
-        free(j->ops[i].path);
-        free(j->ops[i].tmp);
-        free(j->ops[i].backup);
-        free(j->ops[i].to);
-    }
-    free(j->ops);
-    j->ops = NULL;
-    j->n = 0;
-}
-
-/* ------------------------------------------------------- journal JSON */
-
-/* Our own journal format (changes.c writes it): an object with "ops", an
- * array of objects whose values are strings, null or booleans.  Strict and
- * bounded; other keys are skipped so later versions can add some. */
-typedef struct {
-    const char *p, *end;
-    const char *why;
-} jp;
-
-static void ws(jp *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r'))
-        j->p++;
-}
-
-static int eat(jp *j, char c)
-{
-    ws(j);
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return 1;
-    }
-    return 0;
-}
-
-static int lit(jp *j, const char *w)
-{
-    ws(j);
-    size_t n = strlen(w);
-    if ((size_t)(j->end - j->p) >= n && !memcmp(j->p, w, n)) {
-        j->p += n;
-        return 1;
-    }
-    return 0;
-}
-
-static int hex4(const char *p, unsigned *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16;
-        if (d == 16)
-            return 0;
-        *v = *v * 16 + d;
-    }
-    return 1;
-}
-
-/* Parses a string into a malloc'd, NUL-terminated copy (NUL bytes refused:
- * they cannot be in a path). */
-static char *jstring(jp *j)
-{
-    ws(j);
-    if (j->p >= j->end || *j->p != '"') {
-        j->why = "a string was expected";
-        return NULL;
-    }
-    j->p++;
-    size_t cap = 64, n = 0;
-    char *out = malloc(cap);
-    if (!out) {
-        j->why = "out of memory";
-        return NULL;
-    }
-    while (j->p < j->end && *j->p != '"') {
-        if (n + 5 >= cap) {
-            char *o = realloc(out, cap *= 2);
-            if (!o) {
-                free(out);
-                j->why = "out of memory";
-                return NULL;
-            }
-            out = o;
-        }
-        unsigned char c = (unsigned char)*j->p++;
-        if (c < 0x20)
-            goto bad;
-        if (c != '\\') {
-            out[n++] = (char)c;
-            continue;
-        }
-        if (j->p >= j->end)
-            goto bad;
-        c = (unsigned char)*j->p++;
-        switch (c) {
-        case '"': case '\\': case '/': out[n++] = (char)c; break;
-        case 'b': out[n++] = '\b'; break;
-        case 'f': out[n++] = '\f'; break;
-        case 'n': out[n++] = '\n'; break;
-        case 'r': out[n++] = '\r'; break;
-        case 't': out[n++] = '\t'; break;
-        case 'u': {
-            unsigned v;
-            if (j->end - j->p < 4 || !hex4(j->p, &v) || v == 0 || (v >= 0xd800 && v < 0xe000))
-                goto bad; /* changes.c writes \u only for control bytes */
-            j->p += 4;
-            if (v < 0x80) {
-                out[n++] = (char)v;
-            } else if (v < 0x800) {
-                out[n++] = (char)(0xc0 | (v >> 6));
-                out[n++] = (char)(0x80 | (v & 0x3f));
-            } else {
-                out[n++] = (char)(0xe0 | (v >> 12));
-                out[n++] = (char)(0x80 | ((v >> 6) & 0x3f));
-                out[n++] = (char)(0x80 | (v & 0x3f));
-            }
-            break;
-        }
-        default: goto bad;
-        }
-    }
-    if (j->p >= j->end)
-        goto bad;
-    j->p++;
-    out[n] = 0;
-    return out;
-bad:
-    free(out);
-    j->why = "invalid string";
-    return NULL;
-}
-
-static int jskip(jp *j, int depth)
-{
-    if (depth > 32) {
-        j->why = "nested too deeply";
-        return 0;
-    }
-    ws(j);
-    if (j->p >= j->end) {
-        j->why = "unexpected end";
-        return 0;
-    }
-    if (*j->p == '"') {
-        char *s = jstring(j);
-        free(s);
-        return s != NULL;
-    }
-    if (lit(j, "true") || lit(j, "false") || lit(j, "null"))
-        return 1;
-    if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
-        while (j->p < j->end && strchr("+-.eE0123456789", *j->p))
-            j->p++;
-        return 1;
-    }
-    char open = *j->p, close = open == '{' ? '}' : ']';
-    if (open != '{' && open != '[') {
-        j->why = "unexpected character";
-        return 0;
-    }
-    j->p++;
-    if (eat(j, close))
-        return 1;
-    do {
-        if (open == '{') {
-            char *k = jstring(j);
-            if (!k)
-                return 0;
-            free(k);
-            if (!eat(j, ':')) {
-                j->why = "':' expected";
-                return 0;
-            }
-        }
-        if (!jskip(j, depth + 1))
-            return 0;
-    } while (eat(j, ','));
-    if (!eat(j, close)) {
-        j->why = "',' or a closing bracket expected";
-        return 0;
-    }
+    (void)index;
+    (void)err;
+    (void)errlen;
+    journal *j = ud;
+    if (o->kind == U_MOVE && o->purge && !j->purge_left && lexists(o->to))
+        j->purge_left = 1;
     return 1;
 }
 
 typedef struct {
-    char *op, *path, *tmp, *backup, *to;
-    int purge, has_backup;
-} rawop;
+    journal *j;
+    jsr_jop_fn fn; /* what the caller wants done with each op, or NULL */
+    void *ud;
+} load_ctx;
 
-static void free_raw(rawop *r)
+static int load_one(const uop *o, size_t index, void *ud, char *err, size_t errlen)
 {
-    free(r->op);
-    free(r->path);
-    free(r->tmp);
-    free(r->backup);
-    free(r->to);
-    memset(r, 0, sizeof *r);
+    load_ctx *c = ud;
+    note_purge_left(o, index, c->j, err, errlen);
+    return !c->fn || c->fn(o, index, c->ud, err, errlen);
 }
 
-static int parse_op(jp *j, rawop *r)
+/* Reads journal j once, checking all of it, calling fn (may be NULL) for
+ * each operation: its count and whether purged trees are left are known
+ * after. */
+static int load_journal(const char *store, journal *j, jsr_jop_fn fn, void *ud, char *err,
+                        size_t errlen)
 {
-    if (!eat(j, '{')) {
-        j->why = "an operation object was expected";
+    load_ctx c = {j, fn, ud};
+    j->purge_left = 0;
+    if (!jsr_journal_forward(store, j->id, load_one, &c, &j->info, err, errlen))
         return 0;
-    }
-    if (eat(j, '}'))
-        return 1;
-    do {
-        char *k = jstring(j);
-        if (!k)
-            return 0;
-        int ok = eat(j, ':');
-        char **slot = !strcmp(k, "op")     ? &r->op
-                      : !strcmp(k, "path") ? &r->path
-                      : !strcmp(k, "tmp")  ? &r->tmp
-                      : !strcmp(k, "to")   ? &r->to
-                                           : NULL;
-        if (!ok) {
-            j->why = "':' expected";
-        } else if (slot) {
-            free(*slot);
-            ok = (*slot = jstring(j)) != NULL;
-        } else if (!strcmp(k, "backup")) {
-            r->has_backup = 1;
-            free(r->backup);
-            r->backup = NULL;
-            ok = lit(j, "null") || (r->backup = jstring(j)) != NULL;
-        } else if (!strcmp(k, "purge")) {
-            r->purge = lit(j, "true");
-            ok = r->purge || lit(j, "false");
-            if (!ok)
-                j->why = "purge must be true or false";
-        } else {
-            ok = jskip(j, 1);
-        }
-        free(k);
-        if (!ok)
-            return 0;
-    } while (eat(j, ','));
-    if (!eat(j, '}')) {
-        j->why = "',' or '}' expected";
-        return 0;
-    }
+    j->n = j->info.count;
+    j->loaded = 1;
     return 1;
-}
-
-/* A journal path: relative, clean, no "..", no empty or "." component. */
-static int rel_ok(const char *r)
-{
-    if (!r || !*r || *r == '/')
-        return 0;
-    for (const char *p = r; *p;) {
-        const char *s = p;
-        while (*p && *p != '/')
-            p++;
-        size_t n = (size_t)(p - s);
-        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-            return 0;
-        if (*p == '/') {
-            p++;
-            if (!*p)
-                return 0;
-        }
-    }
-    return 1;
-}
-
-static int under(const char *r, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return !strncmp(r, prefix, n) && (r[n] == '/' || r[n] == 0);
-}
-
-static char *absolute(const char *store, const char *r)
-{
-    size_t a = strlen(store), b = strlen(r);
-    if (a + 1 + b >= PATH_MAX)
-        return NULL;
-    char *out = malloc(a + b + 2);
-    if (out) {
-        memcpy(out, store, a);
-        out[a] = '/';
-        memcpy(out + a + 1, r, b + 1);
-    }
-    return out;
-}
-
-/* Checks one operation as read from the journal of id: the paths must be
- * where commit puts them, so a damaged or edited journal cannot make undo
- * move anything else. */
-static const char *check_op(const char *id, const rawop *r, int *kind)
-{
-    char want[PATH_MAX];
-    if (!r->op || !r->path)
-        return "an operation without \"op\" or \"path\"";
-    if (!rel_ok(r->path) || under(r->path, JSR_STATE_DIR))
-        return "a path outside the store's data (absolute, \"..\", or in .js-recover/)";
-    if (!strcmp(r->op, "replace")) {
-        *kind = U_REPLACE;
-        if (!r->tmp || snprintf(want, sizeof want, "%s" JSR_TMP_SUFFIX, r->path) >=
-                           (int)sizeof want || strcmp(r->tmp, want) != 0)
-            return "a replace whose \"tmp\" is not <path>" JSR_TMP_SUFFIX;
-        if (!r->has_backup)
-            return "a replace without \"backup\"";
-        if (r->backup) {
-            int n = snprintf(want, sizeof want, JSR_BACKUP_DIR "/%s/", id);
-            if (n >= (int)sizeof want || strncmp(r->backup, want, (size_t)n) != 0 ||
-                !r->backup[n] || strspn(r->backup + n, "0123456789") != strlen(r->backup + n))
-                return "a backup outside " JSR_BACKUP_DIR "/<journal id>/";
-        }
-        return NULL;
-    }
-    if (!strcmp(r->op, "move")) {
-        *kind = U_MOVE;
-        int n = snprintf(want, sizeof want, JSR_REMOVED_DIR "/%s/", id);
-        if (!r->to || n >= (int)sizeof want || strncmp(r->to, want, (size_t)n) != 0 ||
-            !rel_ok(r->to) || strchr(r->to + n, '/'))
-            return "a move whose \"to\" is not in " JSR_REMOVED_DIR "/<journal id>/";
-        return NULL;
-    }
-    if (!strcmp(r->op, "rename")) {
-        *kind = U_RENAME;
-        if (!r->to || !rel_ok(r->to) || under(r->to, JSR_STATE_DIR))
-            return "a rename whose \"to\" is outside the store's data";
-        return NULL;
-    }
-    return "an unknown operation";
-}
-
-static int load_journal(const char *store, journal *jr, char *err, size_t errlen)
-{
-    char file[PATH_MAX];
-    if (snprintf(file, sizeof file, "%s/" JSR_JOURNAL_DIR "/%s.json", store, jr->id) >=
-        (int)sizeof file)
-        return ERR("%s: path too long", store);
-    char *text;
-    size_t len;
-    if (!jsr_read_file(file, JOURNAL_MAX, &text, &len, err, errlen))
-        return 0;
-    jp j = {text, text + len, NULL};
-    size_t cap = 0;
-    int ok = eat(&j, '{');
-    if (!ok)
-        j.why = "not a JSON object";
-    if (ok && !eat(&j, '}')) {
-        do {
-            char *k = jstring(&j);
-            if (!k || !eat(&j, ':')) {
-                if (k)
-                    j.why = "':' expected";
-                free(k);
-                ok = 0;
-                break;
-            }
-            int is_ops = !strcmp(k, "ops");
-            free(k);
-            if (!is_ops) {
-                if (!(ok = jskip(&j, 1)))
-                    break;
-                continue;
-            }
-            if (!eat(&j, '[')) {
-                j.why = "\"ops\" is not an array";
-                ok = 0;
-                break;
-            }
-            if (eat(&j, ']'))
-                continue;
-            do {
-                rawop r = {0};
-                if (!parse_op(&j, &r)) {
-                    free_raw(&r);
-                    ok = 0;
-                    break;
-                }
-                int kind = 0;
-                const char *bad = check_op(jr->id, &r, &kind);
-                if (bad) {
-                    ERR("%s: operation %zu: %s; undo refuses this journal", file, jr->n + 1,
-                        bad);
-                    free_raw(&r);
-                    free(text);
-                    return 0;
-                }
-                if (jr->n == cap) {
-                    uop *o = realloc(jr->ops, (cap = cap ? cap * 2 : 32) * sizeof *o);
-                    if (!o) {
-                        free_raw(&r);
-                        j.why = "out of memory";
-                        ok = 0;
-                        break;
-                    }
-                    jr->ops = o;
-                }
-                uop *o = &jr->ops[jr->n++];
-                memset(o, 0, sizeof *o);
-                o->kind = kind;
-                o->purge = r.purge;
-                o->path = absolute(store, r.path);
-                o->tmp = r.tmp ? absolute(store, r.tmp) : NULL;
-                o->backup = r.backup ? absolute(store, r.backup) : NULL;
-                o->to = r.to ? absolute(store, r.to) : NULL;
-                int oom = !o->path || (r.tmp && !o->tmp) || (r.backup && !o->backup) ||
-                          (r.to && !o->to);
-                free_raw(&r);
-                if (oom) {
-                    j.why = "a path too long, or out of memory";
-                    ok = 0;
-                    break;
-                }
-            } while (eat(&j, ','));
-            if (ok && !eat(&j, ']')) {
-                j.why = "',' or ']' expected in \"ops\"";
-                ok = 0;
-            }
-        } while (ok && eat(&j, ','));
-        if (ok && !eat(&j, '}')) {
-            j.why = "',' or '}' expected";
-            ok = 0;
-        }
-    }
-    if (ok) {
-        ws(&j);
-        if (j.p != j.end) {
-            j.why = "data after the journal";
-            ok = 0;
-        }
-    }
-    if (!ok)
-        ERR("%s: not a readable journal (%s at byte %ld)", file, j.why ? j.why : "invalid",
-            (long)(j.p - text));
-    free(text);
-    return ok;
 }
 
 /* ------------------------------------------------------- listing */
@@ -617,8 +211,7 @@ static int scan(const char *store, journal **jl, size_t *n, char *err, size_t er
 
 static void free_all(journal *jl, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        free_journal(&jl[i]);
+    (void)n;
     free(jl);
 }
 
@@ -632,10 +225,7 @@ static jsr_jstate state_of(const journal *j)
         return JSR_J_UNCOMMITTED;
     if (j->purging)
         return JSR_J_PURGED;
-    for (size_t i = 0; i < j->n; i++)
-        if (j->ops[i].kind == U_MOVE && j->ops[i].purge && lexists(j->ops[i].to))
-            return JSR_J_PURGE_PENDING;
-    return JSR_J_COMMITTED;
+    return j->purge_left ? JSR_J_PURGE_PENDING : JSR_J_COMMITTED;
 }
 
 int jsr_journal_list(const char *store_dir, jsr_journal_info **list, size_t *n, char *err,
@@ -658,7 +248,7 @@ int jsr_journal_list(const char *store_dir, jsr_journal_info **list, size_t *n, 
         journal *j = &jl[i];
         snprintf(out[i].id, sizeof out[i].id, "%s", j->id);
         char lerr[JSR_ERRLEN];
-        if (j->json && !load_journal(store_dir, j, lerr, sizeof lerr)) {
+        if (j->json && !load_journal(store_dir, j, NULL, NULL, lerr, sizeof lerr)) {
             out[i].state = JSR_J_UNREADABLE;
             out[i].error = strdup(lerr);
         } else {
@@ -702,36 +292,42 @@ static int writable(const char *dir, const char *target, char *err, size_t errle
     return 1;
 }
 
-/* Everything undo will do to journal j must be allowed, before it starts. */
-static int precheck(const char *store, const journal *j, int flags, char *err, size_t errlen)
+typedef struct {
+    const char *store;
+    const journal *j;
+    int flags;
+} pre_ctx;
+
+/* Everything undo will do to an operation must be allowed, before it
+ * starts (called for each operation of the journal). */
+static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t errlen)
 {
+    (void)index;
+    const pre_ctx *c = ud;
+    const char *store = c->store;
     char dir[PATH_MAX], other[PATH_MAX];
-    for (size_t i = 0; i < j->n; i++) {
-        const uop *o = &j->ops[i];
-        const char *paths[] = {o->path, o->tmp, o->backup, o->to};
-        for (size_t k = 0; k < 4; k++)
-            if (paths[k] && !no_links(store, paths[k], err, errlen))
-                return 0;
-        if (!parent_dir(o->path, dir, sizeof dir) || !writable(dir, o->path, err, errlen))
+    const char *paths[] = {o->path, o->tmp, o->backup, o->to};
+    for (size_t k = 0; k < 4; k++)
+        if (paths[k] && !no_links(store, paths[k], err, errlen))
             return 0;
-        if (o->backup && lexists(o->backup) &&
-            (!parent_dir(o->backup, other, sizeof other) ||
-             !writable(other, o->path, err, errlen)))
+    if (!parent_dir(o->path, dir, sizeof dir) || !writable(dir, o->path, err, errlen))
+        return 0;
+    if (o->backup && lexists(o->backup) &&
+        (!parent_dir(o->backup, other, sizeof other) || !writable(other, o->path, err, errlen)))
+        return 0;
+    if (o->to) {
+        if (!parent_dir(o->to, other, sizeof other) || !writable(other, o->path, err, errlen))
             return 0;
-        if (o->to) {
-            if (!parent_dir(o->to, other, sizeof other) || !writable(other, o->path, err, errlen))
-                return 0;
-            struct stat st;
-            if (lstat(o->to, &st) == 0 && S_ISDIR(st.st_mode) && strcmp(dir, other) != 0 &&
-                !writable(o->to, o->path, err, errlen))
-                return 0;
-        }
-        if (o->kind == U_MOVE && o->purge && j->purging && !lexists(o->path) &&
-            !(flags & JSR_UNDO_IGNORE_PURGED))
-            return ERR("%s: cannot be restored: it was deleted (--purge) after journal %s "
-                       "committed; run undo with --ignore-purged to restore everything else; "
-                       "nothing was changed", o->path, j->id);
+        struct stat st;
+        if (lstat(o->to, &st) == 0 && S_ISDIR(st.st_mode) && strcmp(dir, other) != 0 &&
+            !writable(o->to, o->path, err, errlen))
+            return 0;
     }
+    if (o->kind == U_MOVE && o->purge && c->j->purging && !lexists(o->path) &&
+        !(c->flags & JSR_UNDO_IGNORE_PURGED))
+        return ERR("%s: cannot be restored: it was deleted (--purge) after journal %s "
+                   "committed; run undo with --ignore-purged to restore everything else; "
+                   "nothing was changed", o->path, c->j->id);
     return 1;
 }
 
@@ -783,8 +379,10 @@ static int server_rebuilt(const char *path)
     return d > 0 && (!strcmp(base + d, ".idx") || !strcmp(base + d, ".fss"));
 }
 
-static int undo_op(const journal *j, const uop *o, char *err, size_t errlen)
+static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errlen)
 {
+    (void)index;
+    const journal *j = ud;
     struct stat sp, sb;
     int have_path = lstat(o->path, &sp) == 0;
     if (o->kind == U_REPLACE) {
@@ -843,6 +441,13 @@ static int sync_store(const char *store, char *err, size_t errlen)
     return 1;
 }
 
+static int purge_rest(const uop *o, size_t index, void *ud, char *err, size_t errlen)
+{
+    (void)index;
+    (void)ud;
+    return !(o->kind == U_MOVE && o->purge) || jsr_purge_tree(o->to, err, errlen);
+}
+
 static int undo_journal(const char *store, journal *j, char *err, size_t errlen)
 {
     char f[PATH_MAX], jdir[PATH_MAX];
@@ -856,17 +461,14 @@ static int undo_journal(const char *store, journal *j, char *err, size_t errlen)
             return 0;
         j->undoing = 1;
     }
-    for (size_t i = j->n; i-- > 0;)
-        if (!undo_op(j, &j->ops[i], err, errlen))
-            return 0;
+    if (j->json && !jsr_journal_backward(store, j->id, &j->info, undo_op, j, err, errlen))
+        return 0;
     if (j->n && !sync_store(store, err, errlen))
         return 0;
     /* what is left of purged trees (allowed by --ignore-purged) */
-    for (size_t i = 0; i < j->n; i++) {
-        const uop *o = &j->ops[i];
-        if (o->kind == U_MOVE && o->purge && j->purging && !jsr_purge_tree(o->to, err, errlen))
-            return 0;
-    }
+    if (j->json && j->purging &&
+        !jsr_journal_forward(store, j->id, purge_rest, NULL, NULL, err, errlen))
+        return 0;
     char d[PATH_MAX];
     if (snprintf(d, sizeof d, "%s/" JSR_BACKUP_DIR "/%s", store, j->id) >= (int)sizeof d ||
         !do_rmdir(d, 1, err, errlen) ||
@@ -923,12 +525,13 @@ int jsr_undo(const char *store_dir, const char *from_id, int flags, jsr_undo_fn 
         }
     }
     /* read and check everything before the first change */
-    for (size_t i = first; i < n; i++)
-        if ((jl[i].json && !load_journal(store_dir, &jl[i], err, errlen)) ||
-            !precheck(store_dir, &jl[i], flags, err, errlen)) {
+    for (size_t i = first; i < n; i++) {
+        pre_ctx pc = {store_dir, &jl[i], flags};
+        if (jl[i].json && !load_journal(store_dir, &jl[i], precheck_op, &pc, err, errlen)) {
             free_all(jl, n);
             return 0;
         }
+    }
     char jdir[PATH_MAX];
     if (snprintf(jdir, sizeof jdir, "%s/" JSR_JOURNAL_DIR, store_dir) >= (int)sizeof jdir) {
         free_all(jl, n);
@@ -954,6 +557,15 @@ int jsr_undo(const char *store_dir, const char *from_id, int flags, jsr_undo_fn 
 
 /* ------------------------------------------------------- purge */
 
+static int purge_op(const uop *o, size_t index, void *ud, char *err, size_t errlen)
+{
+    (void)index;
+    const char *store = ud;
+    return !(o->kind == U_MOVE && o->purge) ||
+           (no_links(store, o->to, err, errlen) && jsr_purge_tree(o->to, err, errlen));
+}
+
+/* j has been read (load_journal) */
 static int purge_journal(const char *store, journal *j, char *err, size_t errlen)
 {
     char f[PATH_MAX], jdir[PATH_MAX];
@@ -967,13 +579,7 @@ static int purge_journal(const char *store, journal *j, char *err, size_t errlen
             return 0;
         j->purging = 1;
     }
-    for (size_t i = 0; i < j->n; i++) {
-        const uop *o = &j->ops[i];
-        if (o->kind == U_MOVE && o->purge &&
-            (!no_links(store, o->to, err, errlen) || !jsr_purge_tree(o->to, err, errlen)))
-            return 0;
-    }
-    return 1;
+    return jsr_journal_forward(store, j->id, purge_op, (void *)store, NULL, err, errlen);
 }
 
 int jsr_journal_purge(const char *store_dir, const char *id, char *err, size_t errlen)
@@ -987,9 +593,8 @@ int jsr_journal_purge(const char *store_dir, const char *id, char *err, size_t e
     if (!journal_file(f, sizeof f, store_dir, id, ".purging"))
         return ERR("%s: path too long", store_dir);
     j.purging = lexists(f);
-    int ok = load_journal(store_dir, &j, err, errlen) && purge_journal(store_dir, &j, err, errlen);
-    free_journal(&j);
-    return ok;
+    return load_journal(store_dir, &j, NULL, NULL, err, errlen) &&
+           purge_journal(store_dir, &j, err, errlen);
 }
 
 int jsr_journal_finish(const char *store_dir, size_t *purged, char *err, size_t errlen)
@@ -1004,15 +609,11 @@ int jsr_journal_finish(const char *store_dir, size_t *purged, char *err, size_t 
         journal *j = &jl[i];
         if (!j->json || !j->committed || j->undoing)
             continue;
-        if (!load_journal(store_dir, j, err, errlen)) {
+        if (!load_journal(store_dir, j, NULL, NULL, err, errlen)) {
             ok = 0;
             break;
         }
-        jsr_jstate s = state_of(j);
-        int left = 0;
-        for (size_t k = 0; k < j->n; k++)
-            left |= j->ops[k].kind == U_MOVE && j->ops[k].purge && lexists(j->ops[k].to);
-        if (s != JSR_J_PURGE_PENDING && !left)
+        if (!j->purge_left)
             continue;
         ok = purge_journal(store_dir, j, err, errlen);
         if (ok)

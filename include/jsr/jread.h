@@ -1,0 +1,57 @@
+/* Reading a journal (changes.c writes it, undo.c uses it) one operation at
+ * a time, in memory that does not grow with the journal: a commit may
+ * journal millions of changes, and whatever prepare can write, undo and
+ * rollback must read.
+ *
+ * The format, one line each:
+ *   {"tx":"<id>","store":"<path>","ops":[
+ *   {<op>},                      every operation but the last
+ *   {<op>}]}                     the last
+ * (a journal without operations is the one line {...,"ops":[]}).  Strings
+ * never hold a raw newline (the writer escapes control bytes), so a line
+ * is an operation.  Reading is strict: a journal edited into another
+ * layout is refused, naming the file and the line. */
+#ifndef JSR_JREAD_H
+#define JSR_JREAD_H
+
+#include <stddef.h>
+
+/* Longest line read: four paths of PATH_MAX bytes, every byte escaped
+ * (\u00XX), fit with room to spare. */
+#define JSR_JOURNAL_LINE_MAX (1u << 20)
+
+enum { JSR_JOP_REPLACE, JSR_JOP_MOVE, JSR_JOP_RENAME };
+
+/* One operation, its paths made absolute (below the store) and checked to
+ * be where commit puts them (undo.h). */
+typedef struct {
+    int kind;
+    const char *path, *tmp, *backup, *to; /* tmp, backup, to may be NULL */
+    int purge;
+} jsr_jop;
+
+/* Called for each operation; index counts from 0 in file order.  Returns 1
+ * to go on, 0 to stop with err set. */
+typedef int (*jsr_jop_fn)(const jsr_jop *op, size_t index, void *ud, char *err, size_t errlen);
+
+/* What a forward read found: backward refuses a file that is not the
+ * one checked. */
+typedef struct {
+    size_t count; /* operations */
+    long long size, mtime_ns;
+    unsigned long long dev, ino;
+} jsr_jinfo;
+
+/* Reads <store>/.js-recover/journal/<id>.json and calls fn (may be NULL)
+ * for each operation, first to last; the whole file is checked (if fn
+ * stops early, the rest is not). */
+int jsr_journal_forward(const char *store, const char *id, jsr_jop_fn fn, void *ud,
+                        jsr_jinfo *info, char *err, size_t errlen);
+
+/* The same, last operation to first, reading the file from its end; info
+ * is what jsr_journal_forward found for the whole file: a journal changed
+ * since is refused before fn is called. */
+int jsr_journal_backward(const char *store, const char *id, const jsr_jinfo *info,
+                         jsr_jop_fn fn, void *ud, char *err, size_t errlen);
+
+#endif
