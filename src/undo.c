@@ -26,7 +26,6 @@ typedef struct {
     char id[128];
     unsigned long seq;
     int json, jtmp, committed, purging, undoing;
-    int loaded;     /* read once: info and purge_left are known */
     int purge_left; /* a purged tree still in removed/ */
     jsr_jinfo info;
     size_t n; /* operations */
@@ -86,7 +85,6 @@ static int load_journal(const char *store, journal *j, jsr_jop_fn fn, void *ud, 
     if (!jsr_journal_forward(store, j->id, load_one, &c, &j->info, err, errlen))
         return 0;
     j->n = j->info.count;
-    j->loaded = 1;
     return 1;
 }
 
