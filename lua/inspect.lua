@@ -15,7 +15,9 @@
 --             the server's encryption key (or JSR_KEY, JSR_PREV_KEY) for an
 --             encrypted store; without it, encrypted entries are listed as such
 --
--- Exit code 1 when an entry cannot be read or a checksum is wrong.
+-- Exit code 1 when an entry cannot be read or a checksum is wrong, or a
+-- Raft entry is malformed (listed with its log file, byte offset and
+-- index).
 local jsr = require "jsr"
 local model = require "jsr.model"
 local cli = require "jsr.cli"
@@ -105,21 +107,26 @@ for _, e in ipairs(m.skipped) do report.skipped[#report.skipped + 1] = { path = 
 for _, p in ipairs(model.problems(m)) do
   report.problems[#report.problems + 1] = { path = p.path, message = p.message }
 end
-local status = #report.problems > 0 and 1 or 0
 -- what the cluster had that this node holds no data of (informational:
 -- it does not change the exit code)
 local lost = require "jsr.lost"
 local lost_report = lost.analyze(m)
 report.lost = lost.json(lost_report)
--- how far each Raft log is ahead of the store (what prepare salvages)
+-- how far each Raft log is ahead of the store (what prepare salvages); a
+-- malformed Raft entry, or logs that cannot be read at all, are problems
 local salvage = require "jsr.salvage"
 local sok, salv = pcall(salvage.analyze, m)
 if sok then
   report.log_ahead = salvage.json(salv)
+  for _, f in ipairs(salv.findings) do
+    report.problems[#report.problems + 1] = { path = f.file, message = f.message }
+  end
 else
   report.log_ahead = { available = false, why = "cannot read the Raft logs: " .. tostring(salv) }
+  report.problems[#report.problems + 1] = { path = m.store.store_dir, message = report.log_ahead.why }
   salv = nil
 end
+local status = #report.problems > 0 and 1 or 0
 
 if opts.json then
   -- plain tables: mark empty lists as arrays so they stay [] in JSON

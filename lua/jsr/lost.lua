@@ -300,8 +300,12 @@ local function raft_acks(meta, account, stream, consumer)
   local s = meta.streams[account .. "\0" .. stream]
   local c = s and s.consumers[consumer]
   if not (c and type(c.group) == "table" and type(c.group.name) == "string") then return nil end
+  -- a malformed meta entry may have given the consumer another group
+  if raft.untrusted(meta, account, stream, consumer) then return nil end
   local dir = meta.dir:gsub("/_meta_$", "") .. "/" .. c.group.name
   local acked = {}
+  -- each ack is a fact of its own, but none past an entry that cannot be
+  -- read is taken (the same place salvage stops)
   raft.log(dir, function(_, ae)
     for _, e in ipairs(ae.entries) do
       if e.type == raft.NORMAL then
@@ -309,7 +313,7 @@ local function raft_acks(meta, account, stream, consumer)
         if u and u.op == raft.op.update_acks then acked[u.sseq] = true end
       end
     end
-  end)
+  end, nil, function() return false end)
   local snap = raft.latest_snapshot(dir)
   return { acked = acked, snapshot = snap and raft.consumer_state(snap.data) or nil }
 end

@@ -363,7 +363,29 @@ function M.plan(m, policy, opts)
 
   -- Salvage from the Raft logs before _js_ is moved aside: only for the
   -- streams and consumers kept, written in the same set of changes.
-  local salv = require("jsr.salvage").analyze(m, h.salvage)
+  -- A malformed Raft entry is a problem like an unreadable meta file:
+  -- without --skip-bad nothing changes; with it the streams and consumers
+  -- it may be about are prepared from their own files, without salvage
+  -- from their Raft logs (jsr/salvage.lua), and _js_ is moved aside as
+  -- always (kept, unless --purge).
+  local sok, salv = pcall(require("jsr.salvage").analyze, m, h.salvage)
+  if not sok then
+    local why = "cannot read the Raft logs: " .. tostring(salv)
+    salv = { available = false, why = why, streams = {}, consumers = {}, findings = {} }
+    if opts.skip_bad then
+      plan.skipped_bad[#plan.skipped_bad + 1] = { path = store_dir, message = why .. " (nothing salvaged)" }
+    else
+      problem(store_dir, why)
+    end
+  end
+  for _, f in ipairs(salv.findings or {}) do
+    if opts.skip_bad then
+      plan.skipped_bad[#plan.skipped_bad + 1] = { path = f.file, message = f.message, raft = true }
+    else
+      problem(f.file, f.message)
+      plan.raft_problems = true
+    end
+  end
   plan.salvage = salv
   plan.salvage_writes, plan.salvage_removals = {}, {}
   for _, s in ipairs(plan.streams) do
@@ -641,7 +663,12 @@ function M.print_plan(plan, out, applied)
     out:write(("%smove aside %s (%s)\n"):format(verb, r.path, r.why))
   end
   for _, b in ipairs(plan.skipped_bad) do
-    out:write(("SKIPPED (--skip-bad) %s: %s\n"):format(b.path, b.message))
+    if b.raft then
+      -- the message names the log file and the entry
+      out:write(("SKIPPED (--skip-bad) malformed Raft entry %s\n"):format(b.message))
+    else
+      out:write(("SKIPPED (--skip-bad) %s: %s\n"):format(b.path, b.message))
+    end
   end
   for _, n in ipairs(plan.notes) do out:write("note: " .. n .. "\n") end
   if plan.salvage and plan.salvage.available then
@@ -833,6 +860,10 @@ function M.run(policy, ...)
     io.stderr:write("js-recover prepare: nothing changed; these entries cannot be read:\n")
     for _, p in ipairs(plan.problems) do io.stderr:write("  ", p.message, "\n") end
     io.stderr:write("Fix them, or run again with --skip-bad to leave them out (reported).\n")
+    if plan.raft_problems then
+      io.stderr:write("(With --skip-bad a malformed Raft entry leaves out the salvage from the Raft logs of\n"
+        .. "the streams and consumers it may be about; they are prepared from their own files.)\n")
+    end
     return 1
   end
   if opts["dry-run"] then

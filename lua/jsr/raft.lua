@@ -75,15 +75,31 @@ local function varint(b, pos)
 end
 M.varint = varint
 
--- log(dir, fn [, files]) -> summary
--- Calls fn(index, ae, rec) for every live record of the group's log in
--- index order (fn returns false to stop); records that do not decode are
--- counted in summary.problems, not raised.  summary = {records, first,
--- last, max_commit, problems = {...}, blocks}.  files: the group's
--- jsr.block_files(dir), when the caller has listed them already.
-function M.log(dir, fn, files)
+-- finding(file, offset, index, what) -> {file, offset, index, what, message}
+-- A Raft entry that cannot be used as it is: where it is (the log file,
+-- the record's byte offset, its Raft index) and what was wrong, in one
+-- line an operator can act on.
+function M.finding(file, offset, index, what)
+  local where
+  if index and offset then where = ("entry %d at byte %d"):format(index, offset)
+  elseif offset then where = ("byte %d"):format(offset)
+  elseif index then where = ("entry %d"):format(index) end
+  return { file = file, offset = offset, index = index, what = what,
+           message = where and ("%s: %s: %s"):format(file, where, what) or ("%s: %s"):format(file, what) }
+end
+
+-- log(dir, fn [, files [, bad]]) -> summary
+-- Calls fn(index, ae, rec, file) for every live record of the group's log
+-- in index order (fn returns false to stop); records that do not decode
+-- are findings (summary.findings, their messages also in
+-- summary.problems), not raised, each passed to bad(finding) first, which
+-- returns false to stop there.  summary = {records, first, last,
+-- max_commit, problems = {...}, findings = {...}, blocks}.  files: the
+-- group's jsr.block_files(dir), when the caller has listed them already.
+function M.log(dir, fn, files, bad)
   local group = basename(dir)
-  local s = { group = group, records = 0, first = 0, last = 0, max_commit = 0, problems = {}, blocks = 0 }
+  local s = { group = group, records = 0, first = 0, last = 0, max_commit = 0, problems = {}, findings = {},
+              blocks = 0 }
   local err
   if not files then files, err = jsr.block_files(dir) end
   if not files then
@@ -92,6 +108,12 @@ function M.log(dir, fn, files)
     return s
   end
   local stop = false
+  local function found(f)
+    s.findings[#s.findings + 1] = f
+    s.problems[#s.problems + 1] = f.message
+    if bad and bad(f) == false then stop = true; return false end
+    return true
+  end
   for i, b in ipairs(files) do
     s.blocks = s.blocks + 1
     -- an encrypted store's Raft log too (jetstream { key }): the server keys
@@ -110,30 +132,27 @@ function M.log(dir, fn, files)
       keyfile = b.key, account = b.key and group or nil, context = b.key and (group .. ":" .. b.index) or nil,
       records = function(rec)
         if rec.deleted then return true end
-        if not rec.hash_ok then
-          s.problems[#s.problems + 1] = ("%s: record %d at byte %d: bad checksum"):format(b.path, rec.seq, rec.offset)
-          return true
-        end
+        if not rec.hash_ok then return found(M.finding(b.path, rec.offset, rec.seq, "bad checksum")) end
         local ae, aerr = M.decode_append_entry(rec.payload)
-        if not ae then
-          s.problems[#s.problems + 1] = ("%s: record %d: %s"):format(b.path, rec.seq, aerr)
-          return true
-        end
+        if not ae then return found(M.finding(b.path, rec.offset, rec.seq, aerr)) end
         s.records = s.records + 1
         if s.first == 0 then s.first = rec.seq end
         s.last = rec.seq
         if ae.commit > s.max_commit then s.max_commit = ae.commit end
-        if fn and fn(rec.seq, ae, rec) == false then stop = true; return false end
+        if fn and fn(rec.seq, ae, rec, b.path) == false then stop = true; return false end
         return true
       end,
     })
     if not st then
-      s.problems[#s.problems + 1] = serr
-    else
+      -- the scanner's message names the file already
+      found({ file = b.path, what = serr, message = serr })
+    elseif not stop then
       for _, p in ipairs(st.problems) do
         -- a crash's partial last record and a lagging index are normal here
         if p.kind ~= "torn_tail" and p.kind ~= "index" then
-          s.problems[#s.problems + 1] = ("%s: %s"):format(b.path, p.message)
+          local f = M.finding(b.path, nil, nil, p.message)
+          f.offset, f.index = p.offset, p.seq
+          if not found(f) then break end
         end
       end
     end
@@ -313,9 +332,122 @@ local function decode_json(text)
   return json.decode(text)
 end
 
+-- ------------------------------------------- shapes of the assignments
+-- Each check returns nil, or what is wrong: every field the meta state
+-- keeps is one a later reader (lost, salvage, prepare) can use without
+-- checking its type again.
+
+local function kind_of(v)
+  if v == json.null then return "null" end
+  local t = type(v)
+  if t == "table" then
+    local mt = getmetatable(v)
+    return (mt and mt.__name == "array") and "an array" or "an object"
+  end
+  if t == "string" then return "a string" end
+  if t == "number" then return "a number" end
+  if t == "boolean" then return "a boolean" end
+  return t
+end
+M.kind_of = kind_of
+
+local function is_object(v) return kind_of(v) == "an object" end
+local function absent(v) return v == nil or v == json.null end
+local function is_name(v) return type(v) == "string" and v ~= "" end
+
+local function client_problem(c)
+  if absent(c) then return nil end
+  if not is_object(c) then return "client is " .. kind_of(c) .. ", not an object" end
+  for _, f in ipairs { "acc", "svc", "server" } do
+    if not absent(c[f]) and type(c[f]) ~= "string" then
+      return ("client %s is %s, not a string"):format(f, kind_of(c[f]))
+    end
+  end
+end
+
+-- A group's name becomes a directory under _js_: a plain name only.
+local function group_problem(g)
+  if absent(g) then return nil end
+  if not is_object(g) then return "group is " .. kind_of(g) .. ", not an object" end
+  if not absent(g.name) then
+    if not is_name(g.name) then return "group name is " .. kind_of(g.name) .. ", not a string" end
+    if g.name:find("[/%z]") or g.name == "." or g.name == ".." then
+      return ("group name %q is not a directory name"):format(g.name)
+    end
+  end
+  if not absent(g.peers) then
+    local peers = g.peers
+    if kind_of(peers) ~= "an array" then return "group peers is " .. kind_of(peers) .. ", not a list" end
+    for _, p in ipairs(peers) do
+      if type(p) ~= "string" then return "group peers hold " .. kind_of(p) .. ", not a node id" end
+    end
+  end
+end
+
+local function config_problem(cfg, what)
+  if not is_object(cfg) then return ("%s config is %s, not an object"):format(what, kind_of(cfg)) end
+  local n = cfg.num_replicas
+  if not absent(n) and math.type(n) ~= "integer" then
+    return ("%s config num_replicas is %s, not an integer"):format(what, kind_of(n))
+  end
+  if what == "consumer" and not absent(cfg.durable_name) and type(cfg.durable_name) ~= "string" then
+    return "consumer config durable_name is " .. kind_of(cfg.durable_name) .. ", not a string"
+  end
+end
+
+-- stream_assignment(sa, what) -> acc, name | nil, problem [, acc, name]
+-- (acc and name with a problem: it is known which stream it is about)
+local function stream_assignment(sa, what)
+  if not is_object(sa) then return nil, ("%s is %s, not an object"):format(what, kind_of(sa)) end
+  local p = client_problem(sa.client)
+  if p then return nil, what .. ": " .. p end
+  local acc = account_of(sa.client) or "?"
+  if not is_object(sa.stream) then
+    return nil, ("%s: stream config is %s, not an object"):format(what, kind_of(sa.stream))
+  end
+  local name = sa.stream.name
+  if not is_name(name) then
+    return nil, ("%s: stream name is %s, not a string"):format(what, absent(name) and "missing" or kind_of(name))
+  end
+  p = config_problem(sa.stream, "stream") or group_problem(sa.group)
+  if not p and not absent(sa.Consumers) and kind_of(sa.Consumers) ~= "an array" then
+    p = "consumers are " .. kind_of(sa.Consumers) .. ", not a list"
+  end
+  if p then return nil, ("%s of %s > %s: %s"):format(what, acc, name, p), acc, name end
+  return acc, name
+end
+
+-- consumer_assignment(ca, what) -> acc | nil, problem [, acc, stream, name]
+local function consumer_assignment(ca, what, removal)
+  if not is_object(ca) then return nil, ("%s is %s, not an object"):format(what, kind_of(ca)) end
+  local p = client_problem(ca.client)
+  if p then return nil, what .. ": " .. p end
+  local acc = account_of(ca.client) or "?"
+  for _, f in ipairs { "stream", "name" } do
+    if not is_name(ca[f]) then
+      return nil, ("%s: %s is %s, not a string"):format(what, f, absent(ca[f]) and "missing" or kind_of(ca[f]))
+    end
+  end
+  if not removal then
+    p = (not absent(ca.consumer) and config_problem(ca.consumer, "consumer")) or group_problem(ca.group)
+    if p then return nil, ("%s %s > %s > %s: %s"):format(what, acc, ca.stream, ca.name, p), acc, ca.stream, ca.name end
+  end
+  return acc
+end
+
+-- The ops a meta group's normal entry may hold (jetstream_cluster.go applyMetaEntries).
+local META_OPS = { [M.op.assign_stream] = true, [M.op.assign_consumer] = true, [M.op.remove_stream] = true,
+                   [M.op.remove_consumer] = true, [M.op.assign_compressed_consumer] = true,
+                   [M.op.update_stream] = true }
+
 -- meta_state(dir) -> state
 -- The meta group's assignments as this node last knew them: the newest
--- valid snapshot, then every log entry after it applied in order.
+-- valid snapshot, then every log entry after it applied in order.  An
+-- entry of an unexpected shape is not applied: it is a finding
+-- (st.findings; its message also in st.problems), about one stream or
+-- consumer when the entry says which (finding.account, .stream,
+-- .consumer), else about everything assigned before it (finding.all):
+-- M.untrusted tells which assignments a finding may have changed.
 -- state = {
 --   streams = { ["ACCOUNT\0NAME"] = {account, name, config, group, client,
 --               consumers = { [name] = {name, config, group, client, index} },
@@ -323,56 +455,71 @@ end
 --   removed = { {kind, account, stream, consumer, index} },
 --   snapshot = {path, term, index} | nil, log = summary of raft.log,
 --   applied = number of entries applied, max_commit, uncommitted_from,
---   peers = peer state (peers.idx), problems = {...} }
+--   peers = peer state (peers.idx), problems = {...}, findings = {...} }
 function M.meta_state(dir)
-  local st = { dir = dir, streams = {}, removed = {}, problems = {}, applied = 0, server_names = {} }
+  local st = { dir = dir, streams = {}, removed = {}, problems = {}, findings = {}, applied = 0,
+               server_names = {} }
   local function note(msg) st.problems[#st.problems + 1] = msg end
-  local function names_from(client)
-    if type(client) == "table" and type(client.server) == "string" and client.server ~= "" then
-      st.server_names[client.server] = true
-    end
+  -- where: {file, offset, index} of the entry (offset nil in a snapshot)
+  local function bad(where, what, acc, stream, consumer)
+    local f = M.finding(where.file, where.offset, where.index, what)
+    f.account, f.stream, f.consumer, f.all = acc, stream, consumer, stream == nil or nil
+    -- an assignment of a snapshot applies at the snapshot's index
+    f.at = where.at or where.index or 0
+    st.findings[#st.findings + 1] = f
+    note(f.message)
   end
-  local function key(acc, name) return (acc or "?") .. "\0" .. name end
+  local function names_from(client)
+    if is_object(client) and is_name(client.server) then st.server_names[client.server] = true end
+  end
+  local function key(acc, name) return acc .. "\0" .. name end
 
-  local function add_stream(sa, index, keep_consumers)
-    if type(sa) ~= "table" or type(sa.stream) ~= "table" then
-      note(("entry %d: stream assignment without a config"):format(index))
-      return
-    end
-    local acc = account_of(sa.client) or "?"
-    local name = sa.stream.name
+  local function add_stream(sa, index, where, what, keep_consumers)
+    local acc, name, a2, n2 = stream_assignment(sa, what)
+    if not acc then bad(where, name, a2, n2); return nil end
     local k = key(acc, name)
     local old = st.streams[k]
+    if what == "stream update" and not old then
+      bad(where, ("update of stream %s > %s, which is not assigned: not applied"):format(acc, name), acc, name)
+      return nil
+    end
     names_from(sa.client)
     st.streams[k] = { account = acc, name = name, config = sa.stream, group = sa.group,
                       client = sa.client, created = sa.created, index = index,
                       consumers = (keep_consumers and old) and old.consumers or {} }
+    return st.streams[k]
   end
 
-  local function add_consumer(ca, index)
-    if type(ca) ~= "table" or type(ca.stream) ~= "string" or type(ca.name) ~= "string" then
-      note(("entry %d: consumer assignment without a stream or name"):format(index))
-      return
-    end
+  local function add_consumer(ca, index, where, what)
+    local acc, p, a2, s2, c2 = consumer_assignment(ca, what)
+    if not acc then bad(where, p, a2, s2, c2); return end
     names_from(ca.client)
-    local acc = account_of(ca.client) or "?"
     local s = st.streams[key(acc, ca.stream)]
     if not s then
-      note(("entry %d: consumer %s of stream %s > %s, which is not assigned"):format(index, ca.name, acc, ca.stream))
+      bad(where, ("consumer %s of stream %s > %s, which is not assigned: not applied"):format(ca.name, acc,
+        ca.stream), acc, ca.stream, ca.name)
       return
     end
     s.consumers[ca.name] = { name = ca.name, stream = ca.stream, account = acc, config = ca.consumer,
                              group = ca.group, client = ca.client, created = ca.created, index = index }
   end
 
-  local function load_snapshot(list, index)
+  -- where.file: the snapshot file, or the log entry that carried the snapshot
+  local function load_snapshot(list, index, where)
     st.streams = {}
-    if type(list) ~= "table" then return end -- null: no streams
-    for _, sa in ipairs(list) do
-      add_stream(sa, index, false)
-      local consumers = sa.Consumers
-      if type(consumers) == "table" then
-        for _, ca in ipairs(consumers) do add_consumer(ca, index) end
+    if list == json.null then return end -- no streams
+    if kind_of(list) ~= "an array" then
+      bad(where, "snapshot is " .. kind_of(list) .. ", not a list of stream assignments")
+      return
+    end
+    for i, sa in ipairs(list) do
+      local w = { file = where.file, offset = where.offset, index = where.index, at = where.at }
+      local label = ("stream assignment %d of the snapshot"):format(i)
+      local s = add_stream(sa, index, w, label, false)
+      if s and not absent(sa.Consumers) then
+        for j, ca in ipairs(sa.Consumers) do
+          add_consumer(ca, index, w, ("consumer assignment %d of %s"):format(j, label))
+        end
       end
     end
   end
@@ -381,14 +528,15 @@ function M.meta_state(dir)
   if serr then note("snapshot: " .. serr) end
   local from = 0
   if snap then
+    local where = { file = snap.path, at = snap.index }
     local plain, derr = jsr.s2_decode(snap.data)
     if not plain then
-      note(snap.path .. ": " .. derr)
+      bad(where, "snapshot does not decompress: " .. derr)
     else
       local list, jerr = decode_json(plain)
-      if list == nil then note(snap.path .. ": decoded snapshot is not JSON: " .. jerr)
+      if list == nil then bad(where, "decoded snapshot is not JSON: " .. jerr)
       else
-        load_snapshot(list, 0)
+        load_snapshot(list, 0, where)
         from = snap.index
         st.snapshot = { path = snap.path, term = snap.term, index = snap.index,
                         peers = snap.peer_state }
@@ -396,54 +544,72 @@ function M.meta_state(dir)
     end
   end
 
-  local function apply(index, e)
+  local function body_of(where, body, what)
+    local v, jerr = decode_json(body)
+    if v == nil then bad(where, ("%s is not JSON: %s"):format(what, jerr)) end
+    return v
+  end
+
+  local function apply(index, e, where)
     if e.type == M.SNAPSHOT or e.type == M.OLD_SNAPSHOT then
       -- a snapshot the leader sent in place of entries this node missed
-      local plain = jsr.s2_decode(e.data)
-      local list = plain and decode_json(plain)
-      if list == nil then note(("entry %d: snapshot entry does not decode"):format(index)); return end
-      load_snapshot(list, index)
+      local plain, derr = jsr.s2_decode(e.data)
+      if not plain then bad(where, "snapshot entry does not decompress: " .. derr); return end
+      local list = body_of(where, plain, "snapshot entry")
+      if list ~= nil then load_snapshot(list, index, where) end
       return
     end
     if e.type ~= M.NORMAL or #e.data == 0 then return end
     local op, body = e.data:byte(1), e.data:sub(2)
-    if op == M.op.assign_stream or op == M.op.update_stream then
-      local sa, jerr = decode_json(body)
-      if sa == nil then note(("entry %d: %s"):format(index, jerr)); return end
-      add_stream(sa, index, true)
+    if not META_OPS[op] then
+      bad(where, ("operation %d, not one of the meta group's (0-3, 9, 11): not applied"):format(op))
+    elseif op == M.op.assign_stream or op == M.op.update_stream then
+      local what = op == M.op.assign_stream and "stream assignment" or "stream update"
+      local sa = body_of(where, body, what)
+      if sa ~= nil then add_stream(sa, index, where, what, true) end
     elseif op == M.op.remove_stream then
-      local sa, jerr = decode_json(body)
-      if sa == nil then note(("entry %d: %s"):format(index, jerr)); return end
-      local acc = account_of(sa.client) or "?"
-      local name = type(sa.stream) == "table" and sa.stream.name or "?"
+      local sa = body_of(where, body, "stream removal")
+      if sa == nil then return end
+      local acc, name, a2, n2 = stream_assignment(sa, "stream removal")
+      if not acc then
+        -- a removal of a known stream with a damaged config still says which
+        bad(where, name, a2, n2)
+        return
+      end
       st.streams[key(acc, name)] = nil
       st.removed[#st.removed + 1] = { kind = "stream", account = acc, stream = name, index = index }
     elseif op == M.op.assign_consumer or op == M.op.assign_compressed_consumer then
       if op == M.op.assign_compressed_consumer then
         local plain, derr = jsr.s2_decode(body)
-        if not plain then note(("entry %d: compressed consumer assignment: %s"):format(index, derr)); return end
+        if not plain then bad(where, "compressed consumer assignment: " .. derr); return end
         body = plain
       end
-      local ca, jerr = decode_json(body)
-      if ca == nil then note(("entry %d: %s"):format(index, jerr)); return end
-      add_consumer(ca, index)
+      local ca = body_of(where, body, "consumer assignment")
+      if ca ~= nil then add_consumer(ca, index, where, "consumer assignment") end
     elseif op == M.op.remove_consumer then
-      local ca, jerr = decode_json(body)
-      if ca == nil then note(("entry %d: %s"):format(index, jerr)); return end
-      local acc = account_of(ca.client) or "?"
-      local s = st.streams[key(acc, ca.stream or "?")]
-      if s then s.consumers[ca.name or "?"] = nil end
+      local ca = body_of(where, body, "consumer removal")
+      if ca == nil then return end
+      local acc, p = consumer_assignment(ca, "consumer removal", true)
+      if not acc then bad(where, p); return end
+      local s = st.streams[key(acc, ca.stream)]
+      if s then s.consumers[ca.name] = nil end
       st.removed[#st.removed + 1] = { kind = "consumer", account = acc, stream = ca.stream, consumer = ca.name,
                                       index = index }
     end
   end
 
-  st.log = M.log(dir, function(index, ae)
+  st.log = M.log(dir, function(index, ae, rec, file)
     if index <= from then return true end
-    for _, e in ipairs(ae.entries) do apply(index, e) end
+    local where = { file = file, offset = rec.offset, index = index }
+    for _, e in ipairs(ae.entries) do apply(index, e, where) end
     st.applied = st.applied + 1
     return true
   end)
+  for _, f in ipairs(st.log.findings) do
+    -- a record that cannot be read may have been any assignment
+    f.all, f.at = true, f.index or math.maxinteger
+    st.findings[#st.findings + 1] = f
+  end
   for _, p in ipairs(st.log.problems) do note(p) end
   st.max_commit = math.max(st.log.max_commit, from)
   -- Entries above every commit index this node saw may never have been
@@ -452,6 +618,27 @@ function M.meta_state(dir)
   st.peers = M.peers(dir)
   st.tav = M.tav(dir)
   return st
+end
+
+-- untrusted(st, account, stream [, consumer]) -> finding | nil
+-- The first finding of the meta state that may have changed this
+-- stream's (or consumer's) assignment: one about it (or, for a consumer,
+-- about its stream), or one that does not say what it was about, at or
+-- after the entry that assigned it (an entry skipped before its
+-- assignment cannot have changed it: the assignment replaced whatever it
+-- did).
+function M.untrusted(st, account, stream, consumer)
+  local s = st.streams[account .. "\0" .. stream]
+  local a = s
+  if consumer then a = s and s.consumers[consumer] end
+  for _, f in ipairs(st.findings) do
+    if f.all then
+      if not a or a.index <= f.at then return f end
+    elseif f.account == account and f.stream == stream and (f.consumer == nil or f.consumer == consumer) then
+      return f
+    end
+  end
+  return nil
 end
 
 return M

@@ -48,12 +48,38 @@ end
 -- (jetstream_cluster.go applyStreamEntries): an entry with lseq - clfs
 -- below the store's last sequence is already stored; equal is the next
 -- message; above is a gap the log cannot fill.
+-- The ops a stream group's log holds (jetstream_cluster.go
+-- applyStreamEntries), and those of newer servers this replay does not
+-- apply: it stops before them (each may renumber what follows).
+local STREAM_OPS = { [raft.op.stream_msg] = true, [raft.op.compressed_stream_msg] = true,
+                     [raft.op.delete_msg] = true, [raft.op.purge_stream] = true }
+local NEWER_STREAM_OPS = { [15] = "delete range", [16] = "batch message", [17] = "batch commit",
+                           [18] = "reset sequence" }
+-- and a consumer group's (applyConsumerEntries): 10, 12 and 13 do not
+-- change what o.dat holds
+local CONSUMER_OPS = { [raft.op.update_delivered] = true, [raft.op.update_acks] = true,
+                       [raft.op.update_skip] = true, [12] = true, [13] = true }
+
+-- A malformed entry of a stream's or consumer's own log: a finding of the
+-- run (r.findings) and a note of the stream or consumer.
+local function group_finding(r, out, f, what_next)
+  f.account, f.stream, f.consumer = out.account, out.stream, out.consumer
+  r.findings[#r.findings + 1] = f
+  out.notes[#out.notes + 1] = f.message .. "; " .. what_next
+end
+
 local function plan_stream(r, s, sa, sys, keep)
   local gdir = sys .. "/" .. sa.group.name
   local out = { account = s.account, stream = s.name, path = s.path, group = sa.group.name,
                 appended = 0, uncertain = 0, dropped = 0, first = nil, last = nil, notes = {},
                 log_ahead = 0 }
   r.streams[s.path] = out
+  -- the replay ends at the first entry it cannot use: the entries after it
+  -- may depend on it (a message's place, a delete's target)
+  local function stop_at(f)
+    group_finding(r, out, f, "salvage stops before it")
+    return false
+  end
   if s.encrypted then
     out.notes[#out.notes + 1] = "encrypted stream: its log is not salvaged (not supported yet)"
     return out
@@ -84,7 +110,7 @@ local function plan_stream(r, s, sa, sys, keep)
   -- whole log is read (max_commit).
   local events, any_msg, deletes = {}, false, {}
   local log_clfs -- set by a snapshot entry in the log
-  local summary = raft.log(gdir, function(index, ae)
+  local summary = raft.log(gdir, function(index, ae, rec, file)
     for _, e in ipairs(ae.entries) do
       if e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
         local ss = stream_snapshot(e.data)
@@ -93,28 +119,40 @@ local function plan_stream(r, s, sa, sys, keep)
         local op = e.data:byte(1)
         if op == raft.op.stream_msg or op == raft.op.compressed_stream_msg then
           local msg, merr = raft.stream_msg(e.data)
-          if not msg or msg.lseq >= store_last then
-            events[#events + 1] = { index = index, msg = msg, err = merr, clfs = log_clfs }
+          if not msg then return stop_at(raft.finding(file, rec.offset, index, merr)) end
+          if msg.lseq >= store_last then
+            events[#events + 1] = { index = index, msg = msg, clfs = log_clfs }
             any_msg = true
           end
         elseif op == raft.op.delete_msg then
           -- {stream, seq, no_erase}: 2.9.10 applies it in memory and writes
           -- the block's index lazily, so after a crash the record is often
-          -- still live on disk (jetstream_cluster.go encodeMsgDelete)
-          local d = json.decode(e.data:sub(2))
-          local seq = type(d) == "table" and math.tointeger(d.seq)
+          -- still live on disk (jetstream_cluster.go encodeMsgDelete).  One
+          -- that cannot be read is skipped: no later entry depends on it.
+          local d, derr = json.decode(e.data:sub(2))
+          local seq = raft.kind_of(d) == "an object" and math.type(d.seq) == "integer" and d.seq
           if seq and seq > 0 then
             deletes[#deletes + 1] = { index = index, seq = seq }
           else
-            events[#events + 1] = { index = index, purge = true, bad_delete = true }
+            group_finding(r, out, raft.finding(file, rec.offset, index, d == nil
+              and "message delete is not JSON: " .. derr
+              or "message delete without a sequence (a positive integer)"),
+              "not applied: the message it deleted (unknown) may be served again")
           end
         elseif op == raft.op.purge_stream then
           events[#events + 1] = { index = index, purge = true }
+        elseif NEWER_STREAM_OPS[op] then
+          out.notes[#out.notes + 1] = ("entry %d: operation %d (%s) of a newer server; salvage stops before it")
+            :format(index, op, NEWER_STREAM_OPS[op])
+          return false
+        elseif not STREAM_OPS[op] then
+          return stop_at(raft.finding(file, rec.offset, index,
+            ("operation %d, not one of a stream group's (4, 5, 6, 14)"):format(op)))
         end
       end
     end
     return true
-  end, log_files)
+  end, log_files, stop_at)
   if not any_msg and #deletes == 0 then return out end
   local clfs, max_commit = 0, 0
   local snap = raft.latest_snapshot(gdir)
@@ -163,15 +201,10 @@ local function plan_stream(r, s, sa, sys, keep)
   for _, ev in ipairs(events) do
     local index, msg = ev.index, ev.msg
     if ev.purge then
-      if ev.bad_delete then
-        out.notes[#out.notes + 1] = ("entry %d: a delete whose sequence cannot be read; not applied"):format(index)
-      elseif out.appended > 0 then
+      if out.appended > 0 then
         out.notes[#out.notes + 1] = ("entry %d: a purge or delete after salvaged messages is not "
           .. "applied; check the stream after recovery"):format(index)
       end
-    elseif not msg then
-      out.notes[#out.notes + 1] = ("entry %d: %s; salvage stops here"):format(index, ev.err)
-      break
     elseif ev.at > last then
       out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the store ends at %d: "
         .. "a gap the log cannot fill; salvage stops here"):format(index, ev.at + 1, last)
@@ -323,6 +356,10 @@ local function plan_consumer(r, s, c, ca, sys, keep)
     out.notes[#out.notes + 1] = "encrypted consumer: its log is not salvaged (not supported yet)"
     return out
   end
+  local function stop_at(f)
+    group_finding(r, out, f, "salvage stops before it")
+    return false
+  end
   local odat_path = c.path .. "/o.dat"
   local log_files = jsr.block_files(gdir)
   if log_files and raft.is_empty(log_files) then return out end
@@ -339,15 +376,25 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   -- one pass over the log; the updates are applied after it, once
   -- max_commit (whether each was committed) is known
   local updates = {}
-  local summary = raft.log(gdir, function(index, ae)
+  local summary = raft.log(gdir, function(index, ae, rec, file)
     for _, e in ipairs(ae.entries) do
-      if e.type == raft.NORMAL then
+      if e.type == raft.NORMAL and #e.data > 0 then
+        local op = e.data:byte(1)
+        if not CONSUMER_OPS[op] then
+          return stop_at(raft.finding(file, rec.offset, index,
+            ("operation %d, not one of a consumer group's (7, 8, 10, 12, 13)"):format(op)))
+        end
         local u = raft.consumer_update(e.data)
-        if u then updates[#updates + 1] = { index = index, u = u } end
+        if u then
+          updates[#updates + 1] = { index = index, u = u }
+        elseif op == raft.op.update_delivered or op == raft.op.update_acks then
+          return stop_at(raft.finding(file, rec.offset, index,
+            ("%s update cut off"):format(op == raft.op.update_acks and "ack" or "delivered")))
+        end
       end
     end
     return true
-  end, log_files)
+  end, log_files, stop_at)
   -- An update o.dat already reflects changes nothing, and the first one
   -- that changes it is found without applying any: with none, the group's
   -- snapshot (only its commit index would be used) is not read.
@@ -404,13 +451,27 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   return out
 end
 
+-- A stream or consumer whose assignment a malformed meta entry may have
+-- changed: its group may not be the one named, so its log is not read.
+local function untrusted(r, kind, s, c, f)
+  local out = { account = s.account, stream = s.name, consumer = c and c.name, path = (c or s).path,
+                appended = 0, uncertain = 0, dropped = 0, delivered = 0, acks = 0, log_ahead = 0,
+                notes = { ("not salvaged: its assignment may be other than the meta group says (%s)")
+                  :format(f.message) } }
+  r[kind][out.path] = out
+end
+
 -- analyze(m, keep) -> r = {available, why, streams = {[path] = ...},
--- consumers = {[path] = ...}}; keep(entry) decides per log entry (default
--- M.default); entry = {kind = "message"|"delivered"|"ack", account, stream,
--- consumer, index, seq, uncertain}
+-- consumers = {[path] = ...}, findings = {...}}; keep(entry) decides per
+-- log entry (default M.default); entry = {kind = "message"|"delivered"|"ack",
+-- account, stream, consumer, index, seq, uncertain}.  findings: every
+-- malformed entry of the meta group's state (raft.meta_state) and of the
+-- logs read here (raft.finding, with account, stream, consumer); a stream
+-- or consumer a meta finding may be about is not salvaged, and a group's
+-- replay stops before its first malformed entry.
 function M.analyze(m, keep)
   keep = keep or M.default
-  local r = { streams = {}, consumers = {}, available = false }
+  local r = { streams = {}, consumers = {}, available = false, findings = {} }
   local meta, moved = lost.find_meta(m)
   if not meta or moved then
     r.why = meta and "the Raft state was moved aside by an earlier run" or "no Raft state under _js_"
@@ -419,19 +480,26 @@ function M.analyze(m, keep)
   r.available = true
   local sys = meta:gsub("/_meta_$", "")
   local st = lost.meta_state(m, meta)
+  for _, f in ipairs(st.findings) do r.findings[#r.findings + 1] = f end
   local by_key = {}
   for _, sa in pairs(st.streams) do by_key[sa.account .. "\0" .. sa.name] = sa end
   for _, s in ipairs(m.streams) do
     local sa = by_key[s.account .. "\0" .. s.name]
     if not s.error and sa then
       -- a stream's and its consumers' groups are separate directories: either may be missing
-      if type(sa.group) == "table" and type(sa.group.name) == "string"
+      local f = raft.untrusted(st, s.account, s.name)
+      if f then
+        untrusted(r, "streams", s, nil, f)
+      elseif type(sa.group) == "table" and type(sa.group.name) == "string"
          and jsr.lstat(sys .. "/" .. sa.group.name) then
         plan_stream(r, s, sa, sys, keep)
       end
       for _, c in ipairs(s.consumers) do
         local ca = sa.consumers[c.name]
-        if not c.error and ca and type(ca.group) == "table" and type(ca.group.name) == "string"
+        local cf = not c.error and ca and raft.untrusted(st, s.account, s.name, c.name)
+        if cf then
+          untrusted(r, "consumers", s, c, cf)
+        elseif not c.error and ca and type(ca.group) == "table" and type(ca.group.name) == "string"
            and jsr.lstat(sys .. "/" .. ca.group.name) then
           plan_consumer(r, s, c, ca, sys, keep)
         end
