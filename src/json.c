@@ -179,6 +179,7 @@ typedef struct {
     char *err;
     size_t errlen;
     int depth;
+    size_t values, max_values; /* max_values 0: no limit */
     jsr_buf str;   /* decoded bytes of the current string */
     jsr_buf canon; /* Go's spelling of it, to compare with the input */
     /* set by parse_string: where the string's raw text is, and whether it
@@ -494,6 +495,11 @@ static int parse_value(dec *d)
     skip_ws(d);
     if (d->p >= d->end)
         return fail(d, "unexpected end of input");
+    /* each value costs up to ~200 bytes of Lua memory whatever its size in
+     * the input ({} is two tables): counted, so input a few bytes per
+     * value cannot cost hundreds of times its size */
+    if (d->max_values && ++d->values > d->max_values)
+        return fail(d, "more than %zu values", d->max_values);
     switch (*d->p) {
     case '{': return parse_container(d, 1);
     case '[': return parse_container(d, 0);
@@ -526,10 +532,17 @@ static int parse_value(dec *d)
 
 int jsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen)
 {
+    return jsr_json_decode_max(L, text, len, 0, err, errlen);
+}
+
+int jsr_json_decode_max(lua_State *L, const char *text, size_t len, size_t max_values, char *err,
+                        size_t errlen)
+{
     int top = lua_gettop(L);
     dec d;
     memset(&d, 0, sizeof d);
     d.L = L;
+    d.max_values = max_values;
     d.begin = d.p = text;
     d.end = text + len;
     d.err = err;
@@ -547,6 +560,10 @@ int jsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
     jsr_buf_free(&d.canon);
     if (!ok) {
         lua_settop(L, top);
+        /* what a refused input built is garbage now: freed before the next
+         * file is read, so refused files do not add up */
+        if (d.values > 10000)
+            lua_gc(L, LUA_GCCOLLECT);
         return 0;
     }
     lua_settop(L, top + 1); /* the value parse_value pushed */
@@ -889,8 +906,10 @@ int jsr_json_l_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
+    lua_Integer max = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, max >= 0, 2, "a limit on values must not be negative");
     char err[256];
-    if (!jsr_json_decode(L, s, n, err, sizeof err)) {
+    if (!jsr_json_decode_max(L, s, n, (size_t)max, err, sizeof err)) {
         luaL_pushfail(L);
         lua_pushstring(L, err);
         return 2;

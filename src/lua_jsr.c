@@ -283,8 +283,16 @@ static int l_read_meta(lua_State *L)
         len = plen;
     }
     char jerr[256];
-    int ok = jsr_json_decode(L, data, len, jerr, sizeof jerr);
+    int ok = jsr_json_decode_max(L, data, len, JSR_JSON_CONFIG_MAX_VALUES, jerr, sizeof jerr);
     free(data);
+    if (!ok && strncmp(jerr, "more than ", 10) == 0) {
+        snprintf(err, sizeof err, "%s: %s: not a stream or consumer config", m.inf, jerr);
+        setstr(L, "error", err);
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        lua_pushvalue(L, info);
+        return 3;
+    }
     if (!ok) {
         snprintf(err, sizeof err, "%s: invalid JSON: %s", m.inf, jerr);
         setstr(L, "error", err);
@@ -658,6 +666,8 @@ int luaopen_jsr(lua_State *L)
     luaL_newlib(L, json_funcs);
     jsr_json_pushnull(L);
     lua_setfield(L, -2, "null");
+    lua_pushinteger(L, JSR_JSON_CONFIG_MAX_VALUES);
+    lua_setfield(L, -2, "CONFIG_MAX_VALUES");
     lua_setfield(L, -2, "json");
     lua_pushliteral(L, JSR_VERSION);
     lua_setfield(L, -2, "version");

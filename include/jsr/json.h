@@ -11,7 +11,8 @@
  *   - encodes everything else as Go does (compact, <>& and U+2028/9
  *     escaped, \u00XX for other control bytes).
  * Strict on input: invalid UTF-8, duplicate keys, trailing data, nesting
- * deeper than JSR_JSON_MAX_DEPTH are errors, each with a byte offset. */
+ * deeper than JSR_JSON_MAX_DEPTH, more values than a caller's limit are
+ * errors, each with a byte offset. */
 #ifndef JSR_JSON_H
 #define JSR_JSON_H
 
@@ -22,6 +23,10 @@
 #include "jsr/buf.h"
 
 #define JSR_JSON_MAX_DEPTH 200
+/* Values in one stream or consumer config (meta.inf, or an assignment in
+ * a Raft entry): a config with 10,000 subjects has about 10,050; far more
+ * is not a config, and decoding it would cost ~200 bytes a value. */
+#define JSR_JSON_CONFIG_MAX_VALUES 100000
 
 /* Registers the metatables and the key-order registry in L. Call once per
  * state before the functions below. */
@@ -31,6 +36,11 @@ void jsr_json_setup(lua_State *L);
  * names the byte offset) in err and the stack as it was. */
 int jsr_json_decode(lua_State *L, const char *text, size_t len, char *err,
                     size_t errlen);
+
+/* The same, refusing input with more than max_values values (0: no
+ * limit): "more than N values at byte B". */
+int jsr_json_decode_max(lua_State *L, const char *text, size_t len, size_t max_values,
+                        char *err, size_t errlen);
 
 /* Appends the encoding of the value at idx to out.  Returns 1, or 0 with a
  * message in err naming the offending key path. */

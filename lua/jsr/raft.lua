@@ -326,10 +326,15 @@ local function account_of(client)
 end
 M.account_of = account_of
 
-local function decode_json(text)
+-- An entry holds one assignment: a config and a few fields around it, so
+-- no more values than a meta.inf may hold (jsr/json.h); a snapshot holds
+-- every assignment, and is bounded by its file's size only.
+local ENTRY_MAX_VALUES = json.CONFIG_MAX_VALUES + 1000
+
+local function decode_json(text, max_values)
   -- assignments in the log are written with json.Encoder: a trailing
   -- newline, which JSON allows (no copy of a snapshot that may be 20 MB)
-  return json.decode(text)
+  return json.decode(text, max_values)
 end
 
 -- ------------------------------------------- shapes of the assignments
@@ -545,7 +550,7 @@ function M.meta_state(dir)
   end
 
   local function body_of(where, body, what)
-    local v, jerr = decode_json(body)
+    local v, jerr = decode_json(body, what ~= "snapshot entry" and ENTRY_MAX_VALUES or nil)
     if v == nil then bad(where, ("%s is not JSON: %s"):format(what, jerr)) end
     return v
   end

@@ -129,7 +129,7 @@ local function plan_stream(r, s, sa, sys, keep)
           -- the block's index lazily, so after a crash the record is often
           -- still live on disk (jetstream_cluster.go encodeMsgDelete).  One
           -- that cannot be read is skipped: no later entry depends on it.
-          local d, derr = json.decode(e.data:sub(2))
+          local d, derr = json.decode(e.data:sub(2), 1000)
           local seq = raft.kind_of(d) == "an object" and math.type(d.seq) == "integer" and d.seq
           if seq and seq > 0 then
             deletes[#deletes + 1] = { index = index, seq = seq }
