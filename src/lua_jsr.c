@@ -285,16 +285,11 @@ static int l_read_meta(lua_State *L)
     char jerr[256];
     int ok = jsr_json_decode_max(L, data, len, JSR_JSON_CONFIG_MAX_VALUES, jerr, sizeof jerr);
     free(data);
-    if (!ok && strncmp(jerr, "more than ", 10) == 0) {
-        snprintf(err, sizeof err, "%s: %s: not a stream or consumer config", m.inf, jerr);
-        setstr(L, "error", err);
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        lua_pushvalue(L, info);
-        return 3;
-    }
     if (!ok) {
-        snprintf(err, sizeof err, "%s: invalid JSON: %s", m.inf, jerr);
+        if (strncmp(jerr, "more than ", 10) == 0) /* the value limit */
+            snprintf(err, sizeof err, "%s: %s: not a stream or consumer config", m.inf, jerr);
+        else
+            snprintf(err, sizeof err, "%s: invalid JSON: %s", m.inf, jerr);
         setstr(L, "error", err);
         luaL_pushfail(L);
         lua_pushstring(L, err);
