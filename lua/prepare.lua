@@ -22,7 +22,9 @@
 -- options:
 --   --dry-run     print what would change; change nothing
 --   --skip-bad    leave out (and report) streams or consumers that cannot be
---                 read, instead of stopping before any change
+--                 read, instead of stopping before any change; a malformed
+--                 Raft entry leaves out the salvage from the Raft logs of
+--                 the streams and consumers it may be about
 --   --port N      client port for recovery.conf (default 4222)
 --   --purge       delete removed trees instead of keeping them aside
 --   --force-open  change the store although other processes use it (an
