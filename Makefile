@@ -64,7 +64,7 @@ $(BUILD):
 	mkdir -p $(BUILD)
 
 # Set-up on a fresh Debian bookworm machine (as root).
-DEBS = build-essential clang valgrind pkg-config liblua5.4-dev lua5.4 lua-busted \
+DEBS = build-essential clang libclang-rt-dev valgrind pkg-config liblua5.4-dev lua5.4 lua-busted \
        libhighwayhash-dev libssl-dev libcrypt-dev libsodium-dev libnats-dev nats-server time
 deps:
 	apt-get update
@@ -89,15 +89,20 @@ asan:
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so) \
 	JSR_BIN=$(abspath build-asan)/js-recover JSR_BUILD=$(abspath build-asan) spec/run
 
-# Coverage-guided fuzzing (clang's libFuzzer, with ASan+UBSan) of the JSON
-# codec, the meta reader and the block scanner: FUZZ_SECONDS each (3 x 200 s
-# = 10 minutes by default).  Seeds: spec/fuzz/corpus/<target>; new inputs
-# go to build-fuzz/corpus/<target> (merge with -merge=1 to keep them).
+# Coverage-guided fuzzing (clang's libFuzzer, with ASan+UBSan) of every
+# parser that reads a store (spec/fuzz/README): FUZZ_SECONDS per target,
+# one target at a time; FUZZ_TARGETS picks some.  Seeds:
+# spec/fuzz/corpus/<target>; new inputs go to build-fuzz/corpus/<target>
+# (merge with -merge=1 to keep them).  A crash stops the run, exit 1, with
+# the input in build-fuzz/crash-* and the log in build-fuzz/<target>.log.
 FUZZ_SECONDS ?= 200
-FUZZ_CFLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -Iinclude \
-              $(PKG_CFLAGS)
+FUZZ_TARGETS ?= json meta block s2 index raft snapshot odat
+FUZZ_CFLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+              -Iinclude $(PKG_CFLAGS)
 FUZZ_LIBS = $(PKG_LIBS) -lhighwayhash -lcrypt
 FUZZ_CORE = $(CORE:%=src/%.c)
+# targets that run the Lua parsers load lua/jsr/*.lua from this tree
+FUZZ_LUA = spec/fuzz/fuzz_lua.c -DFUZZ_LUA_DIR='"$(CURDIR)/lua"'
 build-fuzz/json_fuzz: spec/fuzz/json_fuzz.c src/json.c src/buf.c include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/json_fuzz.c src/json.c src/buf.c -o $@ $(FUZZ_LIBS)
@@ -107,14 +112,25 @@ build-fuzz/meta_fuzz: spec/fuzz/meta_fuzz.c $(FUZZ_CORE) include/jsr/*.h
 build-fuzz/block_fuzz: spec/fuzz/block_fuzz.c src/block.c src/metasum.c src/fsops.c src/crypto.c include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/block_fuzz.c src/block.c src/metasum.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)
-fuzz: build-fuzz/json_fuzz build-fuzz/meta_fuzz build-fuzz/block_fuzz
-	@for t in json meta block; do \
+build-fuzz/s2_fuzz: spec/fuzz/s2_fuzz.c src/s2.c include/jsr/s2.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) spec/fuzz/s2_fuzz.c src/s2.c -o $@
+build-fuzz/index_fuzz: spec/fuzz/index_fuzz.c src/block.c src/metasum.c src/fsops.c src/crypto.c include/jsr/*.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) spec/fuzz/index_fuzz.c src/block.c src/metasum.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)
+build-fuzz/%_fuzz: spec/fuzz/%_fuzz.c spec/fuzz/fuzz_lua.c spec/fuzz/fuzz_lua.h $(FUZZ_CORE) include/jsr/*.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $< $(FUZZ_LUA) $(FUZZ_CORE) -o $@ $(FUZZ_LIBS)
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/%_fuzz)
+	@for t in $(FUZZ_TARGETS); do \
 	    mkdir -p build-fuzz/corpus/$$t; \
 	    echo "== $$t: $(FUZZ_SECONDS) s"; \
 	    build-fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	        build-fuzz/corpus/$$t spec/fuzz/corpus/$$t 2>&1 | \
-	        grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|SUMMARY|Done' \
-	        || exit 1; \
+	        -artifact_prefix=build-fuzz/ build-fuzz/corpus/$$t spec/fuzz/corpus/$$t \
+	        > build-fuzz/$$t.log 2>&1; rc=$$?; \
+	    grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|SUMMARY|Done' \
+	        build-fuzz/$$t.log; \
+	    [ $$rc -eq 0 ] || { echo "== $$t: exit $$rc (build-fuzz/$$t.log)"; exit 1; }; \
 	done
 
 # The specs again with every js-recover run under valgrind memcheck: any

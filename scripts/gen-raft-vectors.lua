@@ -38,10 +38,14 @@ for _, a in ipairs(jsr.listdir(js) or {}) do
 end
 assert(sys, store .. ": no _js_/_meta_")
 local meta = raft.meta_state(sys .. "/_meta_")
+for _, f in ipairs(meta.findings) do io.stderr:write("finding: ", f.message, "\n") end
 local out = json.array()
 for _, s in pairs(meta.streams) do
   local entries = {}
-  raft.log(sys .. "/" .. s.group.name, function(index, ae)
+  -- an assignment without a group (meta.findings) has no log to read
+  local gname = type(s.group) == "table" and type(s.group.name) == "string" and s.group.name
+  if not gname then goto next_stream end
+  raft.log(sys .. "/" .. gname, function(index, ae)
     for _, e in ipairs(ae.entries) do
       if e.type == raft.NORMAL and e.data:byte(1) == raft.op.compressed_stream_msg then
         entries[#entries + 1] = { index = index, data = e.data }
@@ -68,5 +72,6 @@ for _, s in pairs(meta.streams) do
       end,
     })
   end
+  ::next_stream::
 end
 io.stdout:write(require("jsr.prepare").pretty(out), "\n")

@@ -276,16 +276,32 @@ function M.consumer_state(b)
   end
   local st = { ack_floor = {}, delivered = {}, pending = {}, redelivered = {}, pending_count = 0 }
   local p = 3
+  -- Sequences and counts are uint64 on disk.  One at or above 2^63
+  -- (negative here), or a floor plus delta past it, is in no real store
+  -- and could not be written back (jsr.consumer_state_encode): corrupt.
   local function u()
-    local v
+    local at, v = p
     v, p = uvarint(b, p)
     if not v then error("consumer state cut off", 0) end
+    if v < 0 then error(("consumer state: value at byte %d is 2^63 or more"):format(at - 1), 0) end
     return v
   end
   local function s()
     local v
     v, p = varint(b, p)
     if not v then error("consumer state cut off", 0) end
+    return v
+  end
+  -- floor + a delta that must not be 0: the server refuses a pending or
+  -- redelivered entry at the floor as corrupt state
+  local function above(floor, what)
+    local at = p
+    local d = u()
+    local v = floor + d
+    if d == 0 or v < 0 then
+      error(("consumer state: %s entry at byte %d %s"):format(what, at - 1,
+        d == 0 and "is at the ack floor" or "is past 2^63"), 0)
+    end
     return v
   end
   local ok, err = pcall(function()
@@ -296,16 +312,21 @@ function M.consumer_state(b)
     if np > 0 then
       local base = s()
       for _ = 1, np do
-        local sseq = u() + st.ack_floor.stream
+        local sseq = above(st.ack_floor.stream, "pending")
+        local at = p
         local dseq = u() + st.ack_floor.consumer
+        if dseq < 0 then error(("consumer state: delivery sequence at byte %d is past 2^63"):format(at - 1), 0) end
         local ts = base - s()
         st.pending[sseq] = { dseq = dseq, ts = ts }
       end
     end
     local nr = u()
     for _ = 1, nr do
-      local sseq = u() + st.ack_floor.stream
-      st.redelivered[sseq] = u()
+      local sseq = above(st.ack_floor.stream, "redelivered")
+      local at = p
+      local n = u()
+      if n == 0 then error(("consumer state: redelivered count at byte %d is 0"):format(at - 1), 0) end
+      st.redelivered[sseq] = n
     end
   end)
   if not ok then return nil, err end
