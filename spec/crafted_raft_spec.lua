@@ -201,6 +201,37 @@ describe("crafted meta-group entries", function()
   end)
 end)
 
+describe("meta snapshots", function()
+  local function unhex(h) return (h:gsub("..", function(x) return string.char(tonumber(x, 16)) end)) end
+  -- snapshots/snap.<term>.<index> with its checksum keyed by the group name
+  local function write_snapshot(gdir, term, index, data)
+    fx.sh("mkdir -p " .. fx.quote(gdir .. "/snapshots"))
+    local body = string.pack("<I8I8I4", term, index, 8) .. string.pack("<I4I4", 3, 0) .. data
+    local path = ("%s/snapshots/snap.%d.%d"):format(gdir, term, index)
+    fx.write(path, body .. unhex(jsr.metasum(gdir:match("([^/]+)$"), body)))
+    return path
+  end
+
+  it("one of no data (2.10+ when nothing is assigned) is an empty state; one that is not S2 a finding", function()
+    local raft = require "jsr.raft"
+    local dir = fx.tmpdir()
+    finally(function() fx.cleanup(dir) end)
+    local gdir = dir .. "/_meta_"
+    local path = write_snapshot(gdir, 1, 3, "")
+    assert.is_true(assert(jsr.raft_snapshot(path)).hash_ok)
+    local st = raft.meta_state(gdir)
+    assert.are.same({}, st.findings)
+    assert.are.same({}, st.streams)
+    assert.are.equal(3, st.snapshot.index)
+
+    path = write_snapshot(gdir, 1, 4, "\255\255")
+    st = raft.meta_state(gdir)
+    assert.are.equal(1, #st.findings)
+    assert.matches(path .. ": snapshot does not decompress: ", st.findings[1].message, 1, true)
+    assert.is_truthy(raft.untrusted(st, "$G", "ANY"))
+  end)
+end)
+
 describe("crafted stream- and consumer-group entries", function()
   local function with_group_entries(group, first, entries)
     local store = fx.unpack("survivor-2.9.10.tar.gz")
