@@ -47,6 +47,18 @@ if not st then
 end
 local store = st.store_dir
 
+-- the lock before the journals are read: a prepare still reading the
+-- store has written none yet, and "nothing to undo" would be a lie
+local function take_lock()
+  if opts.list then return nil end -- reading only
+  return guard.lock(store)
+end
+local lock <close>, lerr = take_lock()
+if not lock and not opts.list then
+  say(lerr, "; nothing changed\n")
+  return 1
+end
+
 local journals
 journals, err = jsr.journal(store)
 if not journals then
@@ -83,11 +95,6 @@ if #journals == 0 then
   return 0
 end
 
-local lock <close>, lerr = guard.lock(store)
-if not lock then
-  say(lerr, "\n")
-  return 1
-end
 local refusal, warning = guard.users(store, "--force-open")
 if warning then say("warning: ", warning, "\n") end
 if refusal then
@@ -105,21 +112,32 @@ if not done then
     say("the undo stopped part way; fix the cause and run it again: it goes on where it stopped\n")
     return 3
   end
+  if not uerr:find("nothing was changed", 1, true) then say("nothing was changed\n") end
   return 1
 end
 if opts.json then
   local out = json.array()
-  for _, d in ipairs(done) do out[#out + 1] = json.object({ id = d.id, ops = d.ops }) end
+  for _, d in ipairs(done) do
+    out[#out + 1] = json.object({ id = d.id, ops = d.ops, gone = d.gone, gone_example = d.gone_example })
+  end
   io.stdout:write(json.encode(out), "\n")
   return 0
 end
 for _, d in ipairs(done) do
   io.stdout:write(("undone: journal %s (%d changes)\n"):format(d.id, d.ops))
+  if d.gone > 0 then
+    io.stdout:write(("  %d of them were to files whose directory was deleted after it (e.g. %s:"
+      .. " a stream deleted on a server started on the prepared store): not put back, what was"
+      .. " kept of them is deleted too\n"):format(d.gone, d.gone_example))
+  end
 end
 if jsr.lstat(store .. "/.js-recover") then
   io.stdout:write(("%s/.js-recover keeps the earlier journals (js-recover undo %s --list)\n")
     :format(store, store))
 else
-  io.stdout:write(("%s is as it was before js-recover changed it\n"):format(store))
+  local gone = 0
+  for _, d in ipairs(done) do gone = gone + d.gone end
+  io.stdout:write(("%s is as it was before js-recover changed it%s\n"):format(store,
+    gone > 0 and ", but for what was deleted since" or ""))
 end
 return 0

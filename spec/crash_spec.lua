@@ -24,41 +24,12 @@ local function read_cmd(cmd)
   return out
 end
 
--- The walks run prepare and undo hundreds of times, and each syncs the
--- file system it works on: on a busy disk that is most of the time spent.
--- A crash here is the process dying (the kernel keeps what it was given),
--- which is the same on tmpfs, so the copies go to /dev/shm when there is
--- one (the other specs run prepare and undo on the disk).
-local made = {}
-local function tmpdir()
-  local h = io.popen("mktemp -d -p /dev/shm js-recover-crash.XXXXXX 2>/dev/null")
-  local dir = h:read("l")
-  h:close()
-  if not dir or dir == "" then return fx.tmpdir() end
-  made[dir] = true
-  return dir
-end
-
-local function cleanup(dir)
-  if made[dir] then
-    fx.sh("rm -rf -- " .. fx.quote(dir))
-    made[dir] = nil
-  else
-    fx.cleanup(dir)
-  end
-end
-
-local function copy(from)
-  local dir = tmpdir()
-  fx.sh(("cp -a %s/. %s/"):format(fx.quote(from), fx.quote(dir)))
-  return dir
-end
+-- copies on /dev/shm when there is one (spec/support/scratch.lua)
+local scratch = require "spec.support.scratch"
+local copy, cleanup = scratch.copy, scratch.cleanup
 
 local function summary(name, counts, total)
-  local parts = {}
-  for k, v in pairs(counts) do parts[#parts + 1] = k .. " " .. v end
-  table.sort(parts)
-  io.stderr:write(("# %s: %d crash points walked: %s\n"):format(name, total, table.concat(parts, ", ")))
+  scratch.summary(name, "crash points walked", counts, total)
 end
 
 -- what a standalone server serves from a prepared store matches what the
@@ -141,21 +112,14 @@ local function walk_prepare(base, args, points, o)
     assert.are.equal(0, code, "inspect after crash point " .. n .. ": " .. err)
     if o.serve_at and o.serve_at[n] then serves_everything(store) end
   end
-  for _, n in ipairs(points) do
-    local store = copy(base)
-    local ok, e = pcall(one, n, store)
-    cleanup(store)
-    if not ok then error(e, 0) end
-  end
+  scratch.each(points, base, one)
   return counts
 end
 
 describe("a crash at any step", function()
   local pristine, original, reference
   setup(function()
-    local unpacked = fx.unpack("survivor-2.9.10.tar.gz")
-    pristine = copy(unpacked)
-    fx.cleanup(unpacked)
+    pristine = scratch.unpack("survivor-2.9.10.tar.gz")
     original = fx.tree_digest(pristine)
     reference = copy(pristine)
     assert.are.equal(0, (fx.run("prepare", reference)))

@@ -273,5 +273,109 @@ describe("undo", function()
     assert.are.equal(original, fx.tree_digest(store))
   end)
 
+  it("is refused by the lock even before any journal exists (a prepare still reading)", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    local original = fx.tree_digest(store)
+    local lock = assert(jsr.lock(store))
+    local code, out, err = fx.run("undo", store)
+    lock:unlock()
+    assert.are.equal(1, code, out)
+    assert.matches("another js-recover is working on this store", err, 1, true)
+    assert.is_nil(out:find("nothing to undo", 1, true))
+    assert.are.equal(original, fx.tree_digest(store))
+    -- --list only reads: it answers while the lock is held
+    lock = assert(jsr.lock(store))
+    code, out = fx.run("undo", store, "--list")
+    lock:unlock()
+    assert.are.equal(0, code)
+    assert.matches("no journal", out, 1, true)
+  end)
+
+  it("finishes after a server started on the prepared store deleted a stream", function()
+    local ns = require "spec.support.natsserver"
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    finally(function() fx.cleanup(store) end)
+    local events = fx.read(store .. "/jetstream/$G/streams/EVENTS/meta.inf")
+    assert.are.equal(0, (fx.run("prepare", store)))
+    local srv = ns.start { config = store .. "/recovery.conf" }
+    local ok, e = pcall(function()
+      -- $JS.API.STREAM.DELETE over the client protocol (no client library
+      -- needed for one request)
+      fx.sh(("bash -c %s"):format(fx.quote(("exec 3<>/dev/tcp/127.0.0.1/%d && printf "
+        .. "'CONNECT {\"verbose\":false}\\r\\nSUB _INBOX.h1 1\\r\\n"
+        .. "PUB $JS.API.STREAM.DELETE.ORDERS _INBOX.h1 0\\r\\n\\r\\n' >&3 && "
+        .. "timeout 10 grep -m1 -a -q '\"success\":true' <&3"):format(srv.port))))
+    end)
+    srv:stop()
+    assert(ok, e)
+    assert.is_nil(jsr.lstat(store .. "/jetstream/$G/streams/ORDERS"))
+    local code, out, err = fx.run("undo", store)
+    assert.are.equal(0, code, err)
+    assert.matches("were to files whose directory was deleted after it", out, 1, true)
+    assert.matches("streams/ORDERS/", out, 1, true)
+    assert.is_nil(jsr.lstat(store .. "/.js-recover"))
+    assert.are.equal(events, fx.read(store .. "/jetstream/$G/streams/EVENTS/meta.inf"))
+    code, out = fx.run("undo", store)
+    assert.are.equal(0, code)
+    assert.matches("nothing to undo", out, 1, true)
+    assert.are.equal(0, (fx.run("prepare", store)))
+  end)
+
+  it("as another user, --purge refuses a tree it cannot delete, and undo --ignore-purged what is left of one",
+    function()
+      local nobody = fx.as_nobody()
+      if #nobody == 0 then return pending("needs root, to make a directory the user cannot write") end
+      local store = fx.unpack("survivor-2.9.10.tar.gz")
+      local expect = fx.unpack("survivor-2.9.10.tar.gz")
+      finally(function() fx.cleanup(store); fx.cleanup(expect) end)
+      local function by_nobody(...) return fx.run_with({ prefix = nobody }, ...) end
+      local sys_dir = "/jetstream/$SYS/_js_"
+      -- readable by the user (prepare reads $SYS), not writable
+      fx.sh(("chmod 755 %s && chown -R 65534:65534 %s && chown 0:0 %s && chmod 755 %s"):format(
+        fx.quote(store), fx.quote(store), fx.quote(store .. sys_dir), fx.quote(store .. sys_dir)))
+      local digest = fx.tree_digest(store)
+      local code, _, err = by_nobody("prepare", store, "--purge")
+      assert.are_not.equal(0, code)
+      assert.matches(store .. sys_dir .. ": its entries cannot be deleted (Permission denied, owner uid 0)",
+        err, 1, true)
+      assert.matches("nothing was changed", err, 1, true)
+      assert.are.equal(digest, fx.tree_digest(store))
+      -- a purge cut off (as root), then a tree in it the user cannot empty
+      fx.sh(("chown 65534:65534 %s && chmod 750 %s"):format(fx.quote(store .. sys_dir),
+        fx.quote(store .. sys_dir)))
+      local steps = select(3, fx.run_with({ env = { JSR_CRASH_TRACE = "1" } }, "prepare", expect, "--purge"))
+      local purge_at
+      for n, what in steps:gmatch("jsr%-step (%d+): (%a+) [^\n]*removed") do
+        if what == "unlink" then purge_at = tonumber(n); break end
+      end
+      fx.cleanup(expect)
+      expect = fx.unpack("survivor-2.9.10.tar.gz")
+      assert.are.equal(99, (fx.run_with({ env = { JSR_CRASH_AT = tostring(purge_at + 5) } },
+        "prepare", store, "--purge")))
+      assert.are.equal("purged", jsr.journal(store)[1].state)
+      local left = assert(io.popen("ls -d " .. fx.quote(store) .. "/.js-recover/removed/*/*/_js_/*/")):read("l")
+      fx.sh(("chown -R 65534:65534 %s && chown 0:0 %s && chmod 755 %s"):format(fx.quote(store),
+        fx.quote(left), fx.quote(left)))
+      -- prepare is not held up by it: the prepared store is not affected
+      local out
+      code, out, err = by_nobody("prepare", store)
+      assert.are.equal(0, code, err)
+      assert.matches("already prepared", out, 1, true)
+      assert.matches("warning: " .. left:gsub("/$", ""), err, 1, true)
+      digest = fx.tree_digest(store)
+      code, _, err = by_nobody("undo", store, "--ignore-purged")
+      assert.are.equal(1, code, err)
+      assert.matches("run undo as its owner or as root", err, 1, true)
+      assert.matches("nothing was changed", err, 1, true)
+      assert.are.equal(digest, fx.tree_digest(store))
+      -- as root it finishes: the store as it was, without $SYS
+      code, _, err = fx.run("undo", store, "--ignore-purged")
+      assert.are.equal(0, code, err)
+      fx.sh("rm -rf " .. fx.quote(expect .. "/jetstream/$SYS") .. " && chmod 755 " .. fx.quote(expect)
+        .. " && chown -R 65534:65534 " .. fx.quote(expect))
+      assert.are.equal(fx.tree_digest(expect), fx.tree_digest(store))
+    end)
+
   teardown(function() os.remove(KEY_FILE) end)
 end)

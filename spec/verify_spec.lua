@@ -230,7 +230,7 @@ describe("js-recover verify", function()
     assert.are.equal(1000, #m.messages)
   end)
 
-  it("detects encrypted and compressed blocks and does not call them corrupt", function()
+  it("reports encrypted blocks it has no key for as unchecked, not corrupt; a compressed block that does not decode is corrupt", function()
     local enc = fx.unpack("survivor-encrypted-chacha-2.9.10.tar.gz")
     finally(function() fx.cleanup(enc) end)
     local code, r = verify(enc, "--json")
@@ -239,10 +239,14 @@ describe("js-recover verify", function()
     assert.is_true(s.encrypted_blocks > 0)
     assert.are.equal("unchecked", s.problems[1].kind)
 
+    -- a "cmp" header and no S2 stream after it (real compressed blocks:
+    -- spec/compressed_spec.lua)
     fx.write(blk, "cmp\1" .. string.char(0x80, 0x10) .. string.rep("z", 100))
     code, r = verify(store, "ORDERS", "--json")
-    assert.are.equal(0, code)
-    assert.are.equal(1, by_name(r).ORDERS.compressed_blocks)
+    assert.are.equal(1, code)
+    local p = by_name(r).ORDERS.problems[1]
+    assert.are.equal("io", p.kind)
+    assert.matches(blk .. ": compressed block: s2 stream: ", p.message, 1, true)
   end)
 
   it("refuses an unknown stream name with exit 2", function()

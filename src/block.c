@@ -296,10 +296,22 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
         close(fd);
         return ERR("%s: out of memory", path);
     }
+    /* a compressed block (2.10+) is decoded whole, then scanned from memory */
+    unsigned char *mem = NULL;
+    size_t memlen = 0, mempos = 0;
+    int cmp = jsr_block_decompress(fd, st->size, dec, &mem, &memlen, path, err, errlen);
+    if (cmp < 0) {
+        close(fd);
+        return 0;
+    }
+    st->compressed = cmp;
+    if (cmp)
+        dec = NULL; /* decrypted with the rest */
     size_t have = 0, pos = 0;
     uint64_t base = 0; /* file offset of buf->data[0] */
     int eof = 0;
     uint64_t expect_next = 0; /* next live seq the index expects */
+    uint64_t tomb_seq = 0;    /* the lowest tombstone's sequence */
 
     for (;;) {
         /* make sure a header, then the whole record, is in the buffer */
@@ -316,15 +328,24 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
                 }
                 if (want > buf->cap && !grow(buf, want)) {
                     close(fd);
+                    free(mem);
                     return ERR("%s: out of memory for a %zu-byte record", path, want);
                 }
                 size_t room = buf->cap - have;
-                ssize_t r = read(fd, buf->data + have, room);
+                ssize_t r;
+                if (mem) {
+                    r = (ssize_t)(memlen - mempos < room ? memlen - mempos : room);
+                    memcpy(buf->data + have, mem + mempos, (size_t)r);
+                    mempos += (size_t)r;
+                } else {
+                    r = read(fd, buf->data + have, room);
+                }
                 if (r < 0) {
                     if (errno == EINTR)
                         continue;
                     int e = errno;
                     close(fd);
+                    free(mem);
                     return ERR("%s: read failed at byte %llu: %s", path,
                                (unsigned long long)(base + have), strerror(e));
                 }
@@ -333,6 +354,7 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
                 if (dec && r > 0 &&
                     !jsr_block_cipher_xor(dec, buf->data + have, (size_t)r, base + have)) {
                     close(fd);
+                    free(mem);
                     return ERR("%s: decryption failed", path);
                 }
                 have += (size_t)r;
@@ -378,9 +400,10 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
         jsr_record rec;
         rec.offset = base + pos;
         rec.len = rl;
-        rec.seq = rawseq & ~JSR_EBIT;
+        rec.tombstone = (rawseq & JSR_TBIT) != 0;
+        rec.seq = rawseq & ~(JSR_EBIT | JSR_TBIT);
         rec.ts = (int64_t)le64(r + 12);
-        rec.deleted = rawseq == 0 || (rawseq & JSR_EBIT) ||
+        rec.deleted = rawseq == 0 || (rawseq & (JSR_EBIT | JSR_TBIT)) ||
                       (ix && ix->valid && rec.seq < ix->first_seq) || in_dmap(ix, rec.seq);
         char why[160];
         int h = check_record(r, rl, has_hdr, key, &rec, why, sizeof why);
@@ -389,9 +412,24 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
             goto done;
         }
         rec.hash_ok = h;
+        memcpy(st->last_hash, r + rl - 8, 8);
+        if (rec.tombstone) {
+            /* the server skips these when it rebuilds a block, except that
+             * a block without messages ends at its lowest tombstone (how
+             * 2.10+ keep the end of a stream emptied by a purge) */
+            if (!st->tombstones || rec.seq < tomb_seq)
+                tomb_seq = rec.seq;
+            st->tombstones++;
+            if (!h)
+                problem(v, st, JSR_PROB_BAD_HASH, rec.offset, rec.seq,
+                        "checksum mismatch in a delete tombstone of %u bytes", rl);
+            if (v && v->record && !v->record(v->ud, &rec))
+                goto done;
+            pos += rl;
+            continue;
+        }
         st->records++;
         st->last_record_seq = rec.seq;
-        memcpy(st->last_hash, r + rl - 8, 8);
         if (!h)
             problem(v, st, JSR_PROB_BAD_HASH, rec.offset, rec.seq,
                     "checksum mismatch in a %s record of %u bytes",
@@ -428,6 +466,8 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
         pos += rl;
     }
 done:
+    if (!st->records && st->tombstones && !st->last_record_seq)
+        st->last_record_seq = tomb_seq;
     if (ix && ix->valid) {
         /* the server trusts a consistent index; say where it and the records differ */
         if (ix->msgs != st->live)
@@ -440,6 +480,7 @@ done:
                     (unsigned long long)ix->last_seq, (unsigned long long)st->last_record_seq);
     }
     close(fd);
+    free(mem);
     return 1;
 }
 

@@ -317,8 +317,7 @@ static int sync_store(jsr_changes *c, char *err, size_t errlen)
     int fd = open(c->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return ERR("%s: cannot open: %s", c->store, strerror(errno));
-    jsr_step("syncfs", c->store);
-    int r = syncfs(fd);
+    int r = jsr_os_syncfs(fd, c->store);
     int e = errno;
     close(fd);
     if (r != 0)
@@ -467,6 +466,13 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
             (!to || strcmp(pdest, dir) != 0) &&
             !can_write(o->path, "move", "the directory", err, errlen))
             return 0;
+        /* --purge deletes the tree after the commit: a directory in it that
+         * cannot be emptied would leave the commit half purged, with every
+         * later run stopping on it */
+        char why[JSR_ERRLEN];
+        if (o->kind == OP_MOVE && o->purge && !jsr_purge_check(o->path, why, sizeof why))
+            return ERR("%s; --purge could not delete %s, so nothing was changed (run as its "
+                       "owner or as root, or without --purge)", why, o->path);
     }
     return 1;
 }
@@ -493,10 +499,13 @@ static unsigned long next_seq(const char *jdir)
 }
 
 /* Writes the journal for the staged ops, atomically: a journal is either
- * whole or absent, so undo never has to guess at a half-written one. */
+ * whole or absent, so undo never has to guess at a half-written one.
+ * *in_place tells, also on failure, whether it got its name (then only
+ * undo may remove it: a failure after that is rolled back with it). */
 static int write_journal(jsr_changes *c, const char *jdir, const char *jtmp, const char *jfile,
-                         char *err, size_t errlen)
+                         int *in_place, char *err, size_t errlen)
 {
+    *in_place = 0;
     jsr_buf j;
     jsr_buf_init(&j);
     jsr_buf_addf(&j, "{\"tx\":\"%s\",\"store\":", c->id);
@@ -530,11 +539,12 @@ static int write_journal(jsr_changes *c, const char *jdir, const char *jtmp, con
     if (j.failed) {
         ERR("out of memory writing the journal");
     } else if (jsr_write_new(jtmp, j.data, j.len, 0600, 1, err, errlen)) {
-        jsr_step("rename", jfile);
-        if (rename(jtmp, jfile) != 0)
+        if (jsr_os_rename(jtmp, jfile) != 0) {
             ERR("%s: cannot rename to %s: %s", jtmp, jfile, strerror(errno));
-        else
+        } else {
+            *in_place = 1;
             ok = jsr_fsync_path(jdir, err, errlen);
+        }
     }
     jsr_buf_free(&j);
     return ok;
@@ -619,9 +629,8 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
 
     /* 1. the journal, before any change */
     if (!jsr_mkdirs(jdir, 0700, err, errlen) ||
-        !write_journal(c, jdir, jtmp, jfile, err, errlen))
+        !write_journal(c, jdir, jtmp, jfile, &journaled, err, errlen))
         goto out;
-    journaled = 1;
 
     /* 2. keep the old bytes (a hard link costs no copy); write the new */
     if ((any_backup && !jsr_mkdirs(bdir, 0700, err, errlen)) ||
@@ -631,8 +640,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
         op *o = &c->ops[i];
         if (!o->backup)
             continue;
-        jsr_step("link", o->backup);
-        if (link(o->path, o->backup) != 0) {
+        if (jsr_os_link(o->path, o->backup) != 0) {
             ERR("%s: cannot keep a backup link at %s: %s", o->path, o->backup, strerror(errno));
             goto out;
         }
@@ -663,8 +671,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
         op *o = &c->ops[i];
         const char *from = o->kind == OP_PUT ? o->dest : o->path;
         const char *to = o->kind == OP_PUT ? o->path : o->dest;
-        jsr_step("rename", from);
-        if (rename(from, to) != 0) {
+        if (jsr_os_rename(from, to) != 0) {
             ERR("%s: cannot rename to %s: %s", from, to, strerror(errno));
             goto out;
         }
@@ -696,7 +703,7 @@ out:
                          uerr, c->store);
         } else if (jtmp) {
             /* only our folders and a partial journal exist: remove them */
-            if ((unlink(jtmp) != 0 && errno != ENOENT) ||
+            if ((jsr_os_unlink(jtmp, NULL) != 0 && errno != ENOENT) ||
                 !jsr_journal_tidy(c->store, uerr, sizeof uerr))
                 add_note(err, errlen, " (cleaning up %s/" JSR_STATE_DIR " failed; run "
                          "js-recover undo %s)", c->store, c->store);

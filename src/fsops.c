@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jsr/os.h"
+
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
 int jsr_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -22,27 +24,6 @@ int jsr_errf(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return 0;
-}
-
-void jsr_step(const char *what, const char *path)
-{
-    static long crash_at = -1, count;
-    static int init, trace;
-    if (!init) {
-        init = 1;
-        const char *at = getenv("JSR_CRASH_AT"), *tr = getenv("JSR_CRASH_TRACE");
-        if (at && *at) {
-            char *end;
-            long n = strtol(at, &end, 10);
-            crash_at = *end == 0 && n > 0 ? n : -1;
-        }
-        trace = tr && *tr && strcmp(tr, "0") != 0;
-    }
-    count++;
-    if (trace)
-        fprintf(stderr, "jsr-step %ld: %s %s\n", count, what, path);
-    if (count == crash_at)
-        _exit(99); /* no atexit, no flush: what kill -9 would leave */
 }
 
 int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *err,
@@ -195,57 +176,45 @@ int jsr_path_inside(const char *root, const char *path, int must_exist, char *er
 int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, int sync,
                   char *err, size_t errlen)
 {
-    jsr_step("create", tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = jsr_os_open(tmp, flags, mode);
     if (fd < 0 && errno == EEXIST) {
         /* a temp file left by an interrupted run of ours is stale by design */
-        jsr_step("unlink", tmp);
-        if (unlink(tmp) != 0)
+        if (jsr_os_unlink(tmp, NULL) != 0)
             return ERR("%s: cannot remove stale temp file: %s", tmp, strerror(errno));
-        jsr_step("create", tmp);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        fd = jsr_os_open(tmp, flags, mode);
     }
     if (fd < 0)
         return ERR("%s: cannot create: %s", tmp, strerror(errno));
-    const char *p = data;
+    const char *p = data, *failed = NULL;
     size_t left = len;
-    while (left) {
-        jsr_step("write", tmp);
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return ERR("%s: write failed: %s", tmp, strerror(e));
+    while (left && !failed) {
+        ssize_t w = jsr_os_write(fd, p, left, tmp);
+        if (w < 0 && errno != EINTR) {
+            failed = "write";
+        } else if (w > 0) {
+            p += w;
+            left -= (size_t)w;
         }
-        p += w;
-        left -= (size_t)w;
     }
     /* open() applied the umask; the server's files keep their own mode */
-    jsr_step("chmod", tmp);
-    if (fchmod(fd, mode) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return ERR("%s: chmod failed: %s", tmp, strerror(e));
+    if (!failed && jsr_os_fchmod(fd, mode, tmp) != 0)
+        failed = "chmod";
+    if (!failed && sync && jsr_os_fsync(fd, tmp) != 0)
+        failed = "fsync";
+    int e = errno;
+    if (close(fd) != 0 && !failed) {
+        e = errno;
+        failed = "close";
     }
-    if (sync) {
-        jsr_step("fsync", tmp);
-        if (fsync(fd) != 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return ERR("%s: fsync failed: %s", tmp, strerror(e));
-        }
-    }
-    if (close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return ERR("%s: close failed: %s", tmp, strerror(e));
-    }
-    return 1;
+    if (!failed)
+        return 1;
+    /* a half-written temp file is of no use; if even this fails, it is
+     * stale, and the next run (or undo) removes it */
+    if (jsr_os_unlink(tmp, NULL) != 0 && errno != ENOENT)
+        return ERR("%s: %s failed: %s (and it could not be removed: %s)", tmp, failed,
+                   strerror(e), strerror(errno));
+    return ERR("%s: %s failed: %s", tmp, failed, strerror(e));
 }
 
 int jsr_fsync_path(const char *path, char *err, size_t errlen)
@@ -253,8 +222,7 @@ int jsr_fsync_path(const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return ERR("%s: cannot open for fsync: %s", path, strerror(errno));
-    jsr_step("fsync", path);
-    if (fsync(fd) != 0) {
+    if (jsr_os_fsync(fd, path) != 0) {
         int e = errno;
         close(fd);
         return ERR("%s: fsync failed: %s", path, strerror(e));
@@ -278,8 +246,7 @@ int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen)
             if (lstat(cur, &st) != 0) {
                 if (errno != ENOENT)
                     return ERR("%s: cannot stat: %s", cur, strerror(errno));
-                jsr_step("mkdir", cur);
-                if (mkdir(cur, mode) != 0 && errno != EEXIST)
+                if (jsr_os_mkdir(cur, mode) != 0 && errno != EEXIST)
                     return ERR("%s: cannot create directory: %s", cur, strerror(errno));
                 if (lstat(cur, &st) != 0)
                     return ERR("%s: cannot stat: %s", cur, strerror(errno));
@@ -339,13 +306,11 @@ static int purge_one(FTSENT *e, void *ud, char *err, size_t errlen)
 {
     (void)ud;
     if (e->fts_info == FTS_DP) {
-        jsr_step("rmdir", e->fts_path);
-        if (rmdir(e->fts_accpath) != 0)
+        if (jsr_os_rmdir(e->fts_accpath, e->fts_path) != 0)
             return ERR("%s: cannot remove directory: %s", e->fts_path, strerror(errno));
         return 1;
     }
-    jsr_step("unlink", e->fts_path);
-    if (unlink(e->fts_accpath) != 0)
+    if (jsr_os_unlink(e->fts_accpath, e->fts_path) != 0)
         return ERR("%s: cannot remove: %s", e->fts_path, strerror(errno));
     return 1;
 }
@@ -353,6 +318,23 @@ static int purge_one(FTSENT *e, void *ud, char *err, size_t errlen)
 int jsr_purge_tree(const char *path, char *err, size_t errlen)
 {
     return walk_tree(path, 1, purge_one, NULL, err, errlen);
+}
+
+/* a directory (after its contents, as purge_one meets it): its entries
+ * can be removed only if it may be written and searched */
+static int deletable_one(FTSENT *e, void *ud, char *err, size_t errlen)
+{
+    (void)ud;
+    if (e->fts_info == FTS_DP &&
+        faccessat(AT_FDCWD, e->fts_accpath, W_OK | X_OK, AT_EACCESS) != 0)
+        return ERR("%s: its entries cannot be deleted (%s, owner uid %lu)", e->fts_path,
+                   strerror(errno), (unsigned long)e->fts_statp->st_uid);
+    return 1;
+}
+
+int jsr_purge_check(const char *path, char *err, size_t errlen)
+{
+    return walk_tree(path, 1, deletable_one, NULL, err, errlen);
 }
 
 static int count_one(FTSENT *e, void *ud, char *err, size_t errlen)

@@ -222,6 +222,10 @@ static int on_record(void *ud, const jsr_record *r)
     lua_setfield(L, -2, "deleted");
     lua_pushboolean(L, r->hash_ok);
     lua_setfield(L, -2, "hash_ok");
+    if (r->tombstone) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "tombstone");
+    }
     lua_pushlstring(L, (const char *)r->subject, r->subject_len);
     lua_setfield(L, -2, "subject");
     if (r->headers) {
@@ -382,6 +386,7 @@ static int l_scan_block(lua_State *L)
     set_int(L, "records", st.records);
     set_int(L, "live", st.live);
     set_int(L, "deleted", st.deleted);
+    set_int(L, "tombstones", st.tombstones);
     set_int(L, "first_seq", st.first_seq);
     set_int(L, "last_seq", st.last_seq);
     set_int(L, "first_ts", (uint64_t)st.first_ts);
@@ -389,6 +394,8 @@ static int l_scan_block(lua_State *L)
     set_int(L, "live_bytes", st.live_bytes);
     set_int(L, "size", st.size);
     set_int(L, "last_record_seq", st.last_record_seq);
+    lua_pushboolean(L, st.compressed);
+    lua_setfield(L, -2, "compressed");
     set_int(L, "prev_seq", prev);
     if (older_than > 0)
         set_int(L, "older", ctx.older);
@@ -467,6 +474,29 @@ static int l_block_mark_deleted(lua_State *L)
         luaL_pushfail(L);
         lua_pushstring(L, err);
         return 2;
+    }
+    /* a compressed block's offsets (from scan_block) are in its decoded
+     * bytes: those are marked, and the block is written back uncompressed,
+     * which servers load as it is (no "cmp" header) */
+    if (!encrypted && n >= 4 && !memcmp(data, "cmp", 3)) {
+        unsigned char *plain;
+        size_t plen;
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        int cmp = fd < 0 ? (jsr_errf(err, sizeof err, "%s: cannot open: %s", path, strerror(errno)), -1)
+                         : jsr_block_decompress(fd, n, NULL, &plain, &plen, path, err, sizeof err);
+        if (fd >= 0)
+            close(fd);
+        if (cmp < 0) {
+            free(data);
+            luaL_pushfail(L);
+            lua_pushstring(L, err);
+            return 2;
+        }
+        if (cmp) {
+            free(data);
+            data = (char *)plain;
+            n = plen;
+        }
     }
     lua_Integer bad;
     const char *why = mark_records(L, 2, (unsigned char *)data, n, encrypted, has_key ? &key : NULL, &bad);

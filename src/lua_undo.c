@@ -31,18 +31,25 @@ static int store_of(lua_State *L, int arg, char *store, char *err)
     return jsr_find_store(luaL_checkstring(L, arg), store, js, PATH_MAX, err, JSR_ERRLEN);
 }
 
-static void undone(const char *id, size_t ops, void *ud)
+static void undone(const char *id, size_t ops, size_t gone, const char *gone_example, void *ud)
 {
     lua_State *L = ud;
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, id);
     lua_setfield(L, -2, "id");
     lua_pushinteger(L, (lua_Integer)ops);
     lua_setfield(L, -2, "ops");
+    lua_pushinteger(L, (lua_Integer)gone);
+    lua_setfield(L, -2, "gone");
+    if (gone) {
+        lua_pushstring(L, gone_example);
+        lua_setfield(L, -2, "gone_example");
+    }
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 }
 
-/* undo(store [, {id=, ignore_purged=}]) -> {{id=, ops=}, ...} newest first
+/* undo(store [, {id=, ignore_purged=}]) -> {{id=, ops=, gone=, gone_example=}, ...}
+ * newest first
  *   | nil, message, changed */
 static int l_undo(lua_State *L)
 {

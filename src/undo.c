@@ -28,7 +28,9 @@ typedef struct {
     int json, jtmp, committed, purging, undoing;
     int purge_left; /* a purged tree still in removed/ */
     jsr_jinfo info;
-    size_t n; /* operations */
+    size_t n;            /* operations */
+    size_t gone;         /* operations whose directory was deleted since */
+    char gone_example[PATH_MAX];
 } journal;
 
 const char *jsr_jstate_name(jsr_jstate s)
@@ -321,6 +323,13 @@ static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t e
             !writable(o->to, o->path, err, errlen))
             return 0;
     }
+    /* what is left of a purged tree is deleted at the end: it must be
+     * possible, or the undo would stop there on every run */
+    char why[JSR_ERRLEN];
+    if (o->kind == U_MOVE && o->purge && c->j->purging && (c->flags & JSR_UNDO_IGNORE_PURGED) &&
+        !jsr_purge_check(o->to, why, sizeof why))
+        return ERR("%s; undo must delete what is left of the purged %s, so nothing was changed "
+                   "(run undo as its owner or as root)", why, o->path);
     if (o->kind == U_MOVE && o->purge && c->j->purging && !lexists(o->path) &&
         !(c->flags & JSR_UNDO_IGNORE_PURGED))
         return ERR("%s: cannot be restored: it was deleted (--purge) after journal %s "
@@ -331,16 +340,14 @@ static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t e
 
 static int do_unlink(const char *p, char *err, size_t errlen)
 {
-    jsr_step("unlink", p);
-    if (unlink(p) != 0 && errno != ENOENT)
+    if (jsr_os_unlink(p, NULL) != 0 && errno != ENOENT)
         return ERR("%s: cannot remove: %s", p, strerror(errno));
     return 1;
 }
 
 static int do_rename(const char *from, const char *to, char *err, size_t errlen)
 {
-    jsr_step("rename", from);
-    if (rename(from, to) != 0)
+    if (jsr_os_rename(from, to) != 0)
         return ERR("%s: cannot rename back to %s: %s", from, to, strerror(errno));
     return 1;
 }
@@ -352,8 +359,7 @@ static int do_rmdir(const char *p, int must_be_empty, char *err, size_t errlen)
         return 1;
     if (!S_ISDIR(st.st_mode))
         return must_be_empty ? ERR("%s: not a directory; left alone", p) : 1;
-    jsr_step("rmdir", p);
-    if (rmdir(p) == 0)
+    if (jsr_os_rmdir(p, NULL) == 0)
         return 1;
     if (!must_be_empty && (errno == ENOTEMPTY || errno == EEXIST))
         return 1;
@@ -377,10 +383,26 @@ static int server_rebuilt(const char *path)
     return d > 0 && (!strcmp(base + d, ".idx") || !strcmp(base + d, ".fss"));
 }
 
+/* The directory path was in is gone: deleted after the commit with all it
+ * held (a server on the prepared store deleting a stream, say).  Putting
+ * back a file or tree of it would mean making up a directory of a thing
+ * that was deleted (and a rename into it fails on every run), so what
+ * undo kept of it stays deleted too. */
+static int dir_gone(journal *j, const char *path)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    if (!parent_dir(path, dir, sizeof dir) || lstat(dir, &st) == 0 || errno != ENOENT)
+        return 0;
+    if (!j->gone++)
+        snprintf(j->gone_example, sizeof j->gone_example, "%s", path);
+    return 1;
+}
+
 static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errlen)
 {
     (void)index;
-    const journal *j = ud;
+    journal *j = ud;
     struct stat sp, sb;
     int have_path = lstat(o->path, &sp) == 0;
     if (o->kind == U_REPLACE) {
@@ -394,6 +416,8 @@ static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errle
                 return 1; /* never linked (nothing replaced), or already back */
             if (have_path && sp.st_dev == sb.st_dev && sp.st_ino == sb.st_ino)
                 return do_unlink(o->backup, err, errlen); /* never replaced */
+            if (!have_path && dir_gone(j, o->path))
+                return do_unlink(o->backup, err, errlen);
             return do_rename(o->backup, o->path, err, errlen);
         }
         if (!have_path)
@@ -406,6 +430,8 @@ static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errle
     int have_to = lexists(o->to);
     if (o->kind == U_MOVE && o->purge && j->purging)
         return 1; /* gone, or partly: never restore half a tree (precheck allowed it) */
+    if (have_to && !have_path && o->kind == U_MOVE && dir_gone(j, o->path))
+        return jsr_purge_tree(o->to, err, errlen);
     if (have_to && !have_path)
         return do_rename(o->to, o->path, err, errlen);
     if (have_to && have_path && S_ISREG(sp.st_mode) && server_rebuilt(o->path))
@@ -430,8 +456,7 @@ static int sync_store(const char *store, char *err, size_t errlen)
     int fd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return ERR("%s: cannot open: %s", store, strerror(errno));
-    jsr_step("syncfs", store);
-    int r = syncfs(fd);
+    int r = jsr_os_syncfs(fd, store);
     int e = errno;
     close(fd);
     if (r != 0)
@@ -446,7 +471,9 @@ static int purge_rest(const uop *o, size_t index, void *ud, char *err, size_t er
     return !(o->kind == U_MOVE && o->purge) || jsr_purge_tree(o->to, err, errlen);
 }
 
-static int undo_journal(const char *store, journal *j, char *err, size_t errlen)
+/* *changed: set once the store is no longer as this undo found it, or
+ * was already half undone (then "run it again" is the advice either way) */
+static int undo_journal(const char *store, journal *j, int *changed, char *err, size_t errlen)
 {
     char f[PATH_MAX], jdir[PATH_MAX];
     if (!journal_file(jdir, sizeof jdir, store, "", "") ||
@@ -454,10 +481,18 @@ static int undo_journal(const char *store, journal *j, char *err, size_t errlen)
         return ERR("%s: path too long", store);
     jdir[strlen(jdir) - 1] = 0; /* the trailing '/' of the empty id */
     /* the mark first: a store with a half-done undo is not to be prepared */
+    if (j->undoing)
+        *changed = 1;
     if (j->json && !j->undoing) {
-        if (!jsr_write_new(f, "", 0, 0600, 1, err, errlen) || !jsr_fsync_path(jdir, err, errlen))
+        if (!jsr_write_new(f, "", 0, 0600, 1, err, errlen)) {
+            if (lexists(f)) /* not even the mark, or a mark left behind */
+                *changed = 1;
             return 0;
+        }
+        *changed = 1;
         j->undoing = 1;
+        if (!jsr_fsync_path(jdir, err, errlen))
+            return 0;
     }
     if (j->json && !jsr_journal_backward(store, j->id, &j->info, undo_op, j, err, errlen))
         return 0;
@@ -479,8 +514,11 @@ static int undo_journal(const char *store, journal *j, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
         if (!journal_file(f, sizeof f, store, j->id, order[i]))
             return ERR("%s: path too long", store);
-        if (lexists(f) && !do_unlink(f, err, errlen))
-            return 0;
+        if (lexists(f)) {
+            if (!do_unlink(f, err, errlen))
+                return 0;
+            *changed = 1;
+        }
     }
     return jsr_fsync_path(jdir, err, errlen);
 }
@@ -541,10 +579,9 @@ int jsr_undo(const char *store_dir, const char *from_id, int flags, jsr_undo_fn 
     }
     int ok = 1;
     for (size_t i = n; ok && i-- > first;) {
-        *changed = 1;
-        ok = undo_journal(store_dir, &jl[i], err, errlen);
+        ok = undo_journal(store_dir, &jl[i], changed, err, errlen);
         if (ok && done)
-            done(jl[i].id, jl[i].n, ud);
+            done(jl[i].id, jl[i].n, jl[i].gone, jl[i].gone_example, ud);
     }
     /* with every journal gone, the store is as it was: so is its root */
     if (ok && first == 0)

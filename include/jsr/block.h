@@ -24,6 +24,9 @@
 #define JSR_REC_MAX (32u << 20) /* the server treats longer records as corrupt */
 #define JSR_HBIT 0x80000000u
 #define JSR_EBIT 0x8000000000000000ull
+/* 2.10+: a delete tombstone, an empty record whose sequence (with this bit)
+ * names a message removed from an earlier block; not a message itself */
+#define JSR_TBIT 0x4000000000000000ull
 
 typedef struct {
     uint64_t offset; /* in the block file */
@@ -31,6 +34,7 @@ typedef struct {
     uint64_t seq;    /* without the deleted bit */
     int64_t ts;
     int deleted;     /* deleted bit, seq 0, below the index's first, or in its delete map */
+    int tombstone;   /* a 2.10+ delete tombstone (deleted too): seq is the message it removed */
     int hash_ok;
     const unsigned char *subject;
     size_t subject_len;
@@ -78,6 +82,8 @@ typedef struct {
     uint64_t last_record_seq; /* the last record's sequence, deleted or not */
     unsigned char last_hash[8];
     uint64_t problems;
+    uint64_t tombstones; /* 2.10+ delete tombstones (not in records) */
+    int compressed; /* the file was S2-compressed: offsets are in the decoded block */
 } jsr_block_stats;
 
 typedef struct {
@@ -110,6 +116,17 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
 /* Parses an index file's bytes (already decrypted), as jsr_block_index_read. */
 int jsr_block_index_parse(const unsigned char *b, size_t n, jsr_block_index *ix, char *err,
                           size_t errlen);
+
+/* A compressed block (2.10+ `compression: s2`): "cmp", the algorithm (1 =
+ * s2), a uvarint of the decoded size, an S2 stream (s2stream.h) of all but
+ * the block's last 8 bytes, and those 8 bytes (the last record's hash) as
+ * they are; encryption, if any, covers the whole file.  Reads fd (size
+ * bytes, dec its cipher or NULL) from the start: returns 0 when the block
+ * is not compressed, 1 with the decoded block in *out (malloc'd, *outlen
+ * bytes), -1 on error with err naming path and what is wrong. */
+#define JSR_BLOCK_DECODED_MAX (256u << 20)
+int jsr_block_decompress(int fd, uint64_t size, jsr_block_cipher *dec, unsigned char **out,
+                         size_t *outlen, const char *path, char *err, size_t errlen);
 
 /* What the first bytes of a block say: 0 plain records, 1 compressed
  * ("cmp" + algorithm + original size, 2.10+).  -1 on I/O error. */

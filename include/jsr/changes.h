@@ -5,7 +5,8 @@
  * trace.  Commit (<tx> is the journal id, "<seq>-<UTC time>-<pid>", where
  * seq counts up per store, so ids sort in the order they were made):
  *   0. checks, before anything changes, that every directory it will write
- *      is writable (and every replaced file can be hard-linked);
+ *      is writable (and every replaced file can be hard-linked, and every
+ *      directory of a tree to purge can be emptied);
  *   1. writes the journal <store>/.js-recover/journal/<tx>.json atomically
  *      (<tx>.json.tmp, fsync, rename, directory fsync): every later step is
  *      recorded in it, so `undo` can take back a commit cut off anywhere;
@@ -22,13 +23,14 @@
  *   5. makes the renames durable the same way, then marks the journal
  *      committed (<tx>.committed);
  *   6. with purge: marks <tx>.purging, then deletes the removed trees.
- * A failure after step 1 is rolled back with the journal (jsr_undo), so a
- * failed commit changes nothing; a crash leaves a journal that `undo`
- * takes back.  Nothing outside the store is touched and no symlink is
+ * A failure once the journal has its name (even in the fsync of its
+ * folder) is rolled back with the journal (jsr_undo), so a failed commit
+ * changes nothing; a crash leaves a journal that `undo` takes back.  Nothing outside the store is touched and no symlink is
  * followed.
  *
- * The file-system steps, each announced to jsr_step() (fsops.h) so the
- * crash specs can stop the process right before any one of them:
+ * The file-system steps, each made through os.h (jsr_step()) so the
+ * specs can stop the process right before any one of them, or make it
+ * fail with an errno:
  *   mkdir   .js-recover/, journal/, backup/<tx>/, removed/<tx>/ as missing
  *   unlink  a stale temp file of an earlier crashed run, before it is
  *           written again

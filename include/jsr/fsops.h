@@ -11,15 +11,8 @@
 
 #define JSR_ERRLEN (4096 + 512) /* a full path and what went wrong */
 
-/* Crash injection for the crash-safety specs: called right before every
- * step that changes the file system (what: "mkdir", "create", "write",
- * "chmod", "fsync", "syncfs", "link", "rename", "unlink", "rmdir").  With
- * JSR_CRASH_AT=N in the environment the process ends with _exit(99) right
- * before the Nth step, which leaves the file system exactly as a kill -9 at
- * that instant would; with JSR_CRASH_TRACE=1 each step is printed to stderr
- * as "jsr-step N: what path", so a spec can count them.  Without either
- * variable it only counts. */
-void jsr_step(const char *what, const char *path);
+/* jsr_step(), crash and fault injection: os.h */
+#include "jsr/os.h"
 
 /* Formats a message into err and returns 0, so failures read
  * `return jsr_errf(err, errlen, "%s: ...", path);`. */
@@ -61,6 +54,12 @@ int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen);
 /* Deletes the tree at path (a file, or a directory and all below it),
  * never following a symlink: links are removed as links. */
 int jsr_purge_tree(const char *path, char *err, size_t errlen);
+
+/* Checks, changing nothing, that jsr_purge_tree could delete the tree at
+ * path as the effective user: every directory in it readable, writable
+ * and searchable (a read-only file system fails too).  A missing path is
+ * fine: nothing to delete. */
+int jsr_purge_check(const char *path, char *err, size_t errlen);
 
 /* Total size and number of the regular files under path (not following
  * links).  Not recursive: a tree of any depth costs heap, not stack. */

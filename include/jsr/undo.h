@@ -16,7 +16,10 @@
  *            removed;
  *   move, rename
  *            renamed back when the destination exists and the origin does
- *            not, else left alone (not done yet, or already undone).
+ *            not, else left alone (not done yet, or already undone);
+ *   a replace or move whose directory is gone (deleted after the commit:
+ *            a server deleting a stream of the prepared store) is not put
+ *            back: its backup or moved tree is deleted, and reported.
  * Every step is idempotent, so a crash during undo is repaired by running
  * undo again: it first marks the journal <tx>.undoing (and prepare refuses
  * to run on a store with such a mark), restores, syncs the store, then
@@ -25,7 +28,7 @@
  * folders are removed too (only if empty), so a store undone completely is
  * byte for byte the tree it was before, modes included.
  *
- * Undo's file-system steps (announced to jsr_step()): create, chmod, fsync
+ * Undo's file-system steps (made through os.h): create, chmod, fsync
  * of the .undoing mark; fsync of journal/; unlink of temp files and of new
  * files; rename of backups, moved and renamed trees; unlink of backups
  * never used; syncfs; rmdir of backup/<tx>, removed/<tx>; unlink of the
@@ -81,7 +84,11 @@ void jsr_journal_list_free(jsr_journal_info *list, size_t n);
  * is given (then everything else is restored and the trees stay lost). */
 #define JSR_UNDO_IGNORE_PURGED 1
 
-typedef void (*jsr_undo_fn)(const char *id, size_t ops, void *ud);
+/* gone: how many of the journal's changes were to files whose directory
+ * was deleted after the commit (a stream a server deleted, say): what undo
+ * kept of them was deleted too, not put back; gone_example names one. */
+typedef void (*jsr_undo_fn)(const char *id, size_t ops, size_t gone, const char *gone_example,
+                            void *ud);
 
 /* Undoes the journals of store_dir newest first: all of them, or with
  * from_id the journal from_id and every later one.  done (may be NULL) is

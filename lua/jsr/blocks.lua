@@ -17,7 +17,7 @@ local function new_summary(stream)
     account = stream.account, stream = stream.name, path = stream.path,
     blocks = 0, records = 0, live = 0, deleted = 0, bytes = 0, older = 0,
     first_seq = 0, last_seq = 0, first_ts = 0, last_ts = 0,
-    problems = {}, encrypted_blocks = 0, compressed_blocks = 0, unchecked_blocks = 0,
+    problems = {}, encrypted_blocks = 0, compressed_blocks = 0, unchecked_blocks = 0, tombstones = 0,
   }
 end
 
@@ -90,9 +90,6 @@ function scan_one(s, stream, files, i, opts, prev)
   if b.key then s.encrypted_blocks = s.encrypted_blocks + 1 end
   if b.key and not jsr.has_keys() then
     skip = "encrypted (" .. b.key .. " present); give the server's key to check it"
-  elseif jsr.block_compressed(b.path) and not b.key then
-    s.compressed_blocks = s.compressed_blocks + 1
-    skip = "compressed (s2); not checked"
   end
   if skip then
     s.unchecked_blocks = s.unchecked_blocks + 1
@@ -107,6 +104,8 @@ function scan_one(s, stream, files, i, opts, prev)
       s.problems[#s.problems + 1] = { kind = "io", block = b.path, message = serr, corrupt = true }
     else
       prev = st.prev_seq
+      if st.compressed then s.compressed_blocks = s.compressed_blocks + 1 end
+      s.tombstones = s.tombstones + st.tombstones
       s.records = s.records + st.records
       s.live = s.live + st.live
       s.deleted = s.deleted + st.deleted

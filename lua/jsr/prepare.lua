@@ -839,10 +839,13 @@ function M.run(policy, ...)
     -- a purge an earlier run was cut off in: the trees are committed as gone
     local finished, ferr = jsr.journal_finish(st.store_dir)
     if not finished then
-      say(ferr, "\n")
-      return 3
+      -- what is left is in .js-recover/removed/, not in the store the server
+      -- reads: stopping here would only make every later run stop too
+      say("warning: ", ferr, "\n  (what an earlier --purge left in .js-recover/removed/ is "
+        .. "deleted by a later prepare once the cause is fixed, e.g. run as root; `js-recover "
+        .. "undo --ignore-purged` deletes it too)\n")
     end
-    if finished > 0 then
+    if finished and finished > 0 then
       say(("finished deleting the trees %d earlier run(s) removed with --purge\n"):format(finished))
     end
   end

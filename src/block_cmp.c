@@ -1,0 +1,108 @@
+/* Compressed message blocks (see jsr_block_decompress in block.h). */
+#define _GNU_SOURCE
+#include "jsr/block.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jsr/fsops.h"
+#include "jsr/s2stream.h"
+
+#define ERR(...) (jsr_errf(err, errlen, __VA_ARGS__), -1)
+#define CHECKSUM 8 /* the last record's hash, kept out of the compression */
+
+static int read_at(int fd, unsigned char *to, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, to + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r == 0 ? 0 : -1;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+int jsr_block_decompress(int fd, uint64_t size, jsr_block_cipher *dec, unsigned char **out,
+                         size_t *outlen, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    unsigned char head[4];
+    if (size < 5)
+        return 0; /* "cmp", algorithm, at least one byte of size */
+    int r = read_at(fd, head, sizeof head, 0);
+    if (r < 0)
+        return ERR("%s: read failed at byte 0: %s", path, strerror(errno));
+    if (dec && !jsr_block_cipher_xor(dec, head, sizeof head, 0))
+        return ERR("%s: decryption failed", path);
+    if (r == 0 || memcmp(head, "cmp", 3) != 0)
+        return 0;
+    if (head[3] == 0)
+        return 0; /* "no compression": the records follow as they are */
+    if (head[3] != 1)
+        return ERR("%s: compressed with algorithm %u, which js-recover does not know "
+                   "(1 is s2): a newer server's store?", path, head[3]);
+    if (size > JSR_BLOCK_DECODED_MAX)
+        return ERR("%s: a compressed block of %llu bytes, over the %u-byte limit", path,
+                   (unsigned long long)size, JSR_BLOCK_DECODED_MAX);
+    unsigned char *file = malloc((size_t)size);
+    if (!file)
+        return ERR("%s: out of memory for a %llu-byte block", path, (unsigned long long)size);
+    if ((r = read_at(fd, file, (size_t)size, 0)) <= 0) {
+        int e = errno;
+        free(file);
+        return r < 0 ? ERR("%s: read failed: %s", path, strerror(e))
+                     : ERR("%s: the file shrank while it was read", path);
+    }
+    if (dec && !jsr_block_cipher_xor(dec, file, (size_t)size, 0)) {
+        free(file);
+        return ERR("%s: decryption failed", path);
+    }
+    /* the decoded size, a uvarint after the 4 header bytes */
+    uint64_t want = 0;
+    size_t i = 4;
+    for (int shift = 0;; shift += 7) {
+        if (i >= size || shift > 63) {
+            free(file);
+            return ERR("%s: compressed block header is cut off or malformed", path);
+        }
+        want |= (uint64_t)(file[i] & 0x7f) << shift;
+        if (!(file[i++] & 0x80))
+            break;
+    }
+    if (want < CHECKSUM || want > JSR_BLOCK_DECODED_MAX || size - i < CHECKSUM) {
+        free(file);
+        return ERR("%s: compressed block says it holds %llu bytes: impossible", path,
+                   (unsigned long long)want);
+    }
+    unsigned char *plain = malloc((size_t)want);
+    if (!plain) {
+        free(file);
+        return ERR("%s: out of memory for a %llu-byte block", path, (unsigned long long)want);
+    }
+    size_t got;
+    char why[256];
+    if (!jsr_s2_stream_decode(file + i, (size_t)size - i - CHECKSUM, plain, (size_t)want - CHECKSUM,
+                              &got, why, sizeof why)) {
+        free(file);
+        free(plain);
+        return ERR("%s: compressed block: %s (offset in the stream after the %zu-byte header)",
+                   path, why, i);
+    }
+    if (got != want - CHECKSUM) {
+        free(file);
+        free(plain);
+        return ERR("%s: compressed block decodes to %zu bytes, its header says %llu", path,
+                   got + CHECKSUM, (unsigned long long)want);
+    }
+    memcpy(plain + got, file + size - CHECKSUM, CHECKSUM);
+    free(file);
+    *out = plain;
+    *outlen = (size_t)want;
+    return 1;
+}
