@@ -17,7 +17,7 @@ CFLAGS   = $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude 
            $(PKG_CFLAGS) -DJSR_VERSION='"$(VERSION)"'
 LDLIBS   = $(PKG_LIBS) -lhighwayhash -lcrypt
 
-CORE     = buf json metasum fsops changes walk lua_jsr block block_cmp s2stream lua_block jread undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage
+CORE     = buf json metasum os fsops changes walk lua_jsr block block_cmp s2stream lua_block jread undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage
 # every script under lua/ is built in
 BUILTINS = $(patsubst lua/%,%,$(sort $(wildcard lua/*.lua lua/jsr/*.lua)))
 
@@ -109,15 +109,15 @@ build-fuzz/json_fuzz: spec/fuzz/json_fuzz.c src/json.c src/buf.c include/jsr/*.h
 build-fuzz/meta_fuzz: spec/fuzz/meta_fuzz.c $(FUZZ_CORE) include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/meta_fuzz.c $(FUZZ_CORE) -o $@ $(FUZZ_LIBS)
-build-fuzz/block_fuzz: spec/fuzz/block_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/fsops.c src/crypto.c include/jsr/*.h
+build-fuzz/block_fuzz: spec/fuzz/block_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/os.c src/fsops.c src/crypto.c include/jsr/*.h
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) spec/fuzz/block_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)
+	clang $(FUZZ_CFLAGS) spec/fuzz/block_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/os.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)
 build-fuzz/s2_fuzz: spec/fuzz/s2_fuzz.c src/s2.c include/jsr/s2.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/s2_fuzz.c src/s2.c -o $@
-build-fuzz/index_fuzz: spec/fuzz/index_fuzz.c src/block.c src/metasum.c src/fsops.c src/crypto.c include/jsr/*.h
+build-fuzz/index_fuzz: spec/fuzz/index_fuzz.c src/block.c src/metasum.c src/os.c src/fsops.c src/crypto.c include/jsr/*.h
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) spec/fuzz/index_fuzz.c src/block.c src/metasum.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)
+	clang $(FUZZ_CFLAGS) spec/fuzz/index_fuzz.c src/block.c src/metasum.c src/os.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)
 build-fuzz/%_fuzz: spec/fuzz/%_fuzz.c spec/fuzz/fuzz_lua.c spec/fuzz/fuzz_lua.h $(FUZZ_CORE) include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $< $(FUZZ_LUA) $(FUZZ_CORE) -o $@ $(FUZZ_LIBS)
