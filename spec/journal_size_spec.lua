@@ -79,6 +79,12 @@ end
 
 describe("a large journal", function()
   it("is undone in memory that does not grow with it (10 MiB and 100 MiB of changes)", function()
+    if fx.BIN:find("valgrind", 1, true) then
+      -- make valgrind: its own allocator's RSS says nothing about ours, and
+      -- 100 MiB would take minutes; the reading is still checked for errors
+      undo_with(10)
+      return
+    end
     local small, large = undo_with(10), undo_with(100)
     for _, r in ipairs({ small, large }) do
       io.stderr:write(("# undo of a %d-byte journal (%d extra changes): peak RSS %d KiB, %.1f s\n")
