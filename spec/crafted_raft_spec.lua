@@ -133,6 +133,8 @@ describe("crafted meta-group entries", function()
       { normal(0, ASSIGN:format('"cfg"')), "stream assignment: stream config is a string, not an object" },
       { normal(0, ASSIGN:format('{"name":"ORDERS","num_replicas":"3"}')),
         "stream assignment of $G > ORDERS: stream config num_replicas is a string, not an integer" },
+      { normal(0, ASSIGN:format('{"name":"NEW2","num_replicas":3.5}')),
+        "stream assignment of $G > NEW2: stream config num_replicas is a number, not an integer" },
       { normal(0, '{"client":{"acc":"$G"},"stream":{"name":"NEW"},"group":{"name":"../../x"}}'),
         'stream assignment of $G > NEW: group name "../../x" is not a directory name' },
       { normal(0, '{"client":{"acc":"$G"},"stream":{"name":"NEW"},"group":{"name":"g","peers":[1]}}'),

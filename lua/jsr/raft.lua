@@ -364,11 +364,14 @@ end
 -- keeps is one a later reader (lost, salvage, prepare) can use without
 -- checking its type again.
 
+local NUMBER_MT = getmetatable(json.number("0.5"))
+
 local function kind_of(v)
   if v == json.null then return "null" end
   local t = type(v)
   if t == "table" then
     local mt = getmetatable(v)
+    if mt == NUMBER_MT then return "a number" end -- one beyond int64, or not an integer
     return (mt and mt.__name == "array") and "an array" or "an object"
   end
   if t == "string" then return "a string" end
