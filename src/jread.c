@@ -472,12 +472,14 @@ static int open_journal(const char *store, const char *id, char *file, size_t fl
             return ERR("%s: is a symlink (not followed)", file);
         return ERR("%s: cannot open: %s", file, strerror(errno));
     }
-    if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    if (fstat(*fd, st) != 0) {
         int e = errno;
-        int reg = S_ISREG(st->st_mode);
         close(*fd);
-        return reg ? ERR("%s: cannot stat: %s", file, strerror(e))
-                   : ERR("%s: not a regular file", file);
+        return ERR("%s: cannot stat: %s", file, strerror(e));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(*fd);
+        return ERR("%s: not a regular file", file);
     }
     return 1;
 }
