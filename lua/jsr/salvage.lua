@@ -454,10 +454,12 @@ end
 -- A stream or consumer whose assignment a malformed meta entry may have
 -- changed: its group may not be the one named, so its log is not read.
 local function untrusted(r, kind, s, c, f)
+  -- the finding itself is listed once, in full; here only where it is
+  local short = f.file:match("([^/]+/[^/]+/[^/]+)$") or f.file
   local out = { account = s.account, stream = s.name, consumer = c and c.name, path = (c or s).path,
                 appended = 0, uncertain = 0, dropped = 0, delivered = 0, acks = 0, log_ahead = 0,
-                notes = { ("not salvaged: its assignment may be other than the meta group says (%s)")
-                  :format(f.message) } }
+                notes = { ("not salvaged: a malformed meta-group entry (%s) may have changed its assignment")
+                  :format(f.index and ("entry %d of %s"):format(f.index, short) or short) } }
   r[kind][out.path] = out
 end
 
