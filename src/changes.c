@@ -218,6 +218,12 @@ int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t l
     if (mode == 0)
         mode = 0640;
     size_t pl = strlen(o->path);
+    /* the temp file is the name plus a suffix: it must fit in a name */
+    if (strlen(strrchr(o->path, '/') + 1) + strlen(TMP_SUFFIX) > NAME_MAX) {
+        ERR("%s: name too long: with " TMP_SUFFIX " (the temp file written first) it is over "
+            "%d bytes", o->path, NAME_MAX);
+        goto fail;
+    }
     o->dest = malloc(pl + sizeof TMP_SUFFIX);
     if (!o->dest) {
         ERR("out of memory");

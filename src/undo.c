@@ -115,7 +115,9 @@ static int no_links(const char *store, const char *p, char *err, size_t errlen)
         cur[i] = 0;
         struct stat st;
         if (lstat(cur, &st) != 0) {
-            if (errno == ENOENT)
+            /* a name too long to exist is not there either (a commit that
+             * failed creating it left it in the journal) */
+            if (errno == ENOENT || errno == ENAMETOOLONG)
                 return 1;
             return ERR("%s: cannot stat: %s", cur, strerror(errno));
         }
