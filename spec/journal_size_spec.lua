@@ -103,6 +103,56 @@ describe("a large journal", function()
       io.stderr:write(("# undo of a %d-byte journal (%d extra changes): peak RSS %d KiB, %.1f s\n")
         :format(r.size, r.added, r.rss, r.secs))
     end)
+
+    -- a real commit that big (new files with 240-character names, about
+    -- 1 KiB of journal each), in its own process: a failed step rolls it
+    -- back in that process, a crash leaves it to undo
+    it("of " .. big .. " MiB written by a commit is rolled back, and undone after a crash", function()
+      local build = os.getenv("JSR_BUILD") or "build"
+      local files = 500
+      local dirs = math.ceil(big * 1024 * 1024 / 1029 / files)
+      -- on tmpfs: a directory on disk keeps the size it grew to when its
+      -- files are gone again, and the digest compares sizes
+      local scratch = require "spec.support.scratch"
+      local store = scratch.unpack("survivor-2.9.10.tar.gz")
+      finally(function() scratch.cleanup(store) end)
+      fx.sh(("lua5.4 spec/support/big_commit.lua %s %s %d %d mkdir"):format(fx.quote(build),
+        fx.quote(store), dirs, files))
+      local original = fx.tree_digest(store)
+      -- the steps: a few, then create, write, chmod per file, a syncfs,
+      -- then a rename per file: fail or crash half way through the renames
+      local n = dirs * files
+      local at = 3 * n + n // 2
+      local function commit(env)
+        local parts = {}
+        for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. v end
+        local errf = os.tmpname()
+        local cmd = ("%s /usr/bin/time -f 'jsr-maxrss %%M %%e' lua5.4 spec/support/big_commit.lua %s %s %d %d 2>%s")
+          :format(table.concat(parts, " "), fx.quote(build), fx.quote(store), dirs, files, fx.quote(errf))
+        local ok, _, code = os.execute(cmd)
+        local err = fx.read(errf)
+        os.remove(errf)
+        return ok and 0 or code, err
+      end
+      local code, err = commit({ JSR_FAULT_AT = at .. ":EIO" })
+      assert.are.equal(1, code, err)
+      assert.matches("Input/output error (rolled back: nothing was changed)", err, 1, true)
+      assert.are.equal(original, fx.tree_digest(store))
+      io.stderr:write(("# commit of %d new files failed at step %d and rolled back: %s"):format(n, at,
+        err:match("jsr%-maxrss [^\n]*\n")))
+      code, err = commit({ JSR_CRASH_AT = tostring(at) })
+      assert.are_not.equal(0, code, err)
+      local h = assert(io.popen("ls -l " .. fx.quote(store) .. "/.js-recover/journal/*.json"))
+      local size = tonumber(h:read("l"):match("^%S+%s+%S+%s+%S+%s+%S+%s+(%d+)"))
+      h:close()
+      local out, rss, secs
+      code, out, err, rss, secs = timed_undo(store)
+      assert.are.equal(0, code, err)
+      assert.matches("is as it was before", out, 1, true)
+      assert.are.equal(original, fx.tree_digest(store))
+      io.stderr:write(("# undo after a crash of that commit (%d-byte journal): peak RSS %d KiB, %.1f s\n")
+        :format(size, rss, secs))
+    end)
   end
 
   it("refuses a line longer than the limit, naming the file and the line", function()
