@@ -17,6 +17,7 @@ local raft = require "jsr.raft"
 local blocks = require "jsr.blocks"
 local lost = require "jsr.lost"
 local removal = require "jsr.removal"
+local replay = require "jsr.replay"
 local json = jsr.json
 
 local M = {}
@@ -28,8 +29,11 @@ function M.default(entry) return "keep" end
 
 local read_file = require("jsr.files").read
 
--- A stream group's snapshot (2.9: JSON streamSnapshot) -> clfs, last_seq
+-- A stream group's snapshot -> {clfs, last_seq}: 2.9 JSON streamSnapshot
+-- (maybe S2-compressed), 2.10+ binary (replay.binary_snapshot)
 local function stream_snapshot(data)
+  local b = replay.binary_snapshot(data)
+  if b then return b end
   local t = json.decode(data)
   if type(t) ~= "table" then
     local plain = jsr.s2_decode(data)
@@ -44,10 +48,15 @@ local function decide(keep, entry)
   return d == nil or d == true or d == "keep"
 end
 
--- Stream: replays the group's log the way the server applies it
--- (jetstream_cluster.go applyStreamEntries): an entry with lseq - clfs
--- below the store's last sequence is already stored; equal is the next
--- message; above is a gap the log cannot fill.
+-- Stream: replays the group's log after its snapshot the way the server
+-- applies it (jetstream_cluster.go applyStreamEntries, docs/FORMAT.md
+-- "Replay of a stream's log"): a message entry goes to sequence
+-- lseq + 1 - clfs when lseq - clfs is the stream's last sequence (below:
+-- applied before; above: a gap the log cannot fill), unless the server's
+-- apply-time rules refuse it (jsr/replay.lua), which counts it in clfs.
+-- Where the store holds that sequence, its record (same timestamp) says
+-- whether this entry is what the server stored there.  Deletes and purges
+-- apply in their place in the log, idempotently over the store.
 -- The ops a stream group's log holds (jetstream_cluster.go
 -- applyStreamEntries), and those of newer servers this replay does not
 -- apply: it stops before them (each may renumber what follows).
@@ -68,11 +77,18 @@ local function group_finding(r, out, f, what_next)
   out.notes[#out.notes + 1] = f.message .. "; " .. what_next
 end
 
+-- Is the message entry the server's flow-control reply (not a message)?
+local function flow_control(msg)
+  return #msg.payload == 0 and msg.headers and #msg.headers > 0 and (msg.reply or "") ~= ""
+    and msg.headers:find("^NATS/1.0 100") ~= nil
+end
+
 local function plan_stream(r, s, sa, sys, keep)
   local gdir = sys .. "/" .. sa.group.name
   local out = { account = s.account, stream = s.name, path = s.path, group = sa.group.name,
                 appended = 0, uncertain = 0, dropped = 0, first = nil, last = nil, notes = {},
-                log_ahead = 0 }
+                log_ahead = 0, rejected = {}, rejections = {}, purges = 0, purged = 0,
+                limit_removed = 0, deleted = 0, matched = 0 }
   r.streams[s.path] = out
   -- the replay ends at the first entry it cannot use: the entries after it
   -- may depend on it (a message's place, a delete's target)
@@ -100,30 +116,29 @@ local function plan_stream(r, s, sa, sys, keep)
   end
   local store_last = sum.last_seq
   out.store_last = store_last
-  -- Then one pass over the log, keeping only what can matter: messages
-  -- that may not be in the store, purges and deletes.  A message's place
-  -- is lseq - clfs, clfs being the count of entries the server failed to
-  -- apply (from the group's snapshot, or a snapshot entry in the log);
-  -- clfs >= 0, so lseq below the store's last sequence is stored already,
-  -- and a log with nothing else needs no snapshot read at all (the
-  -- usual case).  Whether an entry was committed is known only after the
-  -- whole log is read (max_commit).
-  local events, any_msg, deletes = {}, false, {}
-  local log_clfs -- set by a snapshot entry in the log
+  -- The state the log starts from: the group's snapshot (last sequence
+  -- and clfs, the count of entries the server refused), or nothing at all
+  -- for a log that starts at its first entry.  The entries it covers are
+  -- not replayed again.
+  local snap = raft.latest_snapshot(gdir)
+  local base = snap and stream_snapshot(snap.data)
+  local snap_index = snap and snap.index or 0
+  -- One pass over the log after the snapshot, keeping what can matter.
+  local events, first_index = {}, nil
   local summary = raft.log(gdir, function(index, ae, rec, file)
     for _, e in ipairs(ae.entries) do
-      if e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
+      first_index = first_index or index
+      if index <= snap_index then
+        -- in the snapshot already
+      elseif e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
         local ss = stream_snapshot(e.data)
-        if ss then log_clfs = ss.clfs end
+        if ss then events[#events + 1] = { index = index, snap = ss } end
       elseif e.type == raft.NORMAL and #e.data > 0 then
         local op = e.data:byte(1)
         if op == raft.op.stream_msg or op == raft.op.compressed_stream_msg then
           local msg, merr = raft.stream_msg(e.data)
           if not msg then return stop_at(raft.finding(file, rec.offset, index, merr)) end
-          if msg.lseq >= store_last then
-            events[#events + 1] = { index = index, msg = msg, clfs = log_clfs }
-            any_msg = true
-          end
+          if not flow_control(msg) then events[#events + 1] = { index = index, msg = msg } end
         elseif op == raft.op.delete_msg then
           -- {stream, seq, no_erase}: 2.9.10 applies it in memory and writes
           -- the block's index lazily, so after a crash the record is often
@@ -132,7 +147,7 @@ local function plan_stream(r, s, sa, sys, keep)
           local d, derr = json.decode(e.data:sub(2), 1000)
           local seq = raft.kind_of(d) == "an object" and math.type(d.seq) == "integer" and d.seq
           if seq and seq > 0 then
-            deletes[#deletes + 1] = { index = index, seq = seq }
+            events[#events + 1] = { index = index, delete = seq }
           else
             group_finding(r, out, raft.finding(file, rec.offset, index, d == nil
               and "message delete is not JSON: " .. derr
@@ -140,7 +155,16 @@ local function plan_stream(r, s, sa, sys, keep)
               "not applied: the message it deleted (unknown) may be served again")
           end
         elseif op == raft.op.purge_stream then
-          events[#events + 1] = { index = index, purge = true }
+          -- {stream, last_seq, request: {filter, seq, keep}}: which messages
+          -- go depends on what was stored before it, so a purge that
+          -- cannot be read stops the replay
+          local p, perr = json.decode(e.data:sub(2), 1000)
+          if raft.kind_of(p) ~= "an object" then
+            return stop_at(raft.finding(file, rec.offset, index, p == nil
+              and "stream purge is not JSON: " .. perr or "stream purge is not a JSON object"))
+          end
+          events[#events + 1] = { index = index, purge = raft.kind_of(p.request) == "an object" and p.request or {},
+                                  last_seq = math.tointeger(p.last_seq) }
         elseif NEWER_STREAM_OPS[op] then
           out.notes[#out.notes + 1] = ("entry %d: operation %d (%s) of a newer server; salvage stops before it")
             :format(index, op, NEWER_STREAM_OPS[op])
@@ -153,41 +177,42 @@ local function plan_stream(r, s, sa, sys, keep)
     end
     return true
   end, log_files, stop_at)
-  if not any_msg and #deletes == 0 then return out end
-  local clfs, max_commit = 0, 0
-  local snap = raft.latest_snapshot(gdir)
-  if snap then
-    local ss = stream_snapshot(snap.data)
-    if ss then clfs = ss.clfs end
-    max_commit = snap.index
-  end
-  for _, ev in ipairs(events) do
-    if ev.msg then ev.at = ev.msg.lseq - (ev.clfs or clfs) end
-  end
+  if #events == 0 then return out end
+  local max_commit = snap_index
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   out.max_commit = max_commit
-  -- Every delete the log holds is applied unless the policy drops it.  One
-  -- past the commit index this node saw may never have been committed;
-  -- the client asked for it either way, and keeping the message would
-  -- serve again what was most likely deleted (measured: the last delete
-  -- before a SIGKILL is routinely past the follower's commit index while
-  -- the cluster had applied it).
-  out.deletes, out.uncertain_deletes, out.deletes_kept = {}, 0, 0
-  for _, d in ipairs(deletes) do
-    local uncertain = d.index > max_commit
-    local entry = { kind = "delete", account = s.account, stream = s.name, index = d.index,
-                    seq = d.seq, uncertain = uncertain }
-    if decide(keep, entry) then
-      out.deletes[d.seq] = true
-      if uncertain then out.uncertain_deletes = out.uncertain_deletes + 1 end
-    else
-      out.deletes_kept = out.deletes_kept + 1
+  -- The store as a model the server's rules run on (one scan of it).
+  local cfg = replay.config(s.config)
+  local st, serr = replay.state({ name = s.name, path = s.path, account = s.account }, cfg)
+  if not st then
+    out.notes[#out.notes + 1] = ("the store cannot be read whole (%s); its log is not salvaged"):format(serr)
+    return out
+  end
+  local L, clfs
+  if base then
+    L, clfs = base.last_seq, base.clfs
+  elseif (first_index or 1) <= 2 then
+    L, clfs = 0, 0 -- the log from its start (1: the peer state)
+  else
+    -- no snapshot and the log's start compacted away: the first message
+    -- the store holds (same timestamp) gives its place
+    local by_ts = {}
+    for seq, rec in pairs(st.records) do by_ts[rec.ts] = seq end
+    for _, ev in ipairs(events) do
+      local seq = ev.msg and by_ts[ev.msg.ts]
+      if seq then L, clfs = seq - 1, ev.msg.lseq + 1 - seq; break end
+    end
+    if not L then
+      out.notes[#out.notes + 1] = "no snapshot and none of the log's messages in the store: "
+        .. "their sequences are unknown; its log is not salvaged"
+      return out
     end
   end
-  if not any_msg then return out end
+  out.base_last, out.base_clfs = L, clfs
+  local base_rec = st.live[L]
+  st.last_msgid = base_rec and base_rec.msgid
 
-  local last = store_last
-  local records, stopped = {}, false
+  local records, appended_at = {}, {}
   -- A crash's partial last record (torn tail) cannot stay in a block that
   -- is no longer the last: then the last block is rewritten without it,
   -- with the salvaged records after its own, and its index files are moved
@@ -198,40 +223,120 @@ local function plan_stream(r, s, sa, sys, keep)
   end
   local target = torn and last_block or last_block + 1
   local key = s.name .. "-" .. target
+  out.deletes, out.uncertain_deletes, out.deletes_kept = {}, 0, 0
+  -- a message the replay removes: a record of the store (prepare marks
+  -- it deleted) or one it appends (written as a deleted record, so its
+  -- sequence stays taken and it does not come back)
+  local function removed(seq)
+    local i = appended_at[seq]
+    if i then records[i] = removal.deleted_record(records[i], key)
+    elseif seq <= store_last then out.deletes[seq] = true end
+  end
+  local function reject(ev, seq, kind, why, counted)
+    out.rejected[kind] = (out.rejected[kind] or 0) + 1
+    out.rejections[#out.rejections + 1] = { index = ev.index, seq = seq, rule = kind, why = why,
+                                            subject = ev.msg.subject }
+    if counted then clfs = clfs + 1 end
+  end
   for _, ev in ipairs(events) do
     local index, msg = ev.index, ev.msg
-    if ev.purge then
-      if out.appended > 0 then
-        out.notes[#out.notes + 1] = ("entry %d: a purge or delete after salvaged messages is not "
-          .. "applied; check the stream after recovery"):format(index)
-      end
-    elseif ev.at > last then
-      out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the store ends at %d: "
-        .. "a gap the log cannot fill; salvage stops here"):format(index, ev.at + 1, last)
-      break
-    elseif ev.at == last then
+    if ev.snap then
+      L, clfs = ev.snap.last_seq, ev.snap.clfs
+    elseif ev.delete then
       local uncertain = index > max_commit
-      out.log_ahead = out.log_ahead + 1
-      local entry = { kind = "message", account = s.account, stream = s.name, index = index,
-                      seq = last + 1, subject = msg.subject, uncertain = uncertain }
-      if not stopped and decide(keep, entry) then
-        local rec = jsr.block_record(key, last + 1, msg.ts, msg.subject, msg.headers, msg.payload)
-        -- deleted later in the log: stored as a deleted record, so the
-        -- sequence stays taken and the message does not come back
-        if out.deletes[last + 1] then rec = removal.deleted_record(rec, key); out.deletes[last + 1] = nil end
-        records[#records + 1] = rec
-        out.appended = out.appended + 1
-        if uncertain then out.uncertain = out.uncertain + 1 end
-        out.first = out.first or (last + 1)
-        out.last = last + 1
-        last = last + 1
+      local entry = { kind = "delete", account = s.account, stream = s.name, index = index,
+                      seq = ev.delete, uncertain = uncertain }
+      -- Every delete the log holds is applied unless the policy drops it.
+      -- One past the commit index this node saw may never have been
+      -- committed; the client asked for it either way (measured: the last
+      -- delete before a SIGKILL is routinely past the follower's commit
+      -- index while the cluster had applied it).
+      if decide(keep, entry) then
+        replay.remove(st, ev.delete)
+        out.deleted = out.deleted + 1
+        if uncertain then out.uncertain_deletes = out.uncertain_deletes + 1 end
+        removed(ev.delete)
       else
-        -- a dropped message ends the salvage: later ones would need its sequence
-        out.dropped = out.dropped + 1
-        stopped = true
+        out.deletes_kept = out.deletes_kept + 1
+      end
+    elseif ev.purge then
+      local entry = { kind = "purge", account = s.account, stream = s.name, index = index,
+                      uncertain = index > max_commit, request = ev.purge }
+      if decide(keep, entry) then
+        local gone = replay.purge(st, ev.purge, L)
+        out.purges, out.purged = out.purges + 1, out.purged + #gone
+        for _, seq in ipairs(gone) do removed(seq) end
+      else
+        out.notes[#out.notes + 1] = ("entry %d: a purge dropped by policy"):format(index)
+      end
+    else
+      local at = msg.lseq - clfs
+      if at < L or (msg.lseq == 0 and L ~= 0) then
+        -- applied before (the server skips it too)
+      elseif at > L then
+        out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the stream ends at %d: "
+          .. "a gap the log cannot fill; salvage stops here"):format(index, at + 1, L)
+        break
+      elseif msg.subject == "" and msg.ts == 0 and #msg.payload == 0 and #(msg.headers or "") == 0 then
+        -- a skipped sequence (the server's SkipMsg)
+        L = L + 1
+      else
+        local seq = L + 1
+        local rec = seq <= store_last and st.records[seq]
+        if rec then
+          -- the store holds this sequence: the record says what the server did
+          if rec.ts == msg.ts then
+            L = seq
+            out.matched = out.matched + 1
+            local id = replay.header(msg.headers, "Nats-Msg-Id")
+            if id and id ~= "" then st.ids[id] = { seq = seq, ts = msg.ts } end
+            st.last_msgid = id ~= "" and id or nil
+          else
+            reject(ev, seq, "stored_other", ("the store holds another message at %d"):format(seq), true)
+          end
+        elseif seq <= store_last then
+          -- gone from the store since (deleted, purged, aged): only the
+          -- rules the log decides can be checked
+          local kind, why, counted = replay.refuse(st, msg, L, false)
+          if kind then
+            reject(ev, seq, kind, why, counted)
+          else
+            L = seq
+            local id = replay.header(msg.headers, "Nats-Msg-Id")
+            if id and id ~= "" then st.ids[id] = { seq = seq, ts = msg.ts } end
+            st.last_msgid = id ~= "" and id or nil
+          end
+        else
+          local kind, why, counted = replay.refuse(st, msg, L, true)
+          if kind then
+            reject(ev, seq, kind, why, counted)
+          else
+            local uncertain = index > max_commit
+            out.log_ahead = out.log_ahead + 1
+            local entry = { kind = "message", account = s.account, stream = s.name, index = index,
+                            seq = seq, subject = msg.subject, uncertain = uncertain }
+            if not decide(keep, entry) then
+              -- a dropped message ends the salvage: later ones would need its sequence
+              out.dropped = out.dropped + 1
+              break
+            end
+            records[#records + 1] = jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload)
+            appended_at[seq] = #records
+            out.appended = out.appended + 1
+            if uncertain then out.uncertain = out.uncertain + 1 end
+            out.first = out.first or seq
+            out.last = seq
+            L = seq
+            for _, gone in ipairs(replay.store(st, seq, msg)) do
+              out.limit_removed = out.limit_removed + 1
+              removed(gone)
+            end
+          end
+        end
       end
     end
   end
+  out.clfs = clfs
   if #records > 0 then
     out.block = ("%s/msgs/%d.blk"):format(s.path, target)
     local head = ""
@@ -520,9 +625,9 @@ function M.lines(r, applied)
   table.sort(paths)
   for _, p in ipairs(paths) do
     local s = r.streams[p]
-    local ndel = 0
-    for _ in pairs(s.deletes or {}) do ndel = ndel + 1 end
-    if s.log_ahead > 0 or #s.notes > 0 or ndel > 0 then
+    local ndel = s.deleted or 0
+    local nrej = #(s.rejections or {})
+    if s.log_ahead > 0 or #s.notes > 0 or ndel > 0 or nrej > 0 or (s.purged or 0) > 0 then
       local l = s.log_ahead == 0 and ("stream %s > %s:"):format(s.account, s.stream)
         or ("stream %s > %s: log ahead of the store by %d message(s)"):format(s.account, s.stream, s.log_ahead)
       if s.appended > 0 then
@@ -535,14 +640,35 @@ function M.lines(r, applied)
       end
       if s.dropped > 0 then l = l .. ("; %d dropped by policy"):format(s.dropped) end
       if ndel > 0 then
-        l = l .. ("; %d delete(s) in the log %sapplied to the blocks that still hold them"):format(ndel, verb)
+        l = l .. ("; %d delete(s) in the log %s to the blocks that still hold them")
+          :format(ndel, applied and "applied" or "would be applied")
         if s.uncertain_deletes > 0 then
           l = l .. (" (%d past commit index %d: maybe never committed, applied: the client asked)")
             :format(s.uncertain_deletes, s.max_commit)
         end
       end
       if (s.deletes_kept or 0) > 0 then l = l .. ("; %d delete(s) dropped by policy"):format(s.deletes_kept) end
+      if nrej > 0 then
+        local kinds = {}
+        for k, n in pairs(s.rejected) do kinds[#kinds + 1] = ("%d %s"):format(n, k) end
+        table.sort(kinds)
+        l = l .. ("; %d publish(es) in the log refused as the server refused them (%s), none stored")
+          :format(nrej, table.concat(kinds, ", "))
+      end
+      if (s.purges or 0) > 0 then
+        l = l .. ("; %d purge(s) in the log %sremove %d message(s) the store still holds or salvage appends")
+          :format(s.purges, applied and "" or "would ", s.purged)
+      end
+      if (s.limit_removed or 0) > 0 then
+        l = l .. ("; %d message(s) removed by the stream's limits as salvaged messages were stored")
+          :format(s.limit_removed)
+      end
       out[#out + 1] = l
+      for i = 1, math.min(nrej, 5) do
+        local j = s.rejections[i]
+        out[#out + 1] = ("  refused: entry %d (%s, would be seq %d): %s"):format(j.index, j.subject, j.seq, j.why)
+      end
+      if nrej > 5 then out[#out + 1] = ("  refused: %d more (recovery-report.json)"):format(nrej - 5) end
       for _, n in ipairs(s.notes) do out[#out + 1] = "  note: " .. n end
     end
   end
@@ -594,13 +720,27 @@ function M.json(r)
     for i, n in ipairs(x.notes) do notes[i] = n end
     return notes
   end
+  local function rejected_of(x)
+    local t = json.object()
+    for k, n in pairs(x.rejected or {}) do t[k] = n end
+    return t
+  end
+  local function rejections_of(x)
+    local t = json.array()
+    for i, j in ipairs(x.rejections or {}) do
+      t[i] = { index = j.index, seq = j.seq, subject = j.subject, rule = j.rule, why = j.why }
+    end
+    return t
+  end
   for _, p in ipairs(sorted(r.streams)) do
     local s = r.streams[p]
     o.streams[#o.streams + 1] = { account = s.account, stream = s.stream, group = s.group,
       store_last = s.store_last, log_ahead = s.log_ahead, appended = s.appended, first = s.first,
       last = s.last, uncertain = s.uncertain, dropped = s.dropped, max_commit = s.max_commit,
       block = s.block, deletes = M.sorted_seqs(s.deletes), uncertain_deletes = s.uncertain_deletes,
-      notes = notes_of(s) }
+      notes = notes_of(s), rejected = rejected_of(s), rejections = rejections_of(s),
+      deleted = s.deleted, purges = s.purges, purged = s.purged, limit_removed = s.limit_removed,
+      matched = s.matched, clfs = s.clfs, base_last = s.base_last, base_clfs = s.base_clfs }
   end
   for _, p in ipairs(sorted(r.consumers)) do
     local c = r.consumers[p]

@@ -1,0 +1,253 @@
+-- The server's apply-time rules for a stream group's log entries, over a
+-- model of the stream as its store holds it (docs/FORMAT.md "Replay of a
+-- stream's log"): which publishes it refuses (counted in its failed-entries
+-- counter, clfs, never stored), what a stored message removes (limits with
+-- discard old, rollups) and what a purge removes.  salvage.lua walks the
+-- log and decides with these; nothing here reads the log or writes.
+--
+--   local replay = require "jsr.replay"
+--   local st = replay.state(stream, cfg, from_seq)      -- one scan of the store
+--   local kind, why = replay.refuse(st, msg, L, full)    -- nil | rule, text
+--   local removed = replay.store(st, seq, msg)           -- seqs it removed
+--   removed = replay.purge(st, request, L)
+local jsr = require "jsr"
+local blocks = require "jsr.blocks"
+
+local M = {}
+
+-- A header's value: the server looks up "Key:" exactly (case matters) and
+-- trims the value.
+function M.header(hdrs, key)
+  if not hdrs or hdrs == "" then return nil end
+  for line in hdrs:gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+    if k == key then return v end
+  end
+  return nil
+end
+
+-- filestore.go fileStoreMsgSize: what a message adds to the stream's bytes
+function M.size(subject, hdrs, payload)
+  local n = 22 + #subject + #payload + 8
+  if hdrs and #hdrs > 0 then n = n + 4 + #hdrs end
+  return n
+end
+
+local function num(v, dflt)
+  v = math.tointeger(v)
+  if v == nil then return dflt end
+  return v
+end
+
+-- The parts of a stream's config the rules read (meta.inf as the survivor
+-- last wrote it).
+function M.config(c)
+  c = type(c) == "table" and c or {}
+  return {
+    window = num(c.duplicate_window, 120 * 1000000000),
+    discard_new = c.discard == "new",
+    max_msgs = num(c.max_msgs, -1), max_bytes = num(c.max_bytes, -1),
+    max_per = num(c.max_msgs_per_subject, -1), new_per = c.discard_new_per_subject == true,
+    max_size = num(c.max_msg_size, -1),
+    rollup_ok = c.allow_rollup_hdrs == true and c.deny_purge ~= true,
+  }
+end
+
+local function add_live(st, seq, e)
+  st.live[seq] = e
+  st.msgs, st.bytes = st.msgs + 1, st.bytes + e.size
+  local l = st.subj[e.subject]
+  if not l then l = {}; st.subj[e.subject] = l end
+  l[#l + 1] = seq
+  if seq > st.max_live then st.max_live = seq end
+  if e.msgid then st.ids[e.msgid] = { seq = seq, ts = e.ts } end
+end
+
+-- Takes seq out of the model; true when it was live.
+local function remove(st, seq)
+  local e = st.live[seq]
+  if not e then return false end
+  st.live[seq] = nil
+  st.msgs, st.bytes = st.msgs - 1, st.bytes - e.size
+  local l = st.subj[e.subject]
+  for i = 1, #l do if l[i] == seq then table.remove(l, i) break end end
+  if #l == 0 then st.subj[e.subject] = nil end
+  return true
+end
+M.remove = remove
+
+-- state(stream, cfg) -> st | nil, why: every record of the store (one
+-- scan): st.records[seq] = {ts, subject, deleted} (live or deleted, to
+-- match log entries against), st.live[seq], per-subject live sequences,
+-- the message ids (for deduplication), message and byte counts.
+function M.state(stream, cfg)
+  local st = { cfg = cfg, records = {}, live = {}, subj = {}, ids = {}, msgs = 0, bytes = 0,
+               max_live = 0, first_live = 1 }
+  local sum = blocks.scan(stream, { records = function(rec)
+    if rec.tombstone then return true end
+    local e = { ts = rec.ts, subject = rec.subject or "", deleted = rec.deleted }
+    st.records[rec.seq] = e
+    if not rec.deleted then
+      e.msgid = M.header(rec.headers, "Nats-Msg-Id")
+      e.size = M.size(e.subject, rec.headers, rec.payload or "")
+      add_live(st, rec.seq, e)
+    end
+    return true
+  end })
+  if sum.corrupt or sum.unchecked_blocks > 0 then
+    return nil, sum.unchecked_blocks > 0 and "compressed or encrypted blocks" or "corrupt blocks"
+  end
+  return st
+end
+
+local function lowest_live(st)
+  local low
+  for seq in pairs(st.live) do if not low or seq < low then low = seq end end
+  return low
+end
+
+-- refuse(st, msg, L, full) -> nil | kind, reason, counted: whether the server
+-- refuses the publish at apply time (stream.go processJetStreamMsg,
+-- filestore.go storeRawMsg; the leader checks the same ones, and more,
+-- before proposing on 2.10+, measured).  L: the stream's last sequence
+-- then; full: the model holds the stream as it was then (past the store);
+-- otherwise only the rules the log itself decides are checked.  counted:
+-- the server counts the refusal in clfs (an invalid rollup value it does
+-- not, which leaves every later entry off by one, as on the server).
+function M.refuse(st, msg, L, full)
+  local cfg, h = st.cfg, msg.headers
+  local payload = msg.payload or ""
+  if h and #h > 0 then
+    local id = M.header(h, "Nats-Msg-Id")
+    if id and id ~= "" and cfg.window > 0 then
+      local d = st.ids[id]
+      if d and d.seq <= L and msg.ts - d.ts < cfg.window then
+        return "duplicate", "duplicate Nats-Msg-Id " .. id .. " (seq " .. d.seq .. ")", true
+      end
+    end
+    local ess = M.header(h, "Nats-Expected-Last-Subject-Sequence")
+    -- only 0 (a KV create) is checked at apply time: the leader checked
+    -- the others before proposing and the followers do not again (2.9.10)
+    if full and ess and math.tointeger(tonumber(ess)) == 0 and st.subj[msg.subject] then
+      return "expected_last_subject_sequence", "Nats-Expected-Last-Subject-Sequence 0 (a create) but "
+        .. msg.subject .. " exists", true
+    end
+    local els = M.header(h, "Nats-Expected-Last-Sequence")
+    if els and math.tointeger(tonumber(els)) ~= L then
+      return "expected_last_sequence", ("Nats-Expected-Last-Sequence %s, last was %d"):format(els, L), true
+    end
+    local elm = M.header(h, "Nats-Expected-Last-Msg-Id")
+    if elm and elm ~= "" and elm ~= (st.last_msgid or "") then
+      return "expected_last_msg_id", ("Nats-Expected-Last-Msg-Id %s, last was %q"):format(elm, st.last_msgid or ""), true
+    end
+    local roll = M.header(h, "Nats-Rollup")
+    if roll then
+      if not cfg.rollup_ok then return "rollup", "Nats-Rollup not permitted", true end
+      if roll ~= "sub" and roll ~= "all" then return "rollup", "invalid Nats-Rollup " .. roll, false end
+    end
+  end
+  if cfg.max_size >= 0 and #(h or "") + #payload > cfg.max_size then
+    return "max_msg_size", ("larger than max_msg_size %d"):format(cfg.max_size), true
+  end
+  if full and cfg.discard_new then
+    local asl, fseq = false, nil
+    local l = st.subj[msg.subject]
+    if cfg.max_per > 0 and #msg.subject > 0 and l and #l >= cfg.max_per then
+      if cfg.new_per then
+        return "max_msgs_per_subject", ("discard new: max_msgs_per_subject %d"):format(cfg.max_per), true
+      end
+      asl, fseq = true, l[1]
+    end
+    if cfg.max_msgs > 0 and st.msgs >= cfg.max_msgs and not asl then
+      return "max_msgs", ("discard new: max_msgs %d"):format(cfg.max_msgs), true
+    end
+    local n = #(h or "") + #payload
+    if cfg.max_bytes > 0 and st.bytes + n >= cfg.max_bytes then
+      if not asl or st.live[fseq].size <= n then
+        return "max_bytes", ("discard new: max_bytes %d"):format(cfg.max_bytes), true
+      end
+    end
+  end
+  return nil
+end
+
+-- store(st, seq, msg) -> removed: adds a message the server stored at seq;
+-- returns the live sequences storing it removed (limits, rollups).
+function M.store(st, seq, msg)
+  local cfg = st.cfg
+  local id = M.header(msg.headers, "Nats-Msg-Id")
+  if id == "" then id = nil end
+  add_live(st, seq, { ts = msg.ts, subject = msg.subject, msgid = id,
+                      size = M.size(msg.subject, msg.headers, msg.payload or "") })
+  st.last_msgid = id
+  local removed = {}
+  local function drop(s) if remove(st, s) then removed[#removed + 1] = s end end
+  local roll = M.header(msg.headers, "Nats-Rollup")
+  if roll == "sub" then
+    for _, s in ipairs({ table.unpack(st.subj[msg.subject]) }) do if s ~= seq then drop(s) end end
+  elseif roll == "all" then
+    local all = {}
+    for s in pairs(st.live) do if s ~= seq then all[#all + 1] = s end end
+    for _, s in ipairs(all) do drop(s) end
+  end
+  local l = st.subj[msg.subject]
+  while cfg.max_per > 0 and l and #l > cfg.max_per do drop(l[1]); l = st.subj[msg.subject] end
+  while cfg.max_msgs > 0 and st.msgs > cfg.max_msgs do drop(lowest_live(st)) end
+  while cfg.max_bytes > 0 and st.bytes > cfg.max_bytes and st.msgs > 0 do drop(lowest_live(st)) end
+  table.sort(removed)
+  return removed
+end
+
+local subject_matches = require("jsr.lost").subject_matches -- `*` one token, `>` the rest
+
+-- purge(st, req, L) -> removed: a purge request {filter, seq, keep} as the
+-- server applies it (stream.go purge, filestore.go PurgeEx/Compact/Purge):
+-- the live messages at or below L matching filter, below seq when given,
+-- all but the newest keep of them (without a filter: all below L - keep + 1).
+function M.purge(st, req, L)
+  req = type(req) == "table" and req or {}
+  local filter = type(req.filter) == "string" and req.filter or ""
+  local below = math.tointeger(req.seq) or 0
+  local keep = math.tointeger(req.keep) or 0
+  local match = {}
+  for seq, e in pairs(st.live) do
+    if seq <= L and subject_matches(filter, e.subject) and (below == 0 or seq < below) then
+      match[#match + 1] = seq
+    end
+  end
+  table.sort(match)
+  local removed = {}
+  if keep > 0 then
+    if filter ~= "" and filter ~= ">" then
+      -- the newest keep of the matching messages stay (PurgeEx)
+      for _ = 1, math.min(keep, #match) do match[#match] = nil end
+    else
+      -- by sequence: Compact(last - keep + 1), interior deletes or not
+      local m2 = {}
+      for _, seq in ipairs(match) do if seq <= L - keep then m2[#m2 + 1] = seq end end
+      match = m2
+    end
+  end
+  for _, seq in ipairs(match) do if remove(st, seq) then removed[#removed + 1] = seq end end
+  return removed
+end
+
+-- 2.10+ binary stream snapshot (filestore.go EncodedStreamState): magic
+-- 42, version 1, uvarints msgs, bytes, first_seq, last_seq, failed, ...
+function M.binary_snapshot(data)
+  if #data < 2 or data:byte(1) ~= 42 or data:byte(2) ~= 1 then return nil end
+  local pos, vals = 3, {}
+  for i = 1, 5 do
+    local v, shift = 0, 0
+    repeat
+      local b = data:byte(pos)
+      if not b or shift > 56 then return nil end
+      v = v | ((b & 0x7f) << shift)
+      shift, pos = shift + 7, pos + 1
+    until b < 0x80
+    vals[i] = v
+  end
+  return { last_seq = vals[4], clfs = vals[5] }
+end
+
+return M
