@@ -2,7 +2,8 @@
 /* libFuzzer target for the message block scanner (src/block.c): any bytes
  * as a block file, scanned as the last block (torn-tail rules) and as a
  * middle block; it must never read out of bounds, and its counts must add
- * up (every record is live or deleted). */
+ * up (every record is live or deleted).  A 2.10+ compressed block ("cmp")
+ * is decoded first; one that does not decode is refused with a reason. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t prev = 0;
         char err[512];
         jsr_block_visitor v = {NULL, NULL, NULL};
-        if (!jsr_block_scan(path, &key, NULL, last, &prev, &buf, &v, &st, NULL, err, sizeof err))
+        err[0] = 0;
+        if (!jsr_block_scan(path, &key, NULL, last, &prev, &buf, &v, &st, NULL, err, sizeof err)) {
+            /* only a compressed block (2.10+) that does not decode is
+             * refused whole, and it must say why */
+            if (size >= 3 && memcmp(data, "cmp", 3) == 0 && err[0])
+                continue;
             abort();
+        }
         if (st.live + st.deleted != st.records || st.size != size)
             abort();
     }

@@ -60,8 +60,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         jsr_block_stats st;
         uint64_t prev = 0;
         jsr_block_visitor v = {NULL, NULL, NULL};
-        if (!jsr_block_scan(bpath, &key, &ix, last, &prev, &buf, &v, &st, NULL, err, sizeof err))
+        err[0] = 0;
+        if (!jsr_block_scan(bpath, &key, &ix, last, &prev, &buf, &v, &st, NULL, err, sizeof err)) {
+            /* only a compressed block (2.10+) that does not decode is
+             * refused whole, and it must say why */
+            if (bl >= 3 && memcmp(blk, "cmp", 3) == 0 && err[0])
+                continue;
             abort();
+        }
         if (st.live + st.deleted != st.records || st.size != bl)
             abort();
     }
