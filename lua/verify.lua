@@ -9,8 +9,12 @@
 --
 -- A partial last record of the last block is a crash's torn tail (the
 -- server drops it) and is reported as such, not as corruption; so is an
--- index file that lags its block.  Encrypted and compressed blocks are
--- reported and not checked.
+-- index file that lags its block.  2.10+: msgs/index.db is read and used
+-- as the server uses it (its delete maps, when the server would trust
+-- it; otherwise the blocks and their tombstones), so the live count is
+-- the server's; one it would not trust, or of a newer version than
+-- js-recover knows, is a note.  Compressed blocks are decoded and
+-- checked; encrypted ones need the key.
 --
 -- options:
 --   --json    print the results as JSON (no progress display)
@@ -117,6 +121,7 @@ for _, r in ipairs(results) do
   local status = "ok"
   if r.corrupt then status = "CORRUPT"
   elseif r.unchecked_blocks > 0 then status = r.encrypted_blocks > 0 and "encrypted" or "compressed"
+  elseif r.newer then status = "newer server (see notes)"
   elseif #r.problems > 0 then status = "ok (see notes)" end
   rows[#rows + 1] = { r.account, r.stream, r.blocks, r.records, r.live, r.deleted,
     r.first_seq, r.last_seq, iso(r.first_ts):sub(1, 19), iso(r.last_ts):sub(1, 19),

@@ -3,17 +3,21 @@
 --
 --   js-recover run scripts/dump.lua <store> STREAM [FROM [TO]]     messages FROM..TO
 --   js-recover run scripts/dump.lua <store> STREAM --counts        messages per subject
+--   js-recover run scripts/dump.lua <store> STREAM --index         its msgs/index.db (2.10+)
 --
 -- STREAM is NAME or ACCOUNT/NAME.  An encrypted store needs the server's key
--- (--key-file F or JSR_KEY).  Deleted messages are left out; records
--- whose checksum is wrong are printed with a warning.
+-- (--key-file F or JSR_KEY).  Deleted messages are left out, as the server
+-- counts them: marked in their block, in a trusted msgs/index.db's delete
+-- map, or named by a tombstone; records whose checksum is wrong are
+-- printed with a warning.  --index prints what msgs/index.db holds and
+-- whether the server would trust it.
 local jsr = require "jsr"
 local model = require "jsr.model"
 local blocks = require "jsr.blocks"
 local cli = require "jsr.cli"
 local keys = require "jsr.keys"
 
-local opts, args = cli.parse({ ... }, keys.with { counts = "flag" })
+local opts, args = cli.parse({ ... }, keys.with { counts = "flag", index = "flag" })
 if not opts or #args < 2 or #args > 4 then
   io.stderr:write("usage: js-recover run dump.lua <store> STREAM [FROM [TO]] [--counts] [--key-file F]\n")
   return 2
@@ -32,6 +36,37 @@ end
 if not stream then
   io.stderr:write("dump.lua: no stream ", args[2], "\n")
   return 2
+end
+
+local function iso(ns)
+  if not ns or ns == 0 then return "-" end
+  return os.date("!%Y-%m-%dT%H:%M:%S", ns // 1000000000) .. (".%09dZ"):format(ns % 1000000000)
+end
+
+if opts.index then
+  local r = blocks.index_db(stream, jsr.block_files(stream.path) or {})
+  if not r.db then
+    io.write(("%s: %s%s\n"):format(r.path, r.status, r.message and r.message ~= r.path and (": " .. r.message) or ""))
+    return r.status == "absent" and 0 or 1
+  end
+  local i = r.info
+  io.write(("%s: version %d, %s\n"):format(r.path, i.version,
+    r.trusted and "trusted (the server loads the stream from it)" or ("not trusted: " .. r.why)))
+  io.write(("  messages %d, bytes %d, first %d (%s), last %d (%s), %d subjects\n"):format(i.msgs, i.bytes,
+    i.first_seq, iso(i.first_ts), i.last_seq, iso(i.last_ts), i.subjects))
+  io.write(("  newest block %d, its last record hash %s\n"):format(i.last_block, i.lchk))
+  for _, b in ipairs(r.db:blocks()) do
+    local full = r.db:block(b.index, true)
+    io.write(("  block %d: %d messages, %d bytes, first %d, last %d, deleted %d%s%s\n"):format(b.index, b.msgs,
+      b.bytes, b.first_seq, b.last_seq, b.num_deleted,
+      #full.deleted > 0 and (" {" .. table.concat(full.deleted, ",", 1, math.min(#full.deleted, 50)) ..
+        (#full.deleted > 50 and ",..." or "") .. "}") or "",
+      (b.ttls > 0 or b.schedules > 0) and (", %d with TTL, %d schedules"):format(b.ttls, b.schedules) or ""))
+  end
+  for _, sj in ipairs(r.db:subjects()) do
+    io.write(("  subject %s: %d messages, blocks %d..%d\n"):format(sj.subject, sj.total, sj.first_block, sj.last_block))
+  end
+  return 0
 end
 
 local function printable(s)

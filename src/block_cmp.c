@@ -27,6 +27,45 @@ static int read_at(int fd, unsigned char *to, size_t n, uint64_t off)
     return 1;
 }
 
+/* The decoded size an S2 stream's chunks claim (each compressed chunk's
+ * block starts with its decoded length); 0 when the framing is unreadable
+ * (the decoder then says where). */
+static int stream_claims(const unsigned char *p, size_t n, uint64_t *total)
+{
+    uint64_t sum = 0;
+    size_t at = 0;
+    while (at < n) {
+        if (n - at < 4)
+            return 0;
+        unsigned type = p[at];
+        size_t len = (size_t)p[at + 1] | (size_t)p[at + 2] << 8 | (size_t)p[at + 3] << 16;
+        at += 4;
+        if (len > n - at)
+            return 0;
+        if (type == 0x01) {
+            if (len < 4)
+                return 0;
+            sum += len - 4;
+        } else if (type == 0x00) {
+            uint64_t v = 0;
+            size_t k = 4;
+            for (int shift = 0;; shift += 7) {
+                if (k >= len || shift > 63)
+                    return 0;
+                v |= (uint64_t)(p[at + k] & 0x7f) << shift;
+                if (!(p[at + k++] & 0x80))
+                    break;
+            }
+            sum += v;
+        }
+        if (sum > JSR_BLOCK_DECODED_MAX)
+            return 0;
+        at += len;
+    }
+    *total = sum;
+    return 1;
+}
+
 int jsr_block_decompress(int fd, uint64_t size, jsr_block_cipher *dec, unsigned char **out,
                          size_t *outlen, const char *path, char *err, size_t errlen)
 {
@@ -75,6 +114,12 @@ int jsr_block_decompress(int fd, uint64_t size, jsr_block_cipher *dec, unsigned 
         if (!(file[i++] & 0x80))
             break;
     }
+    /* 2.11.x write the compressed length there, not the decoded one (its
+     * own reader ignores the field): take the chunks' word for it then */
+    uint64_t claims;
+    if (size - i >= CHECKSUM && want == size - i &&
+        stream_claims(file + i, (size_t)size - i - CHECKSUM, &claims))
+        want = claims + CHECKSUM;
     if (want < CHECKSUM || want > JSR_BLOCK_DECODED_MAX || size - i < CHECKSUM) {
         free(file);
         return ERR("%s: compressed block says it holds %llu bytes: impossible", path,

@@ -174,6 +174,7 @@ typedef struct {
     int stopped;
     int64_t older_than; /* when > 0: count the leading live records stamped before it (ns) */
     uint64_t older;
+    int tombs;          /* stack index of the tombstones' sequences */
 } scan_ctx;
 
 static void on_problem(void *ud, jsr_problem_kind kind, uint64_t offset, uint64_t seq,
@@ -198,6 +199,11 @@ static void on_problem(void *ud, jsr_problem_kind kind, uint64_t offset, uint64_
 static int on_record(void *ud, const jsr_record *r)
 {
     scan_ctx *c = ud;
+    if (r->tombstone) {
+        lua_State *L = c->L;
+        lua_pushinteger(L, (lua_Integer)(r->seq & (uint64_t)LUA_MAXINTEGER));
+        lua_rawseti(L, c->tombs, (lua_Integer)lua_rawlen(L, c->tombs) + 1);
+    }
     if (c->older_than > 0 && !r->deleted) {
         if (r->ts >= c->older_than) {
             /* the server expires from the first message on and stops at the
@@ -272,6 +278,77 @@ static int read_sealed_index(const char *path, const jsr_block_cipher *bc, jsr_b
     return ok;
 }
 
+/* A block's entry in index.db as the index scan_block checks it against:
+ * its delete map is borrowed (not freed with ix).  A block the file does
+ * not list holds nothing the server loads: every record below "first". */
+static void from_indexdb(const jsr_indexdb *db, lua_Integer index, jsr_block_index *ix)
+{
+    memset(ix, 0, sizeof *ix);
+    ix->present = ix->valid = 1;
+    const jsr_indexdb_block *b =
+        index >= 0 && index <= UINT32_MAX ? jsr_indexdb_block_find(db, (uint32_t)index) : NULL;
+    if (!b) {
+        ix->first_seq = UINT64_MAX;
+        return;
+    }
+    ix->msgs = b->msgs;
+    ix->bytes = b->bytes;
+    ix->first_seq = b->first_seq;
+    ix->last_seq = b->last_seq;
+    ix->first_ts = b->first_ts;
+    ix->last_ts = b->last_ts;
+    ix->ndel = b->ndel;
+    ix->dmap = b->dmap;
+    ix->dmap_len = b->dmap_len;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The array at t as a delete map alone (valid = 0: no counts to check). */
+static int extra_deleted(lua_State *L, int t, jsr_block_index *ix)
+{
+    memset(ix, 0, sizeof *ix);
+    size_t n = lua_rawlen(L, t);
+    if (!n)
+        return 1;
+    ix->dmap = malloc(n * sizeof *ix->dmap);
+    if (!ix->dmap)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, t, (lua_Integer)i + 1);
+        int isnum;
+        lua_Integer q = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        if (!isnum || q < 0) {
+            jsr_block_index_free(ix);
+            return 0;
+        }
+        ix->dmap[i] = (uint64_t)q;
+    }
+    ix->dmap_len = n;
+    qsort(ix->dmap, n, sizeof *ix->dmap, cmp_seq);
+    return 1;
+}
+
+void jsr_lua_keyfile_opts(lua_State *L, int t, const char *fn, const char **keyfile,
+                          const char **account, const char **context)
+{
+    /* an encrypted block: its N.key, opened with the keys jsr.set_keys set,
+     * under PRF(account, context = "STREAM:N"); the strings stay on the stack */
+    if (lua_getfield(L, t, "keyfile") == LUA_TSTRING)
+        *keyfile = lua_tostring(L, -1);
+    if (lua_getfield(L, t, "account") == LUA_TSTRING)
+        *account = lua_tostring(L, -1);
+    if (lua_getfield(L, t, "context") == LUA_TSTRING)
+        *context = lua_tostring(L, -1);
+    if (*keyfile && (!*account || !*context))
+        luaL_error(L, "%s: keyfile needs account and context", fn);
+}
+
 static jsr_block_buf *shared_buf(lua_State *L)
 {
     /* one buffer per Lua state, reused by every scan: no page faults per block */
@@ -314,17 +391,22 @@ static int l_scan_block(lua_State *L)
     int last = 0, fn = 0;
     uint64_t prev = 0;
     lua_Integer older_than = 0;
+    const jsr_indexdb *idb = NULL;
+    int extra = 0;
+    lua_Integer idb_block = -1;
     if (lua_istable(L, 3)) {
-        /* an encrypted block: its N.key, opened with the keys jsr.set_keys set,
-         * under PRF(account, context = "STREAM:N") */
-        if (lua_getfield(L, 3, "keyfile") == LUA_TSTRING)
-            keyfile = lua_tostring(L, -1);
-        if (lua_getfield(L, 3, "account") == LUA_TSTRING)
-            account = lua_tostring(L, -1);
-        if (lua_getfield(L, 3, "context") == LUA_TSTRING)
-            context = lua_tostring(L, -1);
-        if (keyfile && (!account || !context))
-            return luaL_error(L, "scan_block: keyfile needs account and context");
+        /* 2.10+: the stream's msgs/index.db (indexdb_read) and this block's
+         * number in it, in place of a 2.9 index file */
+        if (lua_getfield(L, 3, "indexdb") != LUA_TNIL) {
+            idb = jsr_lua_indexdb(L, -1);
+            lua_getfield(L, 3, "block_index");
+            idb_block = luaL_checkinteger(L, -1);
+        }
+        /* sequences to take as deleted besides the records' own marks:
+         * the tombstones of later blocks (a rebuild's view, no index) */
+        if (lua_getfield(L, 3, "deleted") == LUA_TTABLE)
+            extra = lua_gettop(L);
+        jsr_lua_keyfile_opts(L, 3, "scan_block", &keyfile, &account, &context);
         if (lua_getfield(L, 3, "index") == LUA_TSTRING)
             idx_path = lua_tostring(L, -1);
         lua_getfield(L, 3, "last");
@@ -365,14 +447,39 @@ static int l_scan_block(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
+    if (idb) {
+        if (idx_path)
+            jsr_block_index_free(&ix);
+        idx_path = NULL;
+        from_indexdb(idb, idb_block, &ix);
+    } else if (extra && !idx_path) {
+        if (!extra_deleted(L, extra, &ix)) {
+            if (dec)
+                jsr_block_cipher_free(dec);
+            return luaL_error(L, "scan_block: deleted must be an array of sequences");
+        }
+        idx_path = ""; /* freed like an index file's */
+    }
     jsr_block_buf *buf = shared_buf(L);
     lua_newtable(L);
     int problems = lua_gettop(L);
-    scan_ctx ctx = {L, problems, fn, 0, (int64_t)older_than, 0};
-    jsr_block_visitor v = {fn || older_than > 0 ? on_record : NULL, on_problem, &ctx};
+    if (idb && !ix.dmap && ix.first_seq == UINT64_MAX) {
+        /* a block the trusted state does not list: the server does not load it */
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, "index");
+        lua_setfield(L, -2, "kind");
+        lua_pushfstring(L, "block %I is not in msgs/index.db: while that file is trusted the "
+                           "server does not load it", idb_block);
+        lua_setfield(L, -2, "message");
+        lua_rawseti(L, problems, 1);
+    }
+    lua_newtable(L);
+    int tombs = lua_gettop(L);
+    scan_ctx ctx = {L, problems, fn, 0, (int64_t)older_than, 0, tombs};
+    jsr_block_visitor v = {on_record, on_problem, &ctx};
     jsr_block_stats st;
-    int ok = jsr_block_scan(path, &key, idx_path ? &ix : NULL, last, &prev, buf, &v, &st, dec,
-                            err, sizeof err);
+    int ok = jsr_block_scan(path, &key, idx_path || idb ? &ix : NULL, last, &prev, buf, &v, &st,
+                            dec, err, sizeof err);
     if (idx_path)
         jsr_block_index_free(&ix);
     if (dec)
@@ -401,8 +508,16 @@ static int l_scan_block(lua_State *L)
         set_int(L, "older", ctx.older);
     lua_pushboolean(L, ctx.stopped);
     lua_setfield(L, -2, "stopped");
+    char hex[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", st.last_hash[i]);
+    lua_pushstring(L, hex);
+    lua_setfield(L, -2, "last_hash");
     lua_pushvalue(L, problems);
     lua_setfield(L, -2, "problems");
+    /* the sequences this block's tombstones delete (2.10+) */
+    lua_pushvalue(L, tombs);
+    lua_setfield(L, -2, "tombstone_seqs");
     return 1;
 }
 
@@ -608,4 +723,5 @@ void jsr_block_register(lua_State *L)
         {NULL, NULL},
     };
     luaL_setfuncs(L, f, 0);
+    jsr_indexdb_register(L);
 }

@@ -118,7 +118,8 @@ int jsr_block_index_parse(const unsigned char *b, size_t n, jsr_block_index *ix,
                           size_t errlen);
 
 /* A compressed block (2.10+ `compression: s2`): "cmp", the algorithm (1 =
- * s2), a uvarint of the decoded size, an S2 stream (s2stream.h) of all but
+ * s2), a uvarint of the decoded size (2.11.x: of the compressed bytes after
+ * the header, which the server never reads back), an S2 stream (s2stream.h) of all but
  * the block's last 8 bytes, and those 8 bytes (the last record's hash) as
  * they are; encryption, if any, covers the whole file.  Reads fd (size
  * bytes, dec its cipher or NULL) from the start: returns 0 when the block

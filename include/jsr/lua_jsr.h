@@ -5,6 +5,7 @@
 #include <lua.h>
 
 #include "jsr/crypto.h"
+#include "jsr/indexdb.h"
 
 #ifndef JSR_VERSION
 #define JSR_VERSION "0.1.0"
@@ -14,6 +15,15 @@ int luaopen_jsr(lua_State *L);
 
 /* Adds the message block functions to the table on top of the stack. */
 void jsr_block_register(lua_State *L);
+/* Adds the msgs/index.db reader (lua_indexdb.c; called by jsr_block_register). */
+void jsr_indexdb_register(lua_State *L);
+/* The parsed index.db at stack index i (raises a Lua error otherwise). */
+const jsr_indexdb *jsr_lua_indexdb(lua_State *L, int i);
+/* Reads {keyfile=, account=, context=} of the table at t (an encrypted
+ * block's N.key and its PRF inputs); a keyfile without the other two
+ * raises an error naming fn. */
+void jsr_lua_keyfile_opts(lua_State *L, int t, const char *fn, const char **keyfile,
+                          const char **account, const char **context);
 
 /* Adds jsr.set_keys; the helpers below use the keys it set. */
 void jsr_crypto_register(lua_State *L);

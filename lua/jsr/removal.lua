@@ -30,7 +30,8 @@ function M.collect(stream, want)
   local newest = files[#files] and files[#files].path
   local out, by_path, live, stopped_in = { count = 0, blocks = {} }, {}, {}, nil
   local ends = {}
-  local s = blocks.scan(stream, { records = function(rec, b)
+  -- the blocks alone: index.db goes, so what only it deletes is live again
+  local s = blocks.scan(stream, { index_db = false, records = function(rec, b)
     ends[b.path] = { rec.seq, rec.ts }
     if rec.deleted then return true end
     local w, why = want(rec)
