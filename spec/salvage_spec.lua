@@ -35,26 +35,10 @@ local function groups(store)
   end
 end
 
--- Rewrites the stream's blocks to hold only sequences <= keep (one block,
--- no index files: the server rebuilds them), as a store that lost its
--- newest writes would look.
-local function cut_store(sdir, name, keep)
-  local recs = {}
-  blocks.scan({ name = name, path = sdir, account = "ACME" }, {
-    records = function(rec)
-      if not rec.deleted and rec.seq <= keep then recs[#recs + 1] = rec end
-    end,
-  })
-  sh("rm -f " .. q(sdir) .. "/msgs/*")
-  local parts = {}
-  for i, r in ipairs(recs) do
-    parts[i] = jsr.block_record(name .. "-1", r.seq, r.ts, r.subject, r.headers, r.payload)
-  end
-  -- and a crash's partial last record: a header announcing 200 bytes, 40 written
-  local torn = jsr.block_record(name .. "-1", keep + 1, 1, "load.a", nil, ("t"):rep(170)):sub(1, 40)
-  cluster.write_file(sdir .. "/msgs/1.blk", table.concat(parts) .. torn)
-  return #recs
-end
+-- the stream's blocks cut back to sequences <= keep, ending in a crash's
+-- partial record
+local cutstore = require "spec.support.cutstore"
+local function cut_store(sdir, name, keep) return cutstore(sdir, name, "ACME", keep, { torn = "load.a" }) end
 
 describe("salvage from the Raft logs (real 2.9.10 cluster)", function()
   local dir, c, copy, served, before, prep_out, report, srv_log, verify_out, verify_code

@@ -587,6 +587,9 @@ function M.plan_removals(plan, salv)
       else
         for _, b in ipairs(res.blocks) do
           b.stream, b.max_age = s, s.max_age
+          -- a block salvage writes after the newest keeps the last
+          -- sequence: an emptied newest block can go like an older one
+          if b.last and ss and ss.block and ss.block ~= b.path then b.last = false end
           local w = salvage_write[b.path]
           if w then
             -- salvage cut a torn tail and appends here: its records follow

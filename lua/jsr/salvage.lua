@@ -212,7 +212,7 @@ local function plan_stream(r, s, sa, sys, keep)
   local base_rec = st.live[L]
   st.last_msgid = base_rec and base_rec.msgid
 
-  local records, appended_at = {}, {}
+  local records, appended_at, gone_at = {}, {}, {}
   -- A crash's partial last record (torn tail) cannot stay in a block that
   -- is no longer the last: then the last block is rewritten without it,
   -- with the salvaged records after its own, and its index files are moved
@@ -229,7 +229,7 @@ local function plan_stream(r, s, sa, sys, keep)
   -- sequence stays taken and it does not come back)
   local function removed(seq)
     local i = appended_at[seq]
-    if i then records[i] = removal.deleted_record(records[i], key)
+    if i then records[i] = removal.deleted_record(records[i], key); gone_at[i] = true
     elseif seq <= store_last then out.deletes[seq] = true end
   end
   local function reject(ev, seq, kind, why, counted)
@@ -337,6 +337,16 @@ local function plan_stream(r, s, sa, sys, keep)
     end
   end
   out.clfs = clfs
+  -- A new block after the store's own does not start with deleted
+  -- records: 2.9.10 takes its first record's sequence as the stream's
+  -- first when the blocks before it hold none (measured: first 4 served
+  -- where the cluster had 5).  Sequences between blocks are simply
+  -- absent, as after any compaction; one record stays to keep the last.
+  if not torn and last_block > 0 then
+    local from = #records
+    for i = 1, #records do if not gone_at[i] then from = i break end end
+    if from > 1 then records = { table.unpack(records, from) } end
+  end
   if #records > 0 then
     out.block = ("%s/msgs/%d.blk"):format(s.path, target)
     local head = ""

@@ -1,0 +1,141 @@
+-- The exact replay of a stream's Raft log (jsr/salvage.lua, jsr/replay.lua)
+-- against logs real clusters wrote (spec/fixtures/raft/replay-*.tar.gz,
+-- scripts/gen-replay-fixture.lua): a publish of every kind the server
+-- refuses (duplicate Nats-Msg-Id, discard new at max_msgs, max_bytes and
+-- max_msgs_per_subject, wrong Nats-Expected-Last-Sequence / -Subject-
+-- Sequence 0 (a KV create) / -Msg-Id, a rollup the stream does not allow,
+-- a KV bucket's create of an existing key), limits of discard old, KV
+-- deletes and purges (rollups), and purges (filtered with keep, up to a
+-- sequence) and deletes right before the crash.  The survivor's store is
+-- cut back (all of it, half of it, nothing), prepared, and served by the
+-- same server version; every stream must be exactly what the cluster
+-- served: state (messages, bytes, first, last, deleted) and every message.
+local jsr = require "jsr"
+local json = jsr.json
+local blocks = require "jsr.blocks"
+local ns = require "spec.support.natsserver"
+local cluster = require "spec.support.cluster"
+local servers = require "spec.support.servers"
+local cutstore = require "spec.support.cutstore"
+
+local BIN = os.getenv("JSR_BIN") or "build/js-recover"
+local q = cluster.quote
+local function sh(cmd) assert(os.execute(cmd), cmd) end
+
+local STREAMS = { "BIG", "DEDUP", "EXP", "FULL", "FULLB", "KV_CFG", "LMID", "OLD", "PERSUBJ", "PURGE", "ROLL" }
+
+-- What a stream is, as jsload dump shows it: its state and its messages.
+local function view(dump, name)
+  local s = dump.streams[name]
+  if not s then return nil end
+  local st = s.info.state
+  return { messages = st.messages, bytes = st.bytes, first_seq = st.first_seq, last_seq = st.last_seq,
+           num_deleted = st.num_deleted or 0, list = s.messages }
+end
+
+-- untar the fixture, cut each stream (how(name, last) -> keep or nil),
+-- prepare, serve with bin; -> {served, report, prep}
+local function recover(fixture, bin, how)
+  local dir = ns.tmpdir()
+  sh(("tar -xzf %s -C %s"):format(q(fixture), q(dir)))
+  local expected = assert(json.decode(assert(cluster.read_file(dir .. "/expected.json"))))
+  local store = dir .. "/n2"
+  for _, name in ipairs(STREAMS) do
+    local sdir = store .. "/jetstream/ACME/streams/" .. name
+    local last = blocks.scan({ name = name, path = sdir, account = "ACME" }).last_seq
+    local keep = how(name, last)
+    if keep then cutstore(sdir, name, "ACME", keep) end
+  end
+  local code, out, err = cluster.run { BIN, "prepare", store }
+  assert(code == 0, err .. out)
+  local report = assert(json.decode(assert(cluster.read_file(store .. "/recovery-report.json"))))
+  local srv = ns.start { config = store .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60, bin = bin }
+  local served
+  local ok, serr = pcall(function()
+    local a
+    for _, x in ipairs(report.accounts) do if x.name == "ACME" then a = x end end
+    served = cluster.jsload(srv.url, { user = a.user, password = a.password }, "dump", "--timeout-ms", "10000")
+  end)
+  srv:stop()
+  assert(ok, serr)
+  ns.rmtree(dir)
+  return { served = served, report = report, prep = out, expected = expected }
+end
+
+local function salvaged(report, name)
+  for _, s in ipairs(report.salvaged.streams) do if s.stream == name then return s end end
+end
+
+local function bin_of(version)
+  for _, s in ipairs(servers.all()) do if s.version == version then return s.bin end end
+end
+
+-- what each fixture's log holds that the server refused at apply time
+-- (the rest it refused before proposing: docs/FORMAT.md)
+local REFUSED = {
+  ["2.9.10"] = {
+    DEDUP = { duplicate = 1 }, FULL = { max_msgs = 2 }, FULLB = { max_bytes = 3 },
+    PERSUBJ = { max_msgs_per_subject = 1 }, ROLL = { rollup = 1 }, LMID = { expected_last_msg_id = 1 },
+    EXP = { expected_last_sequence = 1, expected_last_subject_sequence = 1 },
+    KV_CFG = { expected_last_subject_sequence = 2 },
+  },
+  ["2.15.3"] = { LMID = { expected_last_msg_id = 1 } },
+}
+
+for _, version in ipairs { "2.9.10", "2.15.3" } do
+  local fixture = "spec/fixtures/raft/replay-" .. version .. ".tar.gz"
+  local bin = bin_of(version)
+  describe("replay of stream logs " .. version .. " wrote", function()
+    if not bin then
+      pending("nats-server " .. version .. " not built (make servers)")
+      return
+    end
+    local cases = {
+      { what = "the store lost every message", how = function() return 0 end },
+      { what = "the store lost its newest half", how = function(_, last) return last // 2 end },
+      { what = "the store is whole", how = function() return nil end },
+    }
+    for _, case in ipairs(cases) do
+      it(case.what .. ": every stream exactly as the cluster served it", function()
+        local r = recover(fixture, bin, case.how)
+        for _, name in ipairs(STREAMS) do
+          local want, got = view(r.expected, name), view(r.served, name)
+          assert.is_table(want, name)
+          assert.are.same(want, got, ("%s: want %s\ngot %s\n%s"):format(name, json.encode(want), json.encode(got), r.prep))
+        end
+      end)
+    end
+
+    it("the store lost every message: each refused publish reported with its rule, none stored", function()
+      local r = recover(fixture, bin, function() return 0 end)
+      for _, name in ipairs(STREAMS) do
+        local s = salvaged(r.report, name)
+        assert.is_table(s, name)
+        assert.are.same(REFUSED[version][name] or {}, s.rejected, name)
+        local n = 0
+        for _ in pairs(REFUSED[version][name] or {}) do n = n + 1 end
+        assert.are.equal(#s.rejections > 0, n > 0, name)
+        for _, j in ipairs(s.rejections) do
+          assert.matches(("salvage:   refused: entry %d "):format(j.index), r.prep, 1, true)
+        end
+      end
+      -- the purges and deletes before the crash, applied in their place
+      local p = salvaged(r.report, "PURGE")
+      assert.are.equal(2, p.purges)
+      assert.are.equal(3, p.purged)
+      assert.are.equal(2, p.deleted)
+      assert.matches("salvage: stream ACME > PURGE: log ahead of the store by 10 message(s)", r.prep, 1, true)
+    end)
+
+    it("the store is whole: salvage appends nothing and removes nothing", function()
+      local r = recover(fixture, bin, function() return nil end)
+      for _, name in ipairs(STREAMS) do
+        local s = salvaged(r.report, name)
+        if s then
+          assert.are.equal(0, s.appended, name)
+          assert.is_nil(s.block, name)
+        end
+      end
+    end)
+  end)
+end
