@@ -15,9 +15,9 @@ PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFL
 PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
 CFLAGS   = $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude \
            $(PKG_CFLAGS) -DJSR_VERSION='"$(VERSION)"'
-LDLIBS   = $(PKG_LIBS) -lhighwayhash -lcrypt
+LDLIBS   = $(PKG_LIBS) -lhighwayhash -lcrypt -lnats
 
-CORE     = buf json metasum os fsops changes walk lua_jsr block block_cmp s2stream lua_block indexdb lua_indexdb jread undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage
+CORE     = buf json metasum os fsops changes walk lua_jsr block block_cmp s2stream lua_block indexdb lua_indexdb jread undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage tar s2write lua_snapshot lua_nats
 # every script under lua/ is built in
 BUILTINS = $(patsubst lua/%,%,$(sort $(wildcard lua/*.lua lua/jsr/*.lua)))
 
@@ -47,7 +47,7 @@ $(BUILD)/js-recover: $(CORE_OBJ) $(BUILD)/host.o $(BUILD)/main.o $(BUILD)/builti
 
 # the same C code as a Lua module, so specs can test primitives directly
 $(BUILD)/jsr.so: $(PIC_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared $^ -o $@ $(shell pkg-config --libs libcrypto libsodium) -lhighwayhash -lcrypt
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared $^ -o $@ $(shell pkg-config --libs libcrypto libsodium) -lhighwayhash -lcrypt -lnats
 
 # a real NATS client (libnats) that prints what a server serves, for tests
 $(BUILD)/jscheck: spec/support/jscheck.c spec/support/jsutil.c spec/support/jsutil.h | $(BUILD)

@@ -16,15 +16,8 @@ local servers = require "spec.support.servers"
 local nats, newest = servers.natscli(), servers.newest()
 if not (nats and newest) then return end -- servers.lua names what was not built
 
-local function run(args)
-  local parts = { fx.quote(nats) }
-  for _, a in ipairs(args) do parts[#parts + 1] = fx.quote(a) end
-  local h = assert(io.popen(table.concat(parts, " ") .. " 2>&1"))
-  local out = h:read("a")
-  local ok, _, code = h:close()
-  assert(ok, ("nats %s exited %s: %s"):format(table.concat(args, " "), tostring(code), out))
-  return out
-end
+local restored = require "spec.support.restored"
+local function run(args) return restored.nats(nats, args) end
 
 describe("the runbook with the real nats CLI, into a fresh " .. newest.version .. " cluster", function()
   local served, want, report, restore_out
@@ -62,25 +55,7 @@ describe("the runbook with the real nats CLI, into a fresh " .. newest.version .
         run { "--server", c.nodes[1].url, "--user", acme.user, "--password", acme.password,
               "backup", "restore", "stream", backups .. "/" .. s.name, "--no-progress" }
       end
-      -- a restored R3 consumer reports num_pending 0 until its leader has
-      -- counted them (measured on 2.15.3: about 5 s after the restore), so
-      -- read until what is served stops changing towards the dead
-      -- cluster's numbers, for at most 30 s; the assertions below judge
-      -- the last look
-      local now
-      for _ = 1, 30 do
-        now = ns.jscheck({ url = c.nodes[2].url }, { user = acme.user, password = acme.password }).streams
-        local settled = true
-        for name, w in pairs(want) do
-          for cname, wc in pairs(w.consumers or {}) do
-            local sc = now[name] and now[name].consumers[cname]
-            if not sc or sc.num_pending ~= wc.num_pending then settled = false end
-          end
-        end
-        if settled then break end
-        os.execute("sleep 1")
-      end
-      return now
+      return restored.served(c.nodes[2].url, { user = acme.user, password = acme.password }, want)
     end)
     srv:stop()
     if c then c:stop_all() end
@@ -97,31 +72,5 @@ describe("the runbook with the real nats CLI, into a fresh " .. newest.version .
     assert.matches("$G > ORDERS: retention limits, num_replicas 3, max_age 7d", restore_out, 1, true)
   end)
 
-  it("serves every stream with its original retention and replicas", function()
-    for name, w in pairs(want) do
-      local s = served[name]
-      assert.is_table(s, name)
-      assert.are.equal(w.retention, s.retention, name)
-      assert.are.equal(w.replicas, s.replicas, name)
-      assert.are.equal(w.max_age_ns, s.max_age_ns, name)
-    end
-  end)
-
-  it("serves every message: counts, first and last sequences", function()
-    for name, w in pairs(want) do
-      local s = served[name]
-      assert.are.same({ w.messages, w.first_seq, w.last_seq }, { s.messages, s.first_seq, s.last_seq }, name)
-    end
-  end)
-
-  it("keeps every consumer's position", function()
-    for name, w in pairs(want) do
-      for cname, wc in pairs(w.consumers or {}) do
-        local sc = served[name].consumers[cname]
-        assert.is_table(sc, name .. " > " .. cname)
-        assert.are.equal(wc.ack_floor_stream_seq, sc.ack_floor_stream_seq, name .. " > " .. cname)
-        assert.are.equal(wc.num_pending, sc.num_pending, name .. " > " .. cname .. ": " .. json.encode(sc))
-      end
-    end
-  end)
+  restored.its(it, function() return served end, function() return want end)
 end)

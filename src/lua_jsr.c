@@ -671,5 +671,7 @@ int luaopen_jsr(lua_State *L)
     jsr_crypto_register(L);
     jsr_raft_register(L);
     jsr_salvage_register(L);
+    jsr_snapshot_register(L);
+    jsr_nats_register(L);
     return 1;
 }

@@ -33,6 +33,12 @@ void jsr_raft_register(lua_State *L);
 
 /* Adds block record and o.dat encoders for salvage (lua_salvage.c). */
 void jsr_salvage_register(lua_State *L);
+
+/* Adds jsr.snapshot_writer, a tar framed as an S2 stream (lua_snapshot.c). */
+void jsr_snapshot_register(lua_State *L);
+
+/* Adds jsr.nats_connect, a small libnats client for restore (lua_nats.c). */
+void jsr_nats_register(lua_State *L);
 int jsr_keys_set(lua_State *L);
 /* meta.inf ciphertext -> malloc'd plaintext (NUL-terminated), with the
  * cipher's name and which key ("key", "previous key") opened it. */

@@ -1,0 +1,28 @@
+-- js-recover export <store> <dir> [options]
+--
+-- Writes every stream the policy keeps as a natscli backup directory,
+-- <dir>/<ACCOUNT>/<STREAM>/backup.json and stream.tar.s2, for a cluster
+-- the recovery machine cannot reach: `nats stream restore` (natscli 0.5:
+-- `nats backup restore stream`) restores each into the new cluster.
+-- What is exported is the stream as replayed (salvaged Raft tail,
+-- messages the cluster had deleted, expired or consumed removed,
+-- consumers' positions as salvaged) with its ORIGINAL config: retention
+-- (work queue and interest included), replicas, placement and age limits
+-- as the dead cluster had them; nothing to edit by hand.
+-- The store is only read: no copy, no prepare, no standalone server.
+--
+-- options:
+--   --json        print what was written as JSON
+--   --replicas N  set num_replicas in every exported config (consumers
+--                 above it follow the stream)
+--   --no-placement
+--                 drop placement (the new cluster's tags differ)
+--   --skip-bad    leave out (and report) what cannot be read
+--   --force-open  read the store although a process uses it
+--   --force       replace backups already in <dir>
+--   --key-file F, --prev-key-file F  (or JSR_KEY, JSR_PREV_KEY)
+--
+-- Each stream is written to a temporary name and renamed when whole, so
+-- an export cut off leaves no backup that looks complete.
+-- Exit codes: 0 done; 1 the store has problems (listed); 2 usage; 3 failure.
+return require("jsr.export").run(nil, ...)

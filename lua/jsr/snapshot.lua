@@ -1,0 +1,344 @@
+-- A stream's snapshot as the survivor's store holds it once replayed, built
+-- without writing to the store: the files prepare would leave (its plan's
+-- salvaged tails, removed expired/deleted/done messages, consumers' o.dat
+-- after salvage) as a virtual file set over the store's own files, and the
+-- stream's ORIGINAL config (retention, replicas, age limits as the dead
+-- cluster had them, not prepare's standalone ones).  export.lua writes it
+-- as natscli backups, restore.lua sends it to a cluster's restore API
+-- (docs/FORMAT.md "Snapshot and restore").
+local jsr = require "jsr"
+local model = require "jsr.model"
+local prepare = require "jsr.prepare"
+local removal = require "jsr.removal"
+local json = jsr.json
+
+local M = {}
+
+-- bytes read from a store file per write into the snapshot: memory stays
+-- at about this much whatever the stream's size
+M.PIECE = 1 << 20
+
+local function copy(v) return assert(json.decode(assert(json.encode(v)))) end
+
+local function base(path) return path:match("([^/]+)$") end
+
+-- plan(store, policy, opts) -> r | nil, msg
+-- r = {model, plan, streams = {entry...}, problems = {...}}; each entry as
+-- prepare.plan's streams, with .original_config and per consumer
+-- .original_config: what meta.inf held before the plan edited it.
+-- The store is only read: prepare.plan decides, nothing is applied.
+function M.plan(store, policy, opts)
+  opts = opts or {}
+  local st, err = jsr.open(store)
+  if not st then return nil, err end
+  -- a prepared store holds prepare's configs (limits retention, R1): the
+  -- original is then only in recovery-report.json, and undo gives it back
+  if jsr.lstat(st.store_dir .. "/recovery-report.json") or jsr.lstat(st.store_dir .. "/.js-recover/journal") then
+    return nil, st.store_dir .. ": this store was prepared (recovery-report.json or .js-recover/journal "
+      .. "is there): its configs are prepare's, not the cluster's; run `js-recover undo` on it first "
+      .. "(or restore from an unprepared copy)"
+  end
+  local m, merr = model.scan(store)
+  if not m then return nil, merr end
+  local originals = {}
+  for _, s in ipairs(m.streams) do
+    if s.config then originals[s.path] = copy(s.config) end
+    for _, c in ipairs(s.consumers or {}) do
+      if c.config then originals[c.path] = copy(c.config) end
+    end
+  end
+  local plan = prepare.plan(m, policy, opts)
+  local r = { model = m, plan = plan, streams = {}, problems = {} }
+  for _, p in ipairs(plan.problems) do r.problems[#r.problems + 1] = p end
+  for _, s in ipairs(m.streams) do
+    if s.encrypted then
+      r.problems[#r.problems + 1] = { path = s.path, message = s.path .. ": an encrypted stream: "
+        .. "export and restore do not decrypt blocks yet (prepare, a standalone server and natscli do)" }
+    end
+  end
+  for _, e in ipairs(plan.streams) do
+    e.original_config = originals[e.path]
+    for _, c in ipairs(e.consumers) do c.original_config = originals[c.path] end
+    r.streams[#r.streams + 1] = e
+  end
+  return r
+end
+
+-- Hooks of export and restore (the others are prepare's, jsr/prepare.lua):
+-- restore_config(stream, cfg) edits the config the target gets (the
+-- original, with --replicas and --no-placement applied).
+M.hooks = { restore_config = function(stream, cfg) end }
+
+-- split(policy) -> prepare's hooks, export/restore's hooks
+function M.split(policy)
+  local p, own = {}, {}
+  for k, v in pairs(M.hooks) do own[k] = v end
+  for k, v in pairs(policy or {}) do
+    if M.hooks[k] then own[k] = v else p[k] = v end
+  end
+  return p, own
+end
+
+-- configure(r, own, opts): each entry's .target_config, the stream config
+-- a restore request carries: the original without meta.inf's "Created"
+-- (not a StreamConfig field), num_replicas from opts.replicas, placement
+-- dropped with opts.no_placement, then own.restore_config.  A consumer
+-- with more replicas than the stream gets 0 (as the stream) in its
+-- meta.inf (.meta_override), which the server otherwise refuses (10126).
+-- The store's config of a stream as a StreamConfig: without "Created".
+function M.stream_config_of(e)
+  local cfg = copy(e.original_config)
+  cfg.Created = nil
+  return cfg
+end
+
+function M.configure(r, own, opts)
+  for _, e in ipairs(r.streams) do
+    local cfg = M.stream_config_of(e)
+    if opts.replicas then cfg.num_replicas = opts.replicas end
+    if opts.no_placement then cfg.placement = nil end
+    own.restore_config({ account = e.account, name = e.name, path = e.path }, cfg)
+    e.target_config = cfg
+    local n = math.type(cfg.num_replicas) == "integer" and cfg.num_replicas or 1
+    for _, c in ipairs(e.consumers) do
+      local cc = c.original_config
+      c.meta_override = nil
+      if cc and math.type(cc.num_replicas) == "integer" and cc.num_replicas > n then
+        local edited = copy(cc)
+        edited.num_replicas = 0
+        c.meta_override = assert(json.encode(edited))
+        c.meta_sum = jsr.metasum(e.name .. "/" .. base(c.path), c.meta_override)
+      end
+    end
+  end
+end
+
+local function block_index(name)
+  return tonumber(name:match("^(%d+)%.%a+$")) or math.huge
+end
+
+-- files(r, entry) -> { {name=, path=|make=}, ... }
+-- name: the path inside the snapshot; path: a store file streamed as it
+-- is; make(): its bytes, computed only when written (a block with records
+-- marked deleted, a decoded compressed block, salvage's bytes).
+function M.files(r, entry)
+  local plan = r.plan
+  local dir = entry.path
+  local over, drop = {}, {}
+  for _, w in ipairs(plan.salvage_writes or {}) do
+    local data = w.data
+    over[w.path] = function() return data end
+  end
+  for _, p in ipairs(plan.salvage_removals or {}) do drop[p] = true end
+  local decoded = false
+  local empty_last = {}
+  for _, b in ipairs(plan.expired) do
+    if b.stream == entry then
+      if b.index_db then drop[b.index_db] = true end
+      if b.merged then
+        -- marked in the bytes salvage writes
+      elseif b.whole and not b.last then
+        drop[b.path] = true
+        for _, f in ipairs(b.index_files) do drop[f] = true end
+      elseif b.whole and not b.encrypted and not b.v210 then
+        over[b.path] = function() return "" end
+        empty_last[b.path] = b.last_seq
+        local idx = b.path:gsub("%.blk$", ".idx")
+        local text = removal.empty_index(b.last_seq, b.last_ts)
+        over[idx] = function() return text end
+        for _, f in ipairs(b.index_files) do if f ~= idx then drop[f] = true end end
+      else
+        over[b.path] = function()
+          return assert(jsr.block_mark_deleted(b.path, b.offsets,
+            { encrypted = b.encrypted, key = not b.encrypted and b.key or nil }))
+        end
+        for _, f in ipairs(b.index_files) do drop[f] = true end
+      end
+    end
+  end
+  local out = {}
+  local function add(name, path)
+    if drop[path] then return end
+    if over[path] then
+      out[#out + 1] = { name = name, make = over[path], store_path = path, last_seq = empty_last[path] }
+      over[path] = nil
+    elseif jsr.lstat(path) == "file" then
+      out[#out + 1] = { name = name, path = path }
+    end
+  end
+  add("meta.inf", dir .. "/meta.inf")
+  add("meta.sum", dir .. "/meta.sum")
+  local names = jsr.listdir(dir .. "/msgs") or {}
+  -- blocks salvage creates are not on disk yet
+  for p in pairs(over) do
+    local n = p:match("^" .. dir:gsub("%p", "%%%0") .. "/msgs/([^/]+)$")
+    if n then names[#names + 1] = n end
+  end
+  table.sort(names, function(a, b)
+    local ia, ib = block_index(a), block_index(b)
+    if ia ~= ib then return ia < ib end
+    return a < b
+  end)
+  local seen = {}
+  for _, n in ipairs(names) do
+    local p = dir .. "/msgs/" .. n
+    if not seen[n] and not n:match("%.key$") then
+      seen[n] = true
+      -- a compressed block goes decoded: the restoring server's own
+      -- config decides its compression, and index.db then goes too
+      if n:match("%.blk$") and not over[p] and not drop[p] and jsr.lstat(p) == "file"
+          and jsr.block_compressed(p) then
+        over[p] = function() return assert(jsr.block_mark_deleted(p, {})) end
+        decoded = true
+      end
+      add("msgs/" .. n, p)
+    end
+  end
+  if decoded then
+    for i = #out, 1, -1 do if out[i].name == "msgs/index.db" then table.remove(out, i) end end
+  end
+  for _, c in ipairs(entry.consumers) do
+    local cn = base(c.path)
+    if c.meta_override then
+      local text, sum = c.meta_override, c.meta_sum
+      out[#out + 1] = { name = "obs/" .. cn .. "/meta.inf", make = function() return text end }
+      out[#out + 1] = { name = "obs/" .. cn .. "/meta.sum", make = function() return sum end }
+    else
+      for _, f in ipairs { "meta.inf", "meta.sum" } do add("obs/" .. cn .. "/" .. f, c.path .. "/" .. f) end
+    end
+    add("obs/" .. cn .. "/o.dat", c.path .. "/o.dat")
+  end
+  return out
+end
+
+local function file_size(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+-- write(r, entry, sink [, progress]) -> tar_bytes
+-- Streams the snapshot (tar in S2 framing) into sink(bytes), piece by
+-- piece; progress(bytes_of_store_read) after each piece.
+function M.write(r, entry, sink, progress)
+  local w = jsr.snapshot_writer()
+  sink(w:take())
+  for _, f in ipairs(M.files(r, entry)) do
+    if f.make then
+      local data = f.make()
+      w:file(f.name, #data)
+      for i = 1, #data, M.PIECE do
+        w:write(data:sub(i, i + M.PIECE - 1))
+        sink(w:take())
+      end
+      if progress then progress(#data) end
+    else
+      local fh = assert(io.open(f.path, "rb"))
+      local size = assert(file_size(f.path))
+      w:file(f.name, size)
+      local left = size
+      while left > 0 do
+        local piece = fh:read(math.min(M.PIECE, left))
+        if not piece then
+          fh:close()
+          error(("%s: ended after %d of %d bytes while it was read"):format(f.path, size - left, size), 0)
+        end
+        w:write(piece)
+        left = left - #piece
+        sink(w:take())
+        if progress then progress(#piece) end
+      end
+      fh:close()
+    end
+  end
+  w:finish()
+  sink(w:take())
+  return w:tar_bytes()
+end
+
+-- Records of a block held in memory (docs/FORMAT.md "Message block
+-- records"): bit 63 of the sequence marks a deleted one.
+local function scan_bytes(data, acc)
+  local o, n = 1, #data
+  while o + 22 <= n do
+    local rl, seq, ts = string.unpack("<I4I8i8", data, o)
+    local len = rl & 0x7fffffff
+    if len < 30 or o + len - 1 > n then break end
+    if seq & (1 << 63) == 0 then acc(seq, ts, len) else acc(nil, nil, nil, seq & ~(1 << 63)) end
+    o = o + len
+  end
+end
+
+local function rfc3339(ns)
+  if not ns or ns == 0 then return "0001-01-01T00:00:00Z" end
+  local sec, frac = ns // 1000000000, ns % 1000000000
+  local t = os.date("!%Y-%m-%dT%H:%M:%S", sec)
+  if frac == 0 then return t .. "Z" end
+  return t .. ("." .. ("%09d"):format(frac)):gsub("0+$", "") .. "Z"
+end
+M.rfc3339 = rfc3339
+
+-- state(r, entry) -> {messages, bytes, first_seq, first_ts, last_seq,
+-- last_ts, consumer_count} as the snapshot's blocks hold them (the
+-- server's StreamState in backup.json and the restore request)
+function M.state(r, entry)
+  local s = { messages = 0, bytes = 0, first_seq = 0, first_ns = 0, last_seq = 0, last_ns = 0 }
+  local function acc(seq, ts, len, dseq)
+    if seq then
+      s.messages, s.bytes = s.messages + 1, s.bytes + len
+      if s.first_seq == 0 or seq < s.first_seq then s.first_seq, s.first_ns = seq, ts end
+      if seq >= s.last_seq then s.last_seq, s.last_ns = seq, ts end
+    elseif dseq and dseq > s.last_seq then
+      s.last_seq = dseq
+    end
+  end
+  local files = M.files(r, entry)
+  local blocks = {}
+  for _, f in ipairs(files) do if f.name:match("^msgs/%d+%.blk$") then blocks[#blocks + 1] = f end end
+  local idx_of = {}
+  for _, f in ipairs(files) do
+    local i = f.name:match("^msgs/(%d+)%.idx$")
+    if i then idx_of[i] = f end
+  end
+  for k, f in ipairs(blocks) do
+    local i = f.name:match("(%d+)%.blk$")
+    local idx = idx_of[i]
+    if f.make then
+      local data = f.make()
+      scan_bytes(data, acc)
+      -- an emptied newest block: its index keeps the last sequence
+      if f.last_seq and f.last_seq > s.last_seq then s.last_seq = f.last_seq end
+    elseif jsr.lstat(f.path) == "file" and file_size(f.path) == 0 then
+      local last = idx and idx.path and jsr.block_indexed_last(f.path, idx.path)
+      if last and last > s.last_seq then s.last_seq = last end
+    else
+      local st = assert(jsr.scan_block(f.path, entry.name .. "-" .. i,
+        { index = idx and idx.path, last = k == #blocks }))
+      if st.live > 0 then
+        if s.first_seq == 0 or st.first_seq < s.first_seq then s.first_seq, s.first_ns = st.first_seq, st.first_ts end
+        if st.last_seq >= s.last_seq then s.last_ns = st.last_ts end
+      end
+      s.messages, s.bytes = s.messages + st.live, s.bytes + (st.live_bytes or 0)
+      if (st.last_record_seq or 0) > s.last_seq then s.last_seq = st.last_record_seq end
+    end
+  end
+  if s.messages == 0 then
+    s.first_seq = s.last_seq + 1
+  end
+  s.consumer_count = #entry.consumers
+  return s
+end
+
+-- The state as Go's encoding/json writes a StreamState (natscli's
+-- backup.json and the restore request carry it).
+function M.state_json(s)
+  local o = json.object()
+  o.messages, o.bytes, o.first_seq = s.messages, s.bytes, s.first_seq
+  o.first_ts, o.last_seq, o.last_ts = rfc3339(s.first_ns), s.last_seq, rfc3339(s.last_ns)
+  o.consumer_count = s.consumer_count
+  return o
+end
+
+return M
