@@ -7,7 +7,9 @@
 -- stream the messages past max_age now, counted from the blocks; the
 -- consumers it deletes for inactivity); the Raft groups of the system
 -- account; entries that were skipped (partial deletes, symlinks) or could
--- not be read.
+-- not be read; what a nats-server newer than js-recover knows wrote (an
+-- index.db version, meta.inf fields, an API level, files, a block's
+-- compression: jsr/newer.lua), each named where it is.
 --
 -- options:
 --   --json    print the same as JSON, for scripts
@@ -126,11 +128,14 @@ else
   report.problems[#report.problems + 1] = { path = m.store.store_dir, message = report.log_ahead.why }
   salv = nil
 end
+-- what a server newer than js-recover knows wrote (informational, like
+-- lost: prepare refuses such a store unless told otherwise)
+report.newer = require("jsr.newer").findings(m)
 local status = #report.problems > 0 and 1 or 0
 
 if opts.json then
   -- plain tables: mark empty lists as arrays so they stay [] in JSON
-  for _, k in ipairs { "accounts", "streams", "raft_groups", "skipped", "problems" } do
+  for _, k in ipairs { "accounts", "streams", "raft_groups", "skipped", "problems", "newer" } do
     json.array(report[k])
   end
   for _, s in ipairs(report.streams) do json.array(s.consumers); json.array(s.time_limits) end
@@ -193,6 +198,11 @@ if salv and salv.available then
   end
 elseif not sok then
   stdout:write("\n", report.log_ahead.why, "\n")
+end
+if #report.newer > 0 then
+  stdout:write(("\nWritten by a newer nats-server (%d finding(s); prepare refuses such a store without --allow-newer):\n")
+    :format(#report.newer))
+  for _, f in ipairs(report.newer) do stdout:write("  ", f.message, "\n") end
 end
 if status ~= 0 then
   stdout:write(("\n%d problem(s):\n"):format(#report.problems))

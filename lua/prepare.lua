@@ -30,6 +30,9 @@
 --   --force-open  change the store although other processes use it (an
 --                 open file under it, or a nats-server whose command line
 --                 or config names it); without it prepare refuses
+--   --allow-newer change a store a nats-server newer than js-recover knows
+--                 wrote (inspect lists why it thinks so); without it prepare
+--                 refuses such a store
 --   --json        print the report as JSON
 --   --keep-age-limits
 --                 leave max_age, subject_delete_marker_ttl and inactive_threshold

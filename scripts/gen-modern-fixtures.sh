@@ -11,7 +11,7 @@
 # msgs/index.db as it stops).
 #
 # Streams: PLAIN (3 subjects, 32 KB blocks, messages deleted in the oldest
-# block and in the newest), CMP (the same with compression: s2), PURGED
+# block and in the newest; a durable consumer WORK that acked 10), CMP (the same with compression: s2), PURGED
 # (purged), and the KV bucket CFG (keys put, one updated, one deleted).
 # state.json: `nats stream info --json` state of each, taken before the
 # server stopped.
@@ -61,6 +61,9 @@ for q in 5 6 200 449; do
   for s in PLAIN CMP; do n req "\$JS.API.STREAM.MSG.DELETE.$s" "{\"seq\":$q,\"no_erase\":true}" 2>/dev/null; done
 done
 n stream rmm PLAIN 7 -f
+# a durable pull consumer that has acknowledged the first 10 messages
+n consumer add PLAIN WORK --pull --ack explicit --deliver all --defaults
+n consumer next PLAIN WORK --count 10 --ack 2>/dev/null
 n stream add PURGED --subjects 'purged.>' --storage file --defaults
 n pub purged.x --count 20 "$body" 2>/dev/null
 n stream purge PURGED -f

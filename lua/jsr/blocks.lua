@@ -131,12 +131,24 @@ end
 
 function M.apply_tombstones(s, stream, files, ctx)
   table.sort(ctx.tombs)
+  local tombs = {}
+  for _, t in ipairs(ctx.tombs) do
+    if t ~= tombs[#tombs] then tombs[#tombs + 1] = t end
+  end
   for i, st in pairs(ctx.per) do
     local mine = {}
-    for _, t in ipairs(ctx.tombs) do
+    for _, t in ipairs(tombs) do
       if st.first_seq > 0 and t >= st.first_seq and t <= st.last_seq then mine[#mine + 1] = t end
     end
-    if #mine > 0 then
+    -- a block whose live records run without a hole holds every sequence
+    -- of its range: each tombstone inside (not at an end, which would move
+    -- its first or last time) is one live message less, no read needed
+    local inner = #mine > 0 and mine[1] ~= st.first_seq and mine[#mine] ~= st.last_seq
+    if inner and st.live == st.last_seq - st.first_seq + 1 then
+      s.live, s.deleted = s.live - #mine, s.deleted + #mine
+      ctx.per[i] = { live = st.live - #mine, first_seq = st.first_seq, first_ts = st.first_ts,
+        last_seq = st.last_seq, last_ts = st.last_ts }
+    elseif #mine > 0 then
       local b = files[i]
       local st2 = jsr.scan_block(b.path, stream.name .. "-" .. b.index,
         { last = i == #files, deleted = mine, keyfile = b.key, account = stream.account,

@@ -787,7 +787,7 @@ end
 
 local usage = [[
 usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] [--force-open] [--json]
-                          [--keep-age-limits]
+                          [--keep-age-limits] [--allow-newer]
                           [--key-file F] [--prev-key-file F]   (or JSR_KEY, JSR_PREV_KEY)
 ]]
 
@@ -796,7 +796,7 @@ usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] 
 function M.run(policy, ...)
   local opts, args = cli.parse({ ... }, keys.with {
     ["dry-run"] = "flag", ["skip-bad"] = "flag", purge = "flag", json = "flag", port = "number",
-    ["force-open"] = "flag", ["keep-age-limits"] = "flag",
+    ["force-open"] = "flag", ["keep-age-limits"] = "flag", ["allow-newer"] = "flag",
   })
   if not opts then
     io.stderr:write("js-recover prepare: ", args, "\n", usage)
@@ -856,6 +856,21 @@ function M.run(policy, ...)
   if not m then
     say(err, "\n")
     return 3
+  end
+  -- A store a newer nats-server wrote may hold what js-recover would
+  -- misread or rewrite wrongly (jsr/newer.lua): nothing is changed unless
+  -- the operator says so, and then only what js-recover knows is touched.
+  local newer = require("jsr.newer").findings(m)
+  if #newer > 0 then
+    local refuse = not opts["allow-newer"] and not opts["dry-run"]
+    say(refuse and "nothing changed: this store was written by a nats-server newer than js-recover knows:\n"
+      or "warning: this store was written by a nats-server newer than js-recover knows:\n")
+    for _, f in ipairs(newer) do io.stderr:write("  ", f.message, "\n") end
+    if refuse then
+      io.stderr:write("Use a js-recover that knows it, or run again with --allow-newer (prepare then changes\n"
+        .. "only what it knows: replicas, retention, time limits, _js_; start a server at least that new).\n")
+      return 1
+    end
   end
   -- read before plan edits the configs and apply moves _js_ aside; printed
   -- last (jsr/lost.lua)

@@ -1,0 +1,145 @@
+-- A store written by a nats-server newer than any js-recover knows: what
+-- gives it away, each named where it is, so that nothing is read or
+-- rewritten by guesswork (docs/FORMAT.md "Stores newer than js-recover").
+--
+--   findings(m) -> { {path=, what=, message=}, ... }   (m: model.scan)
+--
+-- Checked against what 2.15.3 writes and reads: the version of
+-- msgs/index.db, the fields of stream and consumer meta.inf (2.11+ refuse
+-- a field they do not know), the API level a stream or consumer requires
+-- (metadata "_nats.req.level"), the files and directories of a stream and
+-- consumer directory, and the compression algorithm of a block.
+local jsr = require "jsr"
+
+local M = {}
+
+M.NEWEST_SERVER = jsr.newest_server -- "2.15.3"
+M.INDEXDB_VERSION = jsr.indexdb_newest -- 4
+M.API_LEVEL = 5 -- 2.11: 1, 2.12: 3, 2.14: 4, 2.15: 5 (jetstream_versioning.go JSApiLevel)
+
+local function set(list)
+  local s = {}
+  for _, k in ipairs(list) do s[k:lower()] = true end
+  return s
+end
+
+-- meta.inf keys 2.15.3 decodes: FileStreamInfo (Created + StreamConfig) and
+-- FileConsumerInfo (Created, Name + ConsumerConfig).  Go matches JSON keys
+-- to fields without regard to case, so the comparison ignores it too.
+M.STREAM_FIELDS = set {
+  "created", "name", "description", "subjects", "retention", "max_consumers", "max_msgs", "max_bytes",
+  "max_age", "max_msgs_per_subject", "max_msg_size", "discard", "storage", "num_replicas", "no_ack",
+  "duplicate_window", "placement", "mirror", "sources", "compression", "first_seq", "subject_transform",
+  "republish", "allow_direct", "mirror_direct", "discard_new_per_subject", "sealed", "deny_delete",
+  "deny_purge", "allow_rollup_hdrs", "consumer_limits", "allow_msg_ttl", "subject_delete_marker_ttl",
+  "allow_msg_counter", "allow_atomic", "allow_msg_schedules", "persist_mode", "allow_batched", "metadata",
+}
+M.CONSUMER_FIELDS = set {
+  "created", "name", "durable_name", "description", "deliver_policy", "opt_start_seq", "opt_start_time",
+  "ack_policy", "ack_wait", "max_deliver", "backoff", "filter_subject", "filter_subjects",
+  "replay_policy", "rate_limit_bps", "sample_freq", "max_waiting", "max_ack_pending", "flow_control",
+  "headers_only", "max_batch", "max_expires", "max_bytes", "deliver_subject", "deliver_group",
+  "idle_heartbeat", "inactive_threshold", "num_replicas", "mem_storage", "direct", "sourcing",
+  "metadata", "pause_until", "priority_groups", "priority_policy", "priority_timeout",
+}
+
+-- What a stream directory holds (2.15.3 filestore.go): batches/ (2.12+,
+-- atomic batches in flight), sources.db (2.15), the purge's __msgs__ and
+-- __new_msgs__ while one runs.
+M.STREAM_ENTRIES = set { "meta.inf", "meta.sum", "meta.key", "msgs", "obs", "batches", "sources.db",
+  "__msgs__", "__new_msgs__" }
+-- msgs/: blocks and their 2.9 files, and the 2.10+ state files: index.db,
+-- thw.db (2.11+, message TTLs), sched.db (2.12+, schedules)
+M.MSGS_FILES = set { "index.db", "thw.db", "sched.db" }
+M.CONSUMER_ENTRIES = set { "meta.inf", "meta.sum", "meta.key", "o.dat" }
+
+local function block_file(name)
+  return name:match("^%d+%.blk$") or name:match("^%d+%.idx$") or name:match("^%d+%.fss$")
+    or name:match("^%d+%.key$") or name:match("^%d+%.new$") or name:match("%.tmp$")
+end
+
+local function finding(out, path, what)
+  out[#out + 1] = { path = path, what = what,
+    message = ("%s: %s — written by a nats-server newer than js-recover knows (newest known %s)")
+      :format(path, what, M.NEWEST_SERVER) }
+end
+
+local function list(dir) return jsr.listdir(dir) end
+
+local function check_config(out, path, cfg, known, kind)
+  if type(cfg) ~= "table" then return end
+  local unknown = {}
+  for k in pairs(cfg) do
+    if type(k) == "string" and not known[k:lower()] then unknown[#unknown + 1] = k end
+  end
+  table.sort(unknown)
+  if #unknown > 0 then
+    finding(out, path, ("%s config field%s %s unknown to nats-server %s"):format(kind,
+      #unknown > 1 and "s" or "", table.concat(unknown, ", "), M.NEWEST_SERVER))
+  end
+  local md = cfg.metadata
+  local level
+  if type(md) == "table" then level = md["_nats.req.level"] end
+  if level ~= nil then
+    local n = math.tointeger(tonumber(level))
+    if not n or n > M.API_LEVEL then
+      finding(out, path, ("requires JetStream API level %s (metadata \"_nats.req.level\"; newest known %d)")
+        :format(tostring(level), M.API_LEVEL))
+    end
+  end
+end
+
+local function check_dir(out, dir, known)
+  local names = list(dir)
+  for _, name in ipairs(names or {}) do
+    if not known[name:lower()] and not name:match("^%.") then
+      finding(out, dir .. "/" .. name, "an entry js-recover does not know in a " ..
+        (known == M.STREAM_ENTRIES and "stream" or "consumer") .. " directory")
+    end
+  end
+end
+
+local function check_msgs(out, s)
+  local dir = s.path .. "/msgs"
+  if not jsr.lstat(dir) then return end
+  for _, name in ipairs(list(dir) or {}) do
+    if not M.MSGS_FILES[name] and not block_file(name) then
+      finding(out, dir .. "/" .. name, "a file js-recover does not know in msgs/")
+    end
+  end
+  -- index.db: the version byte; an encrypted one says it only once opened
+  local keyfile = s.path .. "/meta.key"
+  local ropts = jsr.lstat(keyfile) and { keyfile = keyfile, account = s.account } or nil
+  local _, status, _, version = jsr.indexdb_read(dir .. "/index.db", s.name, ropts)
+  if status == "newer" then
+    finding(out, dir .. "/index.db", ("index.db version %d (newest known %d)"):format(version, M.INDEXDB_VERSION))
+  end
+  -- a block's compression algorithm (plain blocks only: an encrypted one
+  -- is ciphertext from byte 0)
+  for _, b in ipairs(jsr.block_files(s.path) or {}) do
+    if not b.key then
+      local f = io.open(b.path, "rb")
+      local head = f and f:read(4)
+      if f then f:close() end
+      if head and #head == 4 and head:sub(1, 3) == "cmp" and head:byte(4) ~= 1 then
+        finding(out, b.path, ("compressed with algorithm %d (known: 1, s2)"):format(head:byte(4)))
+      end
+    end
+  end
+end
+
+function M.findings(m)
+  local out = {}
+  for _, s in ipairs(m.streams) do
+    check_config(out, s.path .. "/meta.inf", s.config, M.STREAM_FIELDS, "stream")
+    check_dir(out, s.path, M.STREAM_ENTRIES)
+    check_msgs(out, s)
+    for _, c in ipairs(s.consumers or {}) do
+      check_config(out, c.path .. "/meta.inf", c.config, M.CONSUMER_FIELDS, "consumer")
+      check_dir(out, c.path, M.CONSUMER_ENTRIES)
+    end
+  end
+  return out
+end
+
+return M
