@@ -1,0 +1,11 @@
+-- js-recover compare <store> --server URL [credentials] [--json]
+--
+-- What `js-recover restore` checks after restoring, on its own: for every
+-- stream the policy keeps, what the target serves (messages, bytes,
+-- first/last sequence, retention, replicas; each consumer's ack floor and
+-- delivered sequence) against the store as replayed, as a table or
+-- --json.  Sends nothing but information requests; reads the store only.
+-- Credentials and options as restore (js-recover help restore).
+-- Exit codes: 0 served as the store holds it; 1 a difference; 2 usage;
+-- 3 failure.
+return require("jsr.restore").run(nil, "compare", ...)

@@ -1,0 +1,442 @@
+-- `js-recover restore` and `js-recover compare` as a library: every stream
+-- the policy keeps, as replayed (jsr/snapshot.lua), sent to a cluster's
+-- restore API with its original config, then what the cluster serves
+-- checked against what was sent.  The store is only read.
+--
+-- Restore protocol (docs/FORMAT.md "Snapshot and restore"): a request
+-- {"config","state"} to $JS.API.STREAM.RESTORE.<stream>; its answer's
+-- deliver_subject takes the snapshot in chunks, each a request the server
+-- answers empty once written (its flow control), an empty chunk ends it
+-- and is answered with the created stream.
+local jsr = require "jsr"
+local cli = require "jsr.cli"
+local keys = require "jsr.keys"
+local raft = require "jsr.raft"
+local tbl = require "jsr.table"
+local snapshot = require "jsr.snapshot"
+local export = require "jsr.export"
+local json = jsr.json
+
+local M = {}
+
+M.CHUNK = 128 * 1024
+-- for tests: smaller chunks, and a run that dies (exit 99, no cleanup, the
+-- connection cut by the kernel) after sending that many chunks in all
+M.CHUNK = math.tointeger(tonumber(os.getenv("JSR_RESTORE_CHUNK") or "")) or M.CHUNK
+local exit_after = math.tointeger(tonumber(os.getenv("JSR_RESTORE_EXIT_AFTER") or ""))
+local chunks_sent = 0
+-- the final answer comes once the server has loaded the whole stream
+M.FINAL_TIMEOUT_MS = 300000
+
+local usage = [[
+usage: js-recover restore <store> --server URL [credentials] [--tls-ca F] [--tls-cert F --tls-key F]
+                          [--account SRC] [--accounts FILE] [--replicas N] [--no-placement]
+                          [--dry-run] [--json] [--force] [--skip-bad] [--force-open]
+       js-recover compare <store> --server URL [credentials] [...] [--json]
+credentials: --user U --password P | --token T | --creds F | --nkey SEEDFILE
+]]
+
+M.OPTIONS = { server = "string", user = "string", password = "string", token = "string",
+  creds = "string", nkey = "string", ["tls-ca"] = "string", ["tls-cert"] = "string",
+  ["tls-key"] = "string", account = "string", accounts = "string", ["dry-run"] = "flag",
+  force = "flag", timeout = "number" }
+
+local CRED_FIELDS = { "user", "password", "token", "creds", "nkey" }
+
+-- targets(opts, accounts) -> {[source account] = connect options} | nil, msg
+-- Command-line credentials are for --account SRC (default: the only
+-- account with streams); --accounts FILE maps each source account to its
+-- own: {"SRC": {"user": "...", "password": "..."} | {"token"} | {"creds":
+-- file} | {"nkey": seed file}, optional "server": URL}.
+function M.targets(opts, accounts)
+  local base = { url = opts.server, tls_ca = opts["tls-ca"], tls_cert = opts["tls-cert"],
+                 tls_key = opts["tls-key"], timeout_ms = opts.timeout }
+  local out = {}
+  local function with(creds)
+    local t = {}
+    for k, v in pairs(base) do t[k] = v end
+    for _, k in ipairs(CRED_FIELDS) do t[k] = creds[k] end
+    if creds.server then t.url = creds.server end
+    return t
+  end
+  local given = false
+  for _, k in ipairs(CRED_FIELDS) do if opts[k] then given = true end end
+  if opts.accounts then
+    local f, err = io.open(opts.accounts, "rb")
+    if not f then return nil, ("--accounts %s: %s"):format(opts.accounts, err) end
+    local map, jerr = json.decode(f:read("a"))
+    f:close()
+    if type(map) ~= "table" then return nil, ("--accounts %s: not a JSON object (%s)"):format(opts.accounts, jerr or "") end
+    for src, creds in pairs(map) do
+      if type(creds) ~= "table" then return nil, ("--accounts %s: %s is not an object"):format(opts.accounts, src) end
+      out[src] = with(creds)
+    end
+  end
+  if given or not opts.accounts then
+    local src = opts.account
+    if not src then
+      local names = {}
+      for name in pairs(accounts) do names[#names + 1] = name end
+      table.sort(names)
+      if #names == 1 then src = names[1] end
+      if #names > 1 and given then
+        return nil, ("the store has streams in %d accounts (%s): say which one the credentials "
+          .. "are for with --account SRC, or map each with --accounts FILE"):format(#names, table.concat(names, ", "))
+      end
+    end
+    if src then out[src] = with(opts) end
+  end
+  return out
+end
+
+local function api_error(reply)
+  local r = json.decode(reply)
+  if type(r) == "table" and type(r.error) == "table" then
+    return ("%s (error %s, code %s)"):format(tostring(r.error.description), tostring(r.error.err_code),
+      tostring(r.error.code)), r
+  end
+  return nil, r
+end
+
+-- request(conn, subject, body) -> decoded answer | nil, msg
+local function request(conn, subject, body, timeout)
+  local reply, err = conn:request(subject, body, timeout)
+  if not reply then return nil, err end
+  local aerr, r = api_error(reply)
+  if aerr then return nil, aerr, r end
+  if type(r) ~= "table" then return nil, subject .. ": the answer is not JSON: " .. reply:sub(1, 200) end
+  return r
+end
+
+local function stream_info(conn, name)
+  local r, err, raw = request(conn, "$JS.API.STREAM.INFO." .. name, "")
+  if r then return r end
+  if raw and raw.error and raw.error.err_code == 10059 then return false end -- stream not found
+  return nil, err
+end
+
+local function consumer_info(conn, stream, name)
+  return request(conn, "$JS.API.CONSUMER.INFO." .. stream .. "." .. name, "")
+end
+
+-- What was sent, as the target must serve it: the stream's state and
+-- each consumer's position from its o.dat as the snapshot holds it.
+function M.expected(r, e)
+  local st = snapshot.state(r, e)
+  local want = { account = e.account, name = e.name, messages = st.messages, bytes = st.bytes,
+    first_seq = st.first_seq, last_seq = st.last_seq, retention = e.target_config.retention or "limits",
+    replicas = e.target_config.num_replicas or 1, consumers = {}, state = st }
+  local odat = {}
+  for _, f in ipairs(snapshot.files(r, e)) do
+    local cn = f.name:match("^obs/(.+)/o%.dat$")
+    if cn then odat[cn] = f end
+  end
+  for _, c in ipairs(e.consumers) do
+    local dirname = c.path:match("([^/]+)$")
+    local f = odat[dirname]
+    local bytes = f and (f.make and f.make() or require("jsr.files").read(f.path))
+    local cs = bytes and raft.consumer_state(bytes)
+    want.consumers[#want.consumers + 1] = { name = c.config and (c.config.durable_name or c.config.name) or dirname,
+      ack_floor = cs and cs.ack_floor.stream or 0, delivered = cs and cs.delivered.stream or 0 }
+  end
+  return want
+end
+
+-- compare_one(conn, want) -> rows of {what, want, got, ok}
+function M.compare_one(conn, want)
+  local rows = {}
+  local function row(what, w, g) rows[#rows + 1] = { what = what, want = w, got = g, ok = w == g } end
+  local info, err = stream_info(conn, want.name)
+  if not info then
+    row("stream", "present", info == false and "absent" or ("unreadable: " .. tostring(err)))
+    return rows
+  end
+  local s, cfg = info.state or {}, info.config or {}
+  row("retention", want.retention, cfg.retention)
+  row("num_replicas", want.replicas, cfg.num_replicas)
+  row("messages", want.messages, s.messages)
+  row("bytes", want.bytes, s.bytes)
+  row("first_seq", want.first_seq, s.first_seq)
+  row("last_seq", want.last_seq, s.last_seq)
+  for _, c in ipairs(want.consumers) do
+    local ci, cerr = consumer_info(conn, want.name, c.name)
+    if not ci then
+      row("consumer " .. c.name, "present", "absent: " .. tostring(cerr))
+    else
+      row("consumer " .. c.name .. " ack_floor", c.ack_floor, ci.ack_floor and ci.ack_floor.stream_seq)
+      row("consumer " .. c.name .. " delivered", c.delivered, ci.delivered and ci.delivered.stream_seq)
+    end
+  end
+  return rows
+end
+
+local function all_ok(rows)
+  for _, x in ipairs(rows) do if not x.ok then return false end end
+  return true
+end
+
+-- A restored R3 consumer's figures settle once its leader is elected:
+-- compare again for a few seconds before calling a difference one.
+local function compare_settled(conn, want, seconds)
+  local deadline = jsr.monotime() + (seconds or 10)
+  local rows
+  repeat
+    rows = M.compare_one(conn, want)
+    if all_ok(rows) then return rows end
+    os.execute("sleep 0.5")
+  until jsr.monotime() > deadline
+  return rows
+end
+
+local function progress_writer(quiet)
+  if quiet or not jsr.isatty(2) then return function() end end
+  local t0 = jsr.monotime()
+  return function(done, total, streams_done, streams)
+    local dt = jsr.monotime() - t0
+    local rate = dt > 0 and done / dt or 0
+    local left = rate > 0 and (total - done) / rate or 0
+    io.stderr:write(("\r%d/%d streams, %s of %s, %s/s, %ds left   "):format(streams_done, streams,
+      tbl.bytes(done), tbl.bytes(total), tbl.bytes(math.floor(rate)), math.floor(left)))
+  end
+end
+
+-- send(conn, r, e, want, progress) -> true | nil, msg
+function M.send(conn, r, e, want, progress)
+  local req = json.object()
+  req.config, req.state = e.target_config, snapshot.state_json(want.state)
+  local body = assert(json.encode(req))
+  local ans, err, raw = request(conn, "$JS.API.STREAM.RESTORE." .. e.name, body, 10000)
+  -- "name already in use" (10130) for a stream the target does not serve
+  -- yet: a restore cut off earlier holds the name until the server gives
+  -- up on it, then leaves the stream empty (measured on 2.15.3: about 10 s
+  -- after the client went, 0 messages, no consumers); wait for that, and
+  -- redo that empty stream, for at most 60 s
+  local deadline = jsr.monotime() + 60
+  while not ans and raw and raw.error and raw.error.err_code == 10130 and jsr.monotime() < deadline do
+    local info = stream_info(conn, e.name)
+    if info and M.half_restored(info, want, e.target_config) then
+      local _, derr = request(conn, "$JS.API.STREAM.DELETE." .. e.name, "")
+      if derr then return nil, ("%s > %s: cannot delete the half-restored stream: %s"):format(e.account, e.name, derr) end
+      want.redone = true
+    elseif info ~= false then
+      break
+    else
+      os.execute("sleep 1")
+    end
+    ans, err, raw = request(conn, "$JS.API.STREAM.RESTORE." .. e.name, body, 10000)
+  end
+  if not ans then return nil, ("%s > %s: the server refused the restore: %s"):format(e.account, e.name, err) end
+  local deliver = ans.deliver_subject
+  if type(deliver) ~= "string" or deliver == "" then
+    return nil, ("%s > %s: the restore answer has no deliver_subject: %s"):format(e.account, e.name,
+      json.encode(ans))
+  end
+  local pending, n = {}, 0
+  local function flush(final)
+    while n >= M.CHUNK or (final and n > 0) do
+      local all = table.concat(pending)
+      local chunk = all:sub(1, M.CHUNK)
+      local rest = all:sub(M.CHUNK + 1)
+      pending, n = { rest }, #rest
+      local reply, rerr = conn:request(deliver, chunk, 10000)
+      chunks_sent = chunks_sent + 1
+      if exit_after and chunks_sent >= exit_after then
+        io.stderr:write(("js-recover: JSR_RESTORE_EXIT_AFTER: exiting after %d chunks\n"):format(chunks_sent))
+        os.exit(99, false)
+      end
+      if not reply then error(("%s > %s: sending the snapshot: %s"):format(e.account, e.name, rerr), 0) end
+      if #reply > 0 then
+        local aerr = api_error(reply)
+        error(("%s > %s: the server stopped the restore: %s"):format(e.account, e.name, aerr or reply), 0)
+      end
+    end
+  end
+  local ok, serr = pcall(snapshot.write, r, e, function(b)
+    if #b > 0 then
+      pending[#pending + 1] = b
+      n = n + #b
+      flush(false)
+    end
+  end, progress)
+  if ok then ok, serr = pcall(flush, true) end
+  if not ok then return nil, serr end
+  local fin, ferr = request(conn, deliver, "", M.FINAL_TIMEOUT_MS)
+  if not fin then return nil, ("%s > %s: the server did not take the snapshot: %s"):format(e.account, e.name, ferr) end
+  return true
+end
+
+-- What a restore cut off leaves once the server gave up on it: the
+-- stream as configured, empty, without consumers, where the store has
+-- messages.  Anything else on the target is someone's stream: refused
+-- without --force.
+function M.half_restored(info, want, cfg)
+  local s, c = info.state or {}, info.config or {}
+  return s.messages == 0 and s.last_seq == 0 and (s.consumer_count or 0) == 0 and want.last_seq > 0
+    and (c.retention or "limits") == want.retention and c.num_replicas == want.replicas
+    and json.encode(c.subjects or json.array()) == json.encode(cfg.subjects or json.array())
+end
+
+local function same_identity(info, want)
+  local s, cfg = info.state or {}, info.config or {}
+  return s.messages == want.messages and s.first_seq == want.first_seq and s.last_seq == want.last_seq
+    and (cfg.retention or "limits") == want.retention and cfg.num_replicas == want.replicas
+end
+
+local function print_rows(out, results)
+  local rows = {}
+  for _, res in ipairs(results) do
+    for _, x in ipairs(res.rows or {}) do
+      rows[#rows + 1] = { res.account .. " > " .. res.stream, x.what, tostring(x.want), tostring(x.got),
+        x.ok and "ok" or "DIFFERS" }
+    end
+  end
+  out:write(tbl.render("What the target serves against what was sent",
+    { "Stream", "Field", "Sent", "Served", "" }, rows), "\n")
+end
+
+local function describe_existing(info)
+  local s = info.state or {}
+  return ("%s messages, seq %s..%s, %s consumers, retention %s, R%s"):format(tostring(s.messages),
+    tostring(s.first_seq), tostring(s.last_seq), tostring(s.consumer_count),
+    tostring(info.config and info.config.retention), tostring(info.config and info.config.num_replicas))
+end
+
+-- run(policy, mode, ...) -> exit code; mode "restore" or "compare"
+function M.run(policy, mode, ...)
+  local spec = {}
+  for k, v in pairs(export.OPTIONS) do spec[k] = v end
+  for k, v in pairs(M.OPTIONS) do spec[k] = v end
+  local opts, args = cli.parse({ ... }, keys.with(spec))
+  local function say(...) io.stderr:write("js-recover ", mode, ": ", ...) end
+  if not opts then say(args, "\n", usage); return 2 end
+  if #args ~= 1 then say("expected one <store>, got ", #args, "\n", usage); return 2 end
+  if not opts.server and not opts.accounts then say("--server URL is required\n", usage); return 2 end
+  local r, code = export.open(mode, opts, args[1], policy)
+  if not r then return code end
+  local accounts = {}
+  for _, e in ipairs(r.streams) do accounts[e.account] = true end
+  local targets, terr = M.targets(opts, accounts)
+  if not targets then say(terr, "\n"); return 2 end
+  -- every account needs its credentials before anything is sent
+  local missing = {}
+  for a in pairs(accounts) do if not targets[a] then missing[#missing + 1] = a end end
+  table.sort(missing)
+  if #missing > 0 then
+    say("nothing sent: no credentials for the source account(s) ", table.concat(missing, ", "),
+      ": give --user/--password, --token, --creds or --nkey with --account SRC, or map each in --accounts FILE\n")
+    return 2
+  end
+  local out = cli.human(io.stdout)
+  local wants, total = {}, 0
+  for i, e in ipairs(r.streams) do
+    wants[i] = M.expected(r, e)
+    total = total + wants[i].bytes
+  end
+  if opts["dry-run"] then
+    local plan = json.array()
+    for i, e in ipairs(r.streams) do
+      local w = wants[i]
+      local before = snapshot.stream_config_of(e)
+      local changes = json.array()
+      local _, texts = json.fields(e.target_config)
+      local _, old = json.fields(before)
+      for _, k in ipairs(json.keys(e.target_config)) do
+        if old[k] ~= texts[k] then changes[#changes + 1] = { field = k, old = old[k], new = texts[k] } end
+      end
+      for _, k in ipairs(json.keys(before)) do
+        if texts[k] == nil then changes[#changes + 1] = { field = k, old = old[k] } end
+      end
+      plan[#plan + 1] = { account = e.account, stream = e.name, messages = w.messages, bytes = w.bytes,
+        first_seq = w.first_seq, last_seq = w.last_seq, consumers = #e.consumers, changes = changes }
+      if not opts.json then
+        local cs = {}
+        for _, c in ipairs(changes) do cs[#cs + 1] = c.new and ("%s %s -> %s"):format(c.field, c.old, c.new) or (c.field .. " removed") end
+        out:write(("would restore %s > %s: %d messages (seq %d..%d, %s), %d consumers; config %s\n"):format(
+          e.account, e.name, w.messages, w.first_seq, w.last_seq, tbl.bytes(w.bytes), #e.consumers,
+          #cs > 0 and ("changed: " .. table.concat(cs, ", ")) or "as the store has it"))
+      end
+    end
+    if opts.json then io.stdout:write(assert(json.encode({ dry_run = true, streams = plan }, { pretty = true })), "\n") end
+    return 0
+  end
+  local conns = {}
+  local function conn_for(account)
+    if conns[account] then return conns[account] end
+    local c, cerr = jsr.nats_connect(targets[account])
+    if not c then error(("account %s: %s"):format(account, cerr), 0) end
+    conns[account] = c
+    return c
+  end
+  local results, failed = {}, false
+  local progress = progress_writer(opts.json)
+  local done = 0
+  local ok, err = pcall(function()
+    for i, e in ipairs(r.streams) do
+      local w = wants[i]
+      local conn = conn_for(e.account)
+      local res = { account = e.account, stream = e.name }
+      results[#results + 1] = res
+      if mode == "restore" then
+        local info, ierr = stream_info(conn, e.name)
+        if info == nil then error(("%s > %s: cannot ask the target about it: %s"):format(e.account, e.name, ierr), 0) end
+        if info and same_identity(info, w) and all_ok(M.compare_one(conn, w)) then
+          res.action = "skipped"
+          res.why = "already restored identically"
+        elseif info and not opts.force and not M.half_restored(info, w, e.target_config) then
+          res.action = "refused"
+          res.why = "the target has this stream already (" .. describe_existing(info)
+            .. "); --force deletes it and restores the store's"
+          failed = true
+        else
+          if info then
+            local _, derr = request(conn, "$JS.API.STREAM.DELETE." .. e.name, "")
+            if derr then error(("%s > %s: cannot delete the target's stream: %s"):format(e.account, e.name, derr), 0) end
+            if M.half_restored(info, w, e.target_config) then w.redone = true else res.replaced = describe_existing(info) end
+          end
+          local sok, serr = M.send(conn, r, e, w, function(n)
+            done = done + n
+            progress(done, total, i - 1, #r.streams)
+          end)
+          if not sok then error(serr, 0) end
+          res.action = res.replaced and "replaced" or "restored"
+          if w.redone then res.why = "redone: the target held it empty, as a restore cut off leaves it" end
+        end
+      end
+      if res.action ~= "refused" then
+        res.rows = compare_settled(conn, w, mode == "restore" and 15 or 5)
+        res.ok = all_ok(res.rows)
+        if not res.ok then failed = true end
+      end
+    end
+  end)
+  for _, c in pairs(conns) do c:close() end
+  if jsr.isatty(2) and not opts.json then io.stderr:write("\n") end
+  if not ok then
+    say(err, "\n")
+    say("a re-run skips what was restored identically and redoes the rest\n")
+    return 3
+  end
+  if opts.json then
+    local arr = json.array()
+    for _, res in ipairs(results) do
+      local rows = json.array()
+      for _, x in ipairs(res.rows or {}) do rows[#rows + 1] = { field = x.what, sent = x.want, served = x.got, ok = x.ok } end
+      arr[#arr + 1] = { account = res.account, stream = res.stream, action = res.action, why = res.why,
+        replaced = res.replaced, ok = res.ok or false, checks = rows }
+    end
+    io.stdout:write(assert(json.encode({ streams = arr, ok = not failed }, { pretty = true })), "\n")
+  else
+    for _, res in ipairs(results) do
+      if res.action then
+        out:write(("%s %s > %s%s\n"):format(res.action, res.account, res.stream,
+          res.why and (": " .. res.why) or res.replaced and (" (it replaced " .. res.replaced .. ")") or ""))
+      end
+    end
+    print_rows(out, results)
+    out:write(failed and "DIFFERENCES: see the rows marked DIFFERS (or refused above)\n"
+      or "every stream and consumer is served as it was sent\n")
+  end
+  return failed and 1 or 0
+end
+
+return M

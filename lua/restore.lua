@@ -1,0 +1,43 @@
+-- js-recover restore <store> --server URL [options]
+--
+-- Restores every stream the policy keeps straight from the survivor's
+-- store into the new cluster, through its restore API: the stream as
+-- replayed (salvaged Raft tail, messages the cluster had deleted, expired
+-- or consumed removed, consumers at their salvaged positions) with its
+-- ORIGINAL config: retention (work queue and interest included),
+-- replicas, age limits, consumers.  The store is only read: no copy, no
+-- prepare, no standalone server, no natscli.  Then checks what the target
+-- serves (messages, bytes, first/last sequence, retention, replicas; each
+-- consumer's ack floor and delivered sequence) against what was sent.
+--
+-- credentials (for the target account the source account becomes):
+--   --user U --password P | --token T | --creds F | --nkey SEEDFILE
+--   --account SRC   the source account they are for (default: the only
+--                   account with streams)
+--   --accounts FILE a JSON object mapping each source account to its own:
+--                   {"SRC": {"user": "u", "password": "p"}, "OTHER":
+--                   {"creds": "/path/o.creds", "server": "nats://..."}}
+--                   keys: user, password, token, creds, nkey, server
+--   An account with streams and no credentials stops the run before
+--   anything is sent.
+--   --tls-ca F, --tls-cert F --tls-key F   TLS to the target
+-- options:
+--   --replicas N    num_replicas of every restored stream (default: the
+--                   store's); consumers above it follow the stream
+--   --no-placement  drop placement (the new cluster's tags differ)
+--   --dry-run       print per stream what would be restored (messages,
+--                   bytes, consumers, config changes); connects nowhere
+--   --force         replace a stream the target has already (the run says
+--                   what it replaced); without it such a stream is refused
+--   --json          the results as JSON
+--   --skip-bad, --force-open, --key-file F, --prev-key-file F as prepare
+--   --timeout MS    connect timeout (default 5000)
+--
+-- A stream the target already serves as the store would send it is
+-- skipped, so a restore cut off (network, ^C, a server restart) is run
+-- again and finishes: a half-sent stream does not exist on the target
+-- (the server creates it only from a whole snapshot) and is sent again.
+-- Exit codes: 0 every stream restored and served as sent; 1 a difference
+-- or a refused stream (listed); 2 usage (missing credentials included);
+-- 3 failure (the message names the stream and the server's answer).
+return require("jsr.restore").run(nil, "restore", ...)
