@@ -233,11 +233,12 @@ function M.send(conn, r, e, want, progress)
   end
   local pending, n = {}, 0
   local function flush(final)
-    while n >= M.CHUNK or (final and n > 0) do
-      local all = table.concat(pending)
-      local chunk = all:sub(1, M.CHUNK)
-      local rest = all:sub(M.CHUNK + 1)
-      pending, n = { rest }, #rest
+    if n < M.CHUNK and not (final and n > 0) then return end
+    local all = table.concat(pending)
+    local at = 1
+    while #all - at + 1 >= M.CHUNK or (final and at <= #all) do
+      local chunk = all:sub(at, at + M.CHUNK - 1)
+      at = at + #chunk
       local reply, rerr = conn:request(deliver, chunk, 10000)
       chunks_sent = chunks_sent + 1
       if exit_after and chunks_sent >= exit_after then
@@ -250,6 +251,8 @@ function M.send(conn, r, e, want, progress)
         error(("%s > %s: the server stopped the restore: %s"):format(e.account, e.name, aerr or reply), 0)
       end
     end
+    local rest = all:sub(at)
+    pending, n = { rest }, #rest
   end
   local ok, serr = pcall(snapshot.write, r, e, function(b)
     if #b > 0 then
