@@ -96,7 +96,7 @@ asan:
 # (merge with -merge=1 to keep them).  A crash stops the run, exit 1, with
 # the input in build-fuzz/crash-* and the log in build-fuzz/<target>.log.
 FUZZ_SECONDS ?= 200
-FUZZ_TARGETS ?= json meta block s2 s2stream index raft snapshot odat
+FUZZ_TARGETS ?= json meta block s2 s2stream index indexdb raft snapshot odat
 FUZZ_CFLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -Iinclude $(PKG_CFLAGS)
 FUZZ_LIBS = $(PKG_LIBS) -lhighwayhash -lcrypt
@@ -118,6 +118,9 @@ build-fuzz/s2_fuzz: spec/fuzz/s2_fuzz.c src/s2.c include/jsr/s2.h
 build-fuzz/index_fuzz: spec/fuzz/index_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/os.c src/fsops.c src/crypto.c include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/index_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/os.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)
+build-fuzz/indexdb_fuzz: spec/fuzz/indexdb_fuzz.c src/indexdb.c src/metasum.c src/os.c src/fsops.c include/jsr/*.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) spec/fuzz/indexdb_fuzz.c src/indexdb.c src/metasum.c src/os.c src/fsops.c -o $@ $(FUZZ_LIBS)
 build-fuzz/s2stream_fuzz: spec/fuzz/s2stream_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/os.c src/fsops.c src/crypto.c include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/s2stream_fuzz.c src/block.c src/block_cmp.c src/s2stream.c src/s2.c src/metasum.c src/os.c src/fsops.c src/crypto.c -o $@ $(FUZZ_LIBS)

@@ -101,9 +101,16 @@ int jsr_seqset_decode(const unsigned char *b, size_t n, uint64_t **out, size_t *
             }
         }
     }
-    /* nodes come in tree order (root first), not sorted */
-    if (k > 1)
+    /* nodes come in tree order (root first), not sorted; a crafted file
+     * may repeat a node: each sequence once */
+    if (k > 1) {
         qsort(v, k, sizeof *v, cmp_u64);
+        size_t u = 1;
+        for (size_t j = 1; j < k; j++)
+            if (v[j] != v[u - 1])
+                v[u++] = v[j];
+        k = u;
+    }
     *out = v;
     *outlen = k;
     *used = 10 + (size_t)nodes * per;
@@ -142,6 +149,13 @@ static int64_t s(rd *r, const char *what)
 {
     uint64_t v = u(r, what);
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+/* times are stored relative to the stream's first; the sum wraps as the
+ * server's int64 arithmetic does (a crafted file must not overflow ours) */
+static int64_t plus(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a + (uint64_t)b);
 }
 
 void jsr_indexdb_free(jsr_indexdb *db)
@@ -265,9 +279,9 @@ jsr_indexdb_status jsr_indexdb_parse(const unsigned char *b, size_t n, jsr_index
         bk->index = (uint32_t)idx;
         bk->bytes = u(&r, "block bytes");
         bk->first_seq = u(&r, "block first sequence");
-        bk->first_ts = s(&r, "block first time") + base;
+        bk->first_ts = plus(s(&r, "block first time"), base);
         bk->last_seq = u(&r, "block last sequence");
-        bk->last_ts = s(&r, "block last time") + base;
+        bk->last_ts = plus(s(&r, "block last time"), base);
         bk->ndel = u(&r, "block delete count");
         if (db->version >= 2)
             bk->ttls = u(&r, "block TTL count");
