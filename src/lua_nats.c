@@ -276,6 +276,20 @@ static int l_close(lua_State *L)
     return 0;
 }
 
+/* nkey_public(seedfile) -> public key | nil, msg (the user's "U..." key
+ * a server config names for that seed) */
+static int l_nkey_public(lua_State *L)
+{
+    char pub[64], err[512];
+    if (!nkey_public(luaL_checkstring(L, 1), pub, err, sizeof err)) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushstring(L, pub);
+    return 1;
+}
+
 static const luaL_Reg methods[] = {
     {"request", l_request},
     {"close", l_close},
@@ -294,4 +308,6 @@ void jsr_nats_register(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "nats_connect");
+    lua_pushcfunction(L, l_nkey_public);
+    lua_setfield(L, -2, "nkey_public");
 }
