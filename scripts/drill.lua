@@ -17,8 +17,10 @@
 -- js-recover's default policy, a standalone server compared with what the
 -- cluster served.  Then the same on encrypted clusters (jetstream { key,
 -- cipher }), chacha and aes, two variants each: js-recover gets the key
--- in a file, the standalone server in JSR_KEY.  Exit 1 unless every
--- variant scores 100%.
+-- in a file, the standalone server in JSR_KEY.  Then four with a publish
+-- of every kind the server refuses and deletes and purges right before
+-- the crash (rejects-{leader,follower}-{TERM,KILL}; natscli needed).
+-- Exit 1 unless every variant scores 100%.
 local drill = require "spec.support.drill"
 
 local mode = arg[1] or "variants"
@@ -38,6 +40,12 @@ if mode == "variants" then
     { role = "follower", signal = "KILL", cipher = "chacha" },
     { role = "leader", signal = "KILL", cipher = "aes" },
     { role = "follower", signal = "TERM", cipher = "aes" },
+    -- a publish of every kind the server refuses, deletes and purges right
+    -- before the crash (spec/support/rejects.lua)
+    { role = "follower", signal = "KILL", rejects = true },
+    { role = "leader", signal = "TERM", rejects = true },
+    { role = "leader", signal = "KILL", rejects = true },
+    { role = "follower", signal = "TERM", rejects = true },
   }
   local failed = 0
   local servers = require("spec.support.servers")
@@ -61,7 +69,8 @@ if mode == "variants" then
   for _, base in ipairs(variants) do
     local v = {}
     for k, x in pairs(base) do v[k] = x end
-    v.name = sv.version .. " " .. (v.cipher and (v.cipher .. "-") or "") .. v.role .. "-" .. v.signal
+    v.name = sv.version .. " " .. (v.cipher and (v.cipher .. "-") or "") .. (v.rejects and "rejects-" or "")
+      .. v.role .. "-" .. v.signal
     v.bin = sv.bin
     if next(only) == nil or only[v.name:gsub("^%S+ ", "")] then
       v.scale = scale

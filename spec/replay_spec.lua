@@ -6,10 +6,11 @@
 -- Sequence 0 (a KV create) / -Msg-Id, a rollup the stream does not allow,
 -- a KV bucket's create of an existing key), limits of discard old, KV
 -- deletes and purges (rollups), and purges (filtered with keep, up to a
--- sequence) and deletes right before the crash.  The survivor's store is
--- cut back (all of it, half of it, nothing), prepared, and served by the
--- same server version; every stream must be exactly what the cluster
--- served: state (messages, bytes, first, last, deleted) and every message.
+-- sequence, keep without a filter, everything) and deletes right before
+-- the crash.  The survivor's store is cut back (all of it, half of it,
+-- nothing), prepared, and served by the same server version; every stream
+-- must be exactly what the cluster served: state (messages, bytes, first,
+-- last, deleted) and every message.
 local jsr = require "jsr"
 local json = jsr.json
 local blocks = require "jsr.blocks"
@@ -22,7 +23,7 @@ local BIN = os.getenv("JSR_BIN") or "build/js-recover"
 local q = cluster.quote
 local function sh(cmd) assert(os.execute(cmd), cmd) end
 
-local STREAMS = { "BIG", "DEDUP", "EXP", "FULL", "FULLB", "KV_CFG", "LMID", "OLD", "PERSUBJ", "PURGE", "ROLL" }
+local STREAMS = require("spec.support.rejects").STREAMS
 
 -- What a stream is, as jsload dump shows it: its state and its messages.
 local function view(dump, name)
@@ -35,7 +36,7 @@ end
 
 -- untar the fixture, cut each stream (how(name, last) -> keep or nil),
 -- prepare, serve with bin; -> {served, report, prep}
-local function recover(fixture, bin, how)
+local function recover(fixture, bin, how, policy)
   local dir = ns.tmpdir()
   sh(("tar -xzf %s -C %s"):format(q(fixture), q(dir)))
   local expected = assert(json.decode(assert(cluster.read_file(dir .. "/expected.json"))))
@@ -46,7 +47,12 @@ local function recover(fixture, bin, how)
     local keep = how(name, last)
     if keep then cutstore(sdir, name, "ACME", keep) end
   end
-  local code, out, err = cluster.run { BIN, "prepare", store }
+  local argv = { BIN, "prepare", store }
+  if policy then
+    cluster.write_file(dir .. "/policy.lua", policy)
+    argv = { BIN, "run", dir .. "/policy.lua", store }
+  end
+  local code, out, err = cluster.run(argv)
   assert(code == 0, err .. out)
   local report = assert(json.decode(assert(cluster.read_file(store .. "/recovery-report.json"))))
   local srv = ns.start { config = store .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60, bin = bin }
@@ -125,16 +131,54 @@ for _, version in ipairs { "2.9.10", "2.15.3" } do
       assert.are.equal(3, p.purged)
       assert.are.equal(2, p.deleted)
       assert.matches("salvage: stream ACME > PURGE: log ahead of the store by 10 message(s)", r.prep, 1, true)
+      -- a purge keeping the newest 2 (by sequence, over an interior
+      -- delete), then one of everything
+      local pa = salvaged(r.report, "PALL")
+      assert.are.equal(2, pa.purges)
+      assert.are.equal(6, pa.purged)
+      assert.are.equal(1, pa.deleted)
+      assert.are.equal(8, pa.appended)
     end)
 
-    it("the store is whole: salvage appends nothing and removes nothing", function()
+    it("a policy that drops a stream's messages: none appended, its deletes and purges still applied", function()
+      local r = recover(fixture, bin, function() return 0 end, [[
+local prepare = require "jsr.prepare"
+return prepare.run({
+  salvage = function(e) if e.kind == "message" and e.stream == "PALL" then return "drop" end return "keep" end,
+}, ...)
+]])
+      local pa = salvaged(r.report, "PALL")
+      assert.are.equal(0, pa.appended)
+      assert.are.equal(1, pa.dropped)
+      assert.are.equal(1, pa.deleted)
+      assert.are.equal(2, pa.purges)
+      assert.matches("salvage: stream ACME > PALL: log ahead of the store by 1 message(s); 1 dropped by policy", r.prep, 1, true)
+      assert.are.same(view(r.expected, "PURGE"), view(r.served, "PURGE"))
+    end)
+
+    it("the store is whole: salvage appends nothing, and finds each refused publish by the record at its place", function()
       local r = recover(fixture, bin, function() return nil end)
       for _, name in ipairs(STREAMS) do
         local s = salvaged(r.report, name)
+        local n = 0
+        for _, k in pairs(REFUSED[version][name] or {}) do n = n + k end
         if s then
           assert.are.equal(0, s.appended, name)
           assert.is_nil(s.block, name)
+          assert.are.equal(n, #s.rejections, name)
+        else
+          assert.are.equal(0, n, name)
         end
+      end
+    end)
+
+    it("the store lost its newest half: the same refusals, found by record or by rule", function()
+      local r = recover(fixture, bin, function(_, last) return last // 2 end)
+      for _, name in ipairs(STREAMS) do
+        local s = salvaged(r.report, name)
+        local n = 0
+        for _, k in pairs(REFUSED[version][name] or {}) do n = n + k end
+        assert.are.equal(n, s and #s.rejections or 0, name)
       end
     end)
   end)

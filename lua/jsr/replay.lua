@@ -6,7 +6,7 @@
 -- log and decides with these; nothing here reads the log or writes.
 --
 --   local replay = require "jsr.replay"
---   local st = replay.state(stream, cfg, from_seq)      -- one scan of the store
+--   local st = replay.state(stream, cfg [, part])        -- a scan of the store
 --   local kind, why = replay.refuse(st, msg, L, full)    -- nil | rule, text
 --   local removed = replay.store(st, seq, msg)           -- seqs it removed
 --   removed = replay.purge(st, request, L)
@@ -76,27 +76,62 @@ local function remove(st, seq)
 end
 M.remove = remove
 
--- state(stream, cfg) -> st | nil, why: every record of the store (one
--- scan): st.records[seq] = {ts, subject, deleted} (live or deleted, to
--- match log entries against), st.live[seq], per-subject live sequences,
--- the message ids (for deduplication), message and byte counts.
-function M.state(stream, cfg)
-  local st = { cfg = cfg, records = {}, live = {}, subj = {}, ids = {}, msgs = 0, bytes = 0,
-               max_live = 0, first_live = 1 }
-  local sum = blocks.scan(stream, { records = function(rec)
-    if rec.tombstone then return true end
-    local e = { ts = rec.ts, subject = rec.subject or "", deleted = rec.deleted }
-    st.records[rec.seq] = e
-    if not rec.deleted then
-      e.msgid = M.header(rec.headers, "Nats-Msg-Id")
-      e.size = M.size(e.subject, rec.headers, rec.payload or "")
-      add_live(st, rec.seq, e)
-    end
-    return true
-  end })
-  if sum.corrupt or sum.unchecked_blocks > 0 then
-    return nil, sum.unchecked_blocks > 0 and "compressed or encrypted blocks" or "corrupt blocks"
+local function add_record(st, rec)
+  if rec.tombstone then return end
+  local e = { ts = rec.ts, subject = rec.subject or "", deleted = rec.deleted }
+  st.records[rec.seq] = e
+  if not rec.deleted then
+    e.msgid = M.header(rec.headers, "Nats-Msg-Id")
+    e.size = M.size(e.subject, rec.headers, rec.payload or "")
+    add_live(st, rec.seq, e)
   end
+end
+
+-- state(stream, cfg [, part]) -> st | nil, why: the store's records
+-- (st.records[seq] = {ts, subject, deleted}, live or deleted, to match
+-- log entries against), st.live[seq], per-subject live sequences, the
+-- message ids (deduplication), message and byte counts.  Without part,
+-- every block (st.full); with part = {from = seq, since = ns}, only the
+-- newest blocks, back to the first that starts at or below from and
+-- before since: enough to match entries past from and to find the ids
+-- of a duplicate window, at a cost that does not grow with the stream.
+-- empty(cfg): a model of nothing read (deletes alone need no more)
+function M.empty(cfg)
+  return { cfg = cfg, records = {}, live = {}, subj = {}, ids = {}, msgs = 0, bytes = 0, max_live = 0 }
+end
+
+function M.state(stream, cfg, part)
+  local st = M.empty(cfg)
+  st.full = part == nil
+  if not part then
+    local sum = blocks.scan(stream, { records = function(rec) add_record(st, rec); return true end })
+    if sum.corrupt or sum.unchecked_blocks > 0 then
+      return nil, sum.unchecked_blocks > 0 and "compressed or encrypted blocks" or "corrupt blocks"
+    end
+    return st
+  end
+  local files = jsr.block_files(stream.path)
+  if not files then return st end -- no blocks: nothing stored
+  local got = {}
+  for i = #files, 1, -1 do
+    local b = files[i]
+    if b.key and not jsr.has_keys() then return nil, "encrypted blocks" end
+    local recs, first, first_ts = {}, nil, nil
+    local stats, err = jsr.scan_block(b.path, stream.name .. "-" .. b.index,
+      { index = b.idx, last = i == #files, prev_seq = 0, keyfile = b.key, account = stream.account,
+        context = stream.name .. ":" .. b.index,
+        records = function(rec)
+          if not rec.tombstone then
+            recs[#recs + 1] = rec
+            first, first_ts = first or rec.seq, first_ts or rec.ts
+          end
+          return true
+        end })
+    if not stats then return nil, err end
+    got[#got + 1] = recs
+    if first and first <= part.from and first_ts < part.since then break end
+  end
+  for i = #got, 1, -1 do for _, rec in ipairs(got[i]) do add_record(st, rec) end end
   return st
 end
 

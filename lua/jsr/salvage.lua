@@ -120,17 +120,13 @@ local function plan_stream(r, s, sa, sys, keep)
   -- and clfs, the count of entries the server refused), or nothing at all
   -- for a log that starts at its first entry.  The entries it covers are
   -- not replayed again.
-  local snap = raft.latest_snapshot(gdir)
-  local base = snap and stream_snapshot(snap.data)
-  local snap_index = snap and snap.index or 0
-  -- One pass over the log after the snapshot, keeping what can matter.
+  -- One pass over the log, keeping what can matter; the snapshot is read
+  -- only when there is any (the usual log holds nothing after it).
   local events, first_index = {}, nil
   local summary = raft.log(gdir, function(index, ae, rec, file)
     for _, e in ipairs(ae.entries) do
       first_index = first_index or index
-      if index <= snap_index then
-        -- in the snapshot already
-      elseif e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
+      if e.type == raft.SNAPSHOT or e.type == raft.OLD_SNAPSHOT then
         local ss = stream_snapshot(e.data)
         if ss then events[#events + 1] = { index = index, snap = ss } end
       elseif e.type == raft.NORMAL and #e.data > 0 then
@@ -178,14 +174,64 @@ local function plan_stream(r, s, sa, sys, keep)
     return true
   end, log_files, stop_at)
   if #events == 0 then return out end
+  local snap = raft.latest_snapshot(gdir)
+  local base = snap and stream_snapshot(snap.data)
+  local snap_index = snap and snap.index or 0
+  if snap_index > 0 then
+    -- what the snapshot holds is not replayed again, except the log's
+    -- deletes still there: 2.9.10 writes them to its index files lazily,
+    -- and applied again they change nothing
+    local after = {}
+    for _, ev in ipairs(events) do
+      if ev.index > snap_index or ev.delete then after[#after + 1] = ev end
+    end
+    events = after
+    if #events == 0 then return out end
+  end
   local max_commit = snap_index
   if summary.max_commit > max_commit then max_commit = summary.max_commit end
   out.max_commit = max_commit
-  -- The store as a model the server's rules run on (one scan of it).
+  -- Message entries the snapshot's state already places below its last
+  -- sequence were applied before whatever was refused after it (clfs only
+  -- grows): they need nothing read.
+  if base then
+    local keep_ev = {}
+    for _, ev in ipairs(events) do
+      local m = ev.msg
+      if not m or (m.lseq - base.clfs >= base.last_seq and not (m.lseq == 0 and base.last_seq ~= 0)) then
+        keep_ev[#keep_ev + 1] = ev
+      end
+    end
+    events = keep_ev
+  end
+  if #events == 0 then return out end
+  -- The store as a model the server's rules run on: every block when a
+  -- rule needs the whole stream (a purge, a limit, a KV create, a rollup),
+  -- else its newest blocks back to where the log starts and the oldest
+  -- entry's duplicate window; none for deletes alone.
   local cfg = replay.config(s.config)
-  local st, serr = replay.state({ name = s.name, path = s.path, account = s.account }, cfg)
+  local any_msg, full, since = false, not base and (first_index or 1) > 2, nil
+  if cfg.max_msgs > 0 or cfg.max_bytes > 0 or cfg.max_per > 0 then full = true end
+  for _, ev in ipairs(events) do
+    if ev.purge then full = true end
+    if ev.msg then
+      any_msg = true
+      local h = ev.msg.headers or ""
+      if h:find("Nats-Expected-Last-Subject-Sequence", 1, true) or h:find("Nats-Rollup", 1, true) then full = true end
+      if ev.msg.ts > 0 and (not since or ev.msg.ts < since) then since = ev.msg.ts end
+    end
+  end
+  local st, serr
+  if not any_msg and not full then
+    st = replay.empty(cfg) -- deletes alone: nothing to match, the store is not read
+  elseif full then
+    st, serr = replay.state({ name = s.name, path = s.path, account = s.account }, cfg)
+  else
+    st, serr = replay.state({ name = s.name, path = s.path, account = s.account }, cfg,
+      { from = (base and base.last_seq or 0) + 1, since = (since or 0) - cfg.window })
+  end
   if not st then
-    out.notes[#out.notes + 1] = ("the store cannot be read whole (%s); its log is not salvaged"):format(serr)
+    out.notes[#out.notes + 1] = ("the store cannot be read (%s); its log is not salvaged"):format(serr)
     return out
   end
   local L, clfs
@@ -238,6 +284,7 @@ local function plan_stream(r, s, sa, sys, keep)
                                             subject = ev.msg.subject }
     if counted then clfs = clfs + 1 end
   end
+  local stopped = false
   for _, ev in ipairs(events) do
     local index, msg = ev.index, ev.msg
     if ev.snap then
@@ -269,20 +316,23 @@ local function plan_stream(r, s, sa, sys, keep)
       else
         out.notes[#out.notes + 1] = ("entry %d: a purge dropped by policy"):format(index)
       end
-    else
+    elseif not stopped then
       local at = msg.lseq - clfs
       if at < L or (msg.lseq == 0 and L ~= 0) then
         -- applied before (the server skips it too)
       elseif at > L then
         out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the stream ends at %d: "
-          .. "a gap the log cannot fill; salvage stops here"):format(index, at + 1, L)
-        break
+          .. "a gap the log cannot fill; salvage of its messages stops here"):format(index, at + 1, L)
+        stopped = true
       elseif msg.subject == "" and msg.ts == 0 and #msg.payload == 0 and #(msg.headers or "") == 0 then
         -- a skipped sequence (the server's SkipMsg)
         L = L + 1
       else
         local seq = L + 1
         local rec = seq <= store_last and st.records[seq]
+        -- a deleted record may have been erased (2.9.10 overwrites it,
+        -- timestamp included): one that does not match is as good as gone
+        if rec and rec.deleted and rec.ts ~= msg.ts then rec = nil end
         if rec then
           -- the store holds this sequence: the record says what the server did
           if rec.ts == msg.ts then
@@ -292,7 +342,11 @@ local function plan_stream(r, s, sa, sys, keep)
             if id and id ~= "" then st.ids[id] = { seq = seq, ts = msg.ts } end
             st.last_msgid = id ~= "" and id or nil
           else
-            reject(ev, seq, "stored_other", ("the store holds another message at %d"):format(seq), true)
+            -- the server refused it (each refusal counts): by which rule,
+            -- when the log alone tells
+            local kind, why = replay.refuse(st, msg, L, false)
+            reject(ev, seq, kind or "not_stored", ("%sthe store holds another message at %d")
+              :format(why and (why .. "; ") or "", seq), true)
           end
         elseif seq <= store_last then
           -- gone from the store since (deleted, purged, aged): only the
@@ -316,20 +370,22 @@ local function plan_stream(r, s, sa, sys, keep)
             local entry = { kind = "message", account = s.account, stream = s.name, index = index,
                             seq = seq, subject = msg.subject, uncertain = uncertain }
             if not decide(keep, entry) then
-              -- a dropped message ends the salvage: later ones would need its sequence
+              -- a dropped message ends the salvage of messages: later ones
+              -- would need its sequence (deletes and purges still apply)
               out.dropped = out.dropped + 1
-              break
-            end
-            records[#records + 1] = jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload)
-            appended_at[seq] = #records
-            out.appended = out.appended + 1
-            if uncertain then out.uncertain = out.uncertain + 1 end
-            out.first = out.first or seq
-            out.last = seq
-            L = seq
-            for _, gone in ipairs(replay.store(st, seq, msg)) do
-              out.limit_removed = out.limit_removed + 1
-              removed(gone)
+              stopped = true
+            else
+              records[#records + 1] = jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload)
+              appended_at[seq] = #records
+              out.appended = out.appended + 1
+              if uncertain then out.uncertain = out.uncertain + 1 end
+              out.first = out.first or seq
+              out.last = seq
+              L = seq
+              for _, gone in ipairs(replay.store(st, seq, msg)) do
+                out.limit_removed = out.limit_removed + 1
+                removed(gone)
+              end
             end
           end
         end

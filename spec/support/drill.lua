@@ -14,6 +14,7 @@ local jsr = require "jsr"
 local json = jsr.json
 local ns = require "spec.support.natsserver"
 local cluster = require "spec.support.cluster"
+local rejects = require "spec.support.rejects"
 local raft = require "jsr.raft"
 local blocks = require "jsr.blocks"
 
@@ -401,6 +402,9 @@ end
 --   standalone server in JSR_KEY
 -- opts.bin: the nats-server of the cluster and of the standalone server
 --   (spec/support/servers.lua; default Debian's 2.9.10)
+-- opts.rejects: also the streams of spec/support/rejects.lua, with a
+--   publish of every kind the server refuses, and deletes and purges
+--   right before the crash (natscli needed)
 -- opts.keep (keep the directory), opts.verbose, opts.name
 function M.variant(opts)
   opts.name = opts.name or (opts.role .. "-" .. opts.signal)
@@ -429,6 +433,14 @@ function M.variant(opts)
                      BETA = cluster.jsload(urls, "BETA", "setup", "--account", "BETA", "--scale",
                        tostring(opts.scale or 1), "--timeout-ms", "10000") }
     mark("workload loaded")
+    -- publishes the cluster refuses, of every kind (spec/support/rejects.lua)
+    local rj
+    if opts.rejects then
+      result.rejects_log = {}
+      rj = rejects.new(urls, cluster.USERS.ACME, function(l) result.rejects_log[#result.rejects_log + 1] = l end)
+      rj:publishes()
+      mark("refused publishes")
+    end
     local meta = c:arrange_meta(si, opts.role == "leader")
     result.role_seen = meta.leader == s.name and "leader" or "follower"
     for _, acc in ipairs { "ACME", "BETA" } do cluster.jsload(urls, acc, "settle", "--wait-ms", "60000") end
@@ -437,11 +449,20 @@ function M.variant(opts)
     sleep(1.5)
     for _, acc in ipairs { "ACME", "BETA" } do cluster.jsload(urls, acc, "settle", "--wait-ms", "60000") end
     mark("settled")
+    if rj then
+      -- deletes and purges right before the crash: the survivor's store
+      -- may lack them (2.9.10 writes deletes lazily), its log has them
+      rj:removals()
+      for _, acc in ipairs { "ACME" } do cluster.jsload(urls, acc, "settle", "--wait-ms", "60000") end
+    end
     result.before = {}
     for _, acc in ipairs { "ACME", "BETA" } do
       result.before[acc] = cluster.jsload(urls, acc, "dump", "--timeout-ms", "10000")
     end
     mark("recorded")
+    -- refused, it changes nothing recorded; on 2.15.3 its group is left
+    -- without a leader, so nothing follows it
+    if rj then rj:last() end
     local meta2 = c:meta(si)
     result.role_seen = (meta2 and meta2.leader == s.name) and "leader" or "follower"
     -- the disaster: two nodes at once, then the survivor
