@@ -99,7 +99,7 @@ FUZZ_SECONDS ?= 200
 FUZZ_TARGETS ?= json meta block s2 s2stream index indexdb raft snapshot odat
 FUZZ_CFLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -Iinclude $(PKG_CFLAGS)
-FUZZ_LIBS = $(PKG_LIBS) -lhighwayhash -lcrypt
+FUZZ_LIBS = $(PKG_LIBS) -lhighwayhash -lcrypt -lnats
 FUZZ_CORE = $(CORE:%=src/%.c)
 # targets that run the Lua parsers load lua/jsr/*.lua from this tree
 FUZZ_LUA = spec/fuzz/fuzz_lua.c -DFUZZ_LUA_DIR='"$(CURDIR)/lua"'
