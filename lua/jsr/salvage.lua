@@ -176,8 +176,17 @@ local function plan_stream(r, s, sa, sys, keep)
   if #events == 0 then return out end
   local snap = raft.latest_snapshot(gdir)
   local base = snap and stream_snapshot(snap.data)
+  local snap_base
   local snap_index = snap and snap.index or 0
-  if snap_index > 0 then
+  -- A store behind its own snapshot (the snapshot is of the server's
+  -- memory; the blocks lost writes) needs the log's entries the snapshot
+  -- covers: the log is then replayed from its start, placed by the store.
+  local behind = base and store_last < base.last_seq
+  if behind then
+    out.notes[#out.notes + 1] = ("the store ends at %d, its group's snapshot at %d: replayed from the log's start")
+      :format(store_last, base.last_seq)
+    snap_base, base = base, nil
+  elseif snap_index > 0 then
     -- what the snapshot holds is not replayed again, except the log's
     -- deletes still there: 2.9.10 writes them to its index files lazily,
     -- and applied again they change nothing
@@ -210,7 +219,7 @@ local function plan_stream(r, s, sa, sys, keep)
   -- else its newest blocks back to where the log starts and the oldest
   -- entry's duplicate window; none for deletes alone.
   local cfg = replay.config(s.config)
-  local any_msg, full, since = false, not base and (first_index or 1) > 2, nil
+  local any_msg, full, since = false, behind or (not base and (first_index or 1) > 2), nil
   if cfg.max_msgs > 0 or cfg.max_bytes > 0 or cfg.max_per > 0 then full = true end
   for _, ev in ipairs(events) do
     if ev.purge then full = true end
@@ -247,6 +256,17 @@ local function plan_stream(r, s, sa, sys, keep)
     for _, ev in ipairs(events) do
       local seq = ev.msg and by_ts[ev.msg.ts]
       if seq then L, clfs = seq - 1, ev.msg.lseq + 1 - seq; break end
+    end
+    if not L and snap_base then
+      -- none in the store: the first message goes where the snapshot's
+      -- count of refusals puts it (no refusal between it and the snapshot)
+      for _, ev in ipairs(events) do
+        if ev.msg then L, clfs = ev.msg.lseq - snap_base.clfs, snap_base.clfs; break end
+      end
+      if L then
+        out.notes[#out.notes + 1] = ("none of the log's messages is in the store: placed with the snapshot's "
+          .. "clfs %d (a publish refused before the snapshot would shift them)"):format(clfs)
+      end
     end
     if not L then
       out.notes[#out.notes + 1] = "no snapshot and none of the log's messages in the store: "
