@@ -279,6 +279,9 @@ end
 
 function finish(s)
   if s.live == 0 and s.last_seq > 0 then s.first_seq = s.last_seq + 1 end
+  -- the server's num_deleted: the sequences between first and last that
+  -- hold no message
+  s.num_deleted = s.live > 0 and s.last_seq - s.first_seq + 1 - s.live or 0
   s.corrupt = false
   for _, p in ipairs(s.problems) do if p.corrupt then s.corrupt = true end end
   return s
