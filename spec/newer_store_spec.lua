@@ -102,6 +102,16 @@ describe("a 2.15.3 store changed the way a newer server might write it", functio
     only(newer, plain() .. "/meta.inf", "stream config field allow_time_travel unknown to nats-server 2.15.3")
   end)
 
+  it("names fields 2.15.3 does not have inside the objects of a stream config", function()
+    rewrite_meta(plain(), "PLAIN", function(cfg)
+      cfg.placement = { cluster = "c1", tags = { "a" }, preferred = "n1", spread = true }
+      cfg.sources = { { name = "CMP", subject_transforms = { { src = "a", dest = "b", weight = 1 } } } }
+    end)
+    local _, newer = inspect(dir)
+    only(newer, plain() .. "/meta.inf",
+      "stream config fields placement.spread, sources[1].subject_transforms[1].weight unknown to nats-server 2.15.3")
+  end)
+
   it("names a consumer config field 2.15.3 does not have", function()
     rewrite_meta(plain() .. "/obs/WORK", "PLAIN/WORK", function(cfg) cfg.priority_weights = { 1, 2 } end)
     local _, newer = inspect(dir)

@@ -43,6 +43,24 @@ M.CONSUMER_FIELDS = set {
   "metadata", "pause_until", "priority_groups", "priority_policy", "priority_timeout",
 }
 
+-- The objects inside them that 2.15.3 decodes field by field (metadata is
+-- a free map): Placement, StreamSource (mirror, sources) with its
+-- ExternalStream, SubjectTransformConfig list and StreamConsumerSource,
+-- SubjectTransformConfig, RePublish, StreamConsumerLimits.
+local TRANSFORM = { fields = set { "src", "dest" } }
+local SOURCE = { fields = set { "name", "opt_start_seq", "opt_start_time", "filter_subject",
+  "subject_transforms", "external", "consumer" },
+  nested = { external = { fields = set { "api", "deliver" } }, subject_transforms = { list = TRANSFORM },
+    consumer = { fields = set { "name", "deliver_subject" } } } }
+M.STREAM_NESTED = {
+  placement = { fields = set { "cluster", "tags", "preferred" } },
+  mirror = SOURCE,
+  sources = { list = SOURCE },
+  subject_transform = TRANSFORM,
+  republish = { fields = set { "src", "dest", "headers_only" } },
+  consumer_limits = { fields = set { "inactive_threshold", "max_ack_pending" } },
+}
+
 -- What a stream directory holds (2.15.3 filestore.go): batches/ (2.12+,
 -- atomic batches in flight), sources.db (2.15), the purge's __msgs__ and
 -- __new_msgs__ while one runs.
@@ -66,12 +84,34 @@ end
 
 local function list(dir) return jsr.listdir(dir) end
 
-local function check_config(out, path, cfg, known, kind)
+-- the keys of obj (and of the objects its schema describes) that are not
+-- known, as dotted names
+local function unknown_keys(obj, known, nested, prefix, unknown)
+  for k, v in pairs(obj) do
+    if type(k) == "string" then
+      local lk = k:lower()
+      if not known[lk] then
+        unknown[#unknown + 1] = prefix .. k
+      elseif nested and nested[lk] and type(v) == "table" then
+        local sub = nested[lk]
+        if sub.list then
+          for i, e in ipairs(v) do
+            if type(e) == "table" then
+              unknown_keys(e, sub.list.fields, sub.list.nested, ("%s%s[%d]."):format(prefix, k, i), unknown)
+            end
+          end
+        else
+          unknown_keys(v, sub.fields, sub.nested, prefix .. k .. ".", unknown)
+        end
+      end
+    end
+  end
+end
+
+local function check_config(out, path, cfg, known, kind, nested)
   if type(cfg) ~= "table" then return end
   local unknown = {}
-  for k in pairs(cfg) do
-    if type(k) == "string" and not known[k:lower()] then unknown[#unknown + 1] = k end
-  end
+  unknown_keys(cfg, known, nested, "", unknown)
   table.sort(unknown)
   if #unknown > 0 then
     finding(out, path, ("%s config field%s %s unknown to nats-server %s"):format(kind,
@@ -131,7 +171,7 @@ end
 function M.findings(m)
   local out = {}
   for _, s in ipairs(m.streams) do
-    check_config(out, s.path .. "/meta.inf", s.config, M.STREAM_FIELDS, "stream")
+    check_config(out, s.path .. "/meta.inf", s.config, M.STREAM_FIELDS, "stream", M.STREAM_NESTED)
     check_dir(out, s.path, M.STREAM_ENTRIES)
     check_msgs(out, s)
     for _, c in ipairs(s.consumers or {}) do
