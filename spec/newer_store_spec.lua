@@ -140,6 +140,15 @@ describe("a 2.15.3 store changed the way a newer server might write it", functio
     }, msgs)
   end)
 
+  it("names a consumer state (o.dat) of a version above 2", function()
+    local f = plain() .. "/obs/WORK/o.dat"
+    local b = fx.read(f)
+    assert.are.equal("\22\2", b:sub(1, 2))
+    fx.write(f, "\22\3" .. b:sub(3))
+    local _, newer = inspect(dir)
+    only(newer, f, "consumer state version 3 (known: 1, 2)")
+  end)
+
   it("names a block compressed with an algorithm other than s2", function()
     local blk
     for _, b in ipairs(jsr.block_files(dir .. STREAMS .. "CMP")) do

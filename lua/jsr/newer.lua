@@ -8,7 +8,8 @@
 -- msgs/index.db, the fields of stream and consumer meta.inf (2.11+ refuse
 -- a field they do not know), the API level a stream or consumer requires
 -- (metadata "_nats.req.level"), the files and directories of a stream and
--- consumer directory, and the compression algorithm of a block.
+-- consumer directory, the compression algorithm of a block and the
+-- version of a consumer's o.dat.
 local jsr = require "jsr"
 
 local M = {}
@@ -177,6 +178,16 @@ function M.findings(m)
     for _, c in ipairs(s.consumers or {}) do
       check_config(out, c.path .. "/meta.inf", c.config, M.CONSUMER_FIELDS, "consumer")
       check_dir(out, c.path, M.CONSUMER_ENTRIES)
+      -- o.dat: byte 22 and a version, 1 or 2 (checkConsumerHeader); an
+      -- encrypted one (meta.key) is sealed from byte 0
+      if not jsr.lstat(c.path .. "/meta.key") then
+        local f = io.open(c.path .. "/o.dat", "rb")
+        local head = f and f:read(2)
+        if f then f:close() end
+        if head and #head == 2 and head:byte(1) == 22 and head:byte(2) > 2 then
+          finding(out, c.path .. "/o.dat", ("consumer state version %d (known: 1, 2)"):format(head:byte(2)))
+        end
+      end
     end
   end
   return out
