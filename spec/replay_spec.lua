@@ -4,7 +4,8 @@
 -- refuses (duplicate Nats-Msg-Id, discard new at max_msgs, max_bytes and
 -- max_msgs_per_subject, wrong Nats-Expected-Last-Sequence / -Subject-
 -- Sequence 0 (a KV create) / -Msg-Id, a rollup the stream does not allow,
--- a KV bucket's create of an existing key), limits of discard old, KV
+-- a KV bucket's create of an existing key), limits of discard old, an
+-- interest stream's message no consumer wants, KV
 -- deletes and purges (rollups), and purges (filtered with keep, up to a
 -- sequence, keep without a filter, everything) and deletes right before
 -- the crash.  The survivor's store is cut back (all of it, half of it,
@@ -138,6 +139,8 @@ for _, version in ipairs { "2.9.10", "2.15.3" } do
       assert.are.equal(6, pa.purged)
       assert.are.equal(1, pa.deleted)
       assert.are.equal(8, pa.appended)
+      -- an interest stream takes the sequence of what no consumer wants
+      assert.are.equal(1, salvaged(r.report, "INTEREST").skipped)
     end)
 
     it("a policy that drops a stream's messages: none appended, its deletes and purges still applied", function()

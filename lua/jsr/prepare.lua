@@ -218,6 +218,8 @@ function M.plan(m, policy, opts)
               retention = cfg.retention, num_replicas = cfg.num_replicas,
               placement = cfg.placement and json.decode(json.encode(cfg.placement)) or nil,
             }
+            -- the salvage replays the log under the cluster's retention
+            s.cluster_retention = entry.original.retention
             -- the time limits as the cluster had them: an earlier run's
             -- record, when it suspended them, else the config as read
             local o = age.record_stream(cfg, entry.original)

@@ -12,6 +12,7 @@
 --   removed = replay.purge(st, request, L)
 local jsr = require "jsr"
 local blocks = require "jsr.blocks"
+local subject_matches = require("jsr.lost").subject_matches -- `*` one token, `>` the rest
 
 local M = {}
 
@@ -40,10 +41,26 @@ local function num(v, dflt)
 end
 
 -- The parts of a stream's config the rules read (meta.inf as the survivor
--- last wrote it).
-function M.config(c)
+-- last wrote it), and for an interest stream its consumers' filters
+-- (consumers: the model's, as they were when the survivor stopped;
+-- retention: the cluster's, when prepare has changed the config already).
+function M.config(c, consumers, retention)
   c = type(c) == "table" and c or {}
+  local filters
+  if (retention or c.retention) == "interest" then
+    filters = {}
+    for _, o in ipairs(consumers or {}) do
+      local oc = type(o.config) == "table" and o.config or {}
+      local f = {}
+      if type(oc.filter_subject) == "string" and oc.filter_subject ~= "" then f[#f + 1] = oc.filter_subject end
+      if type(oc.filter_subjects) == "table" then
+        for _, x in ipairs(oc.filter_subjects) do if type(x) == "string" and x ~= "" then f[#f + 1] = x end end
+      end
+      filters[#filters + 1] = f
+    end
+  end
   return {
+    interest = filters,
     window = num(c.duplicate_window, 120 * 1000000000),
     discard_new = c.discard == "new",
     max_msgs = num(c.max_msgs, -1), max_bytes = num(c.max_bytes, -1),
@@ -149,6 +166,7 @@ end
 -- otherwise only the rules the log itself decides are checked.  counted:
 -- the server counts the refusal in clfs (an invalid rollup value it does
 -- not, which leaves every later entry off by one, as on the server).
+-- "no_interest" is no refusal: the message takes its sequence, unstored.
 function M.refuse(st, msg, L, full)
   local cfg, h = st.cfg, msg.headers
   local payload = msg.payload or ""
@@ -183,6 +201,17 @@ function M.refuse(st, msg, L, full)
   end
   if cfg.max_size >= 0 and #(h or "") + #payload > cfg.max_size then
     return "max_msg_size", ("larger than max_msg_size %d"):format(cfg.max_size), true
+  end
+  -- an interest stream stores nothing no consumer wants: the sequence is
+  -- taken, the message not stored (nor refused)
+  if cfg.interest then
+    local wanted = false
+    for _, f in ipairs(cfg.interest) do
+      if #f == 0 then wanted = true break end
+      for _, x in ipairs(f) do if subject_matches(x, msg.subject) then wanted = true break end end
+      if wanted then break end
+    end
+    if not wanted then return "no_interest", "no consumer's filter takes " .. msg.subject, false end
   end
   if full and cfg.discard_new then
     local asl, fseq = false, nil
@@ -233,7 +262,6 @@ function M.store(st, seq, msg)
   return removed
 end
 
-local subject_matches = require("jsr.lost").subject_matches -- `*` one token, `>` the rest
 
 -- purge(st, req, L) -> removed: a purge request {filter, seq, keep} as the
 -- server applies it (stream.go purge, filestore.go PurgeEx/Compact/Purge):

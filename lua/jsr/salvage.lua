@@ -218,7 +218,7 @@ local function plan_stream(r, s, sa, sys, keep)
   -- rule needs the whole stream (a purge, a limit, a KV create, a rollup),
   -- else its newest blocks back to where the log starts and the oldest
   -- entry's duplicate window; none for deletes alone.
-  local cfg = replay.config(s.config)
+  local cfg = replay.config(s.config, s.consumers, s.cluster_retention)
   local any_msg, full, since = false, behind or (not base and (first_index or 1) > 2), nil
   if cfg.max_msgs > 0 or cfg.max_bytes > 0 or cfg.max_per > 0 then full = true end
   for _, ev in ipairs(events) do
@@ -304,6 +304,21 @@ local function plan_stream(r, s, sa, sys, keep)
                                             subject = ev.msg.subject }
     if counted then clfs = clfs + 1 end
   end
+  -- the message the server took a sequence for without storing it (an
+  -- interest stream no consumer of which wants it): past the store, a
+  -- deleted record keeps the sequence taken
+  local function skipped(seq, msg)
+    L = seq
+    out.skipped = (out.skipped or 0) + 1
+    local id = replay.header(msg.headers, "Nats-Msg-Id")
+    if id and id ~= "" then st.ids[id] = { seq = seq, ts = msg.ts } end
+    st.last_msgid = id ~= "" and id or nil
+    if seq > store_last then
+      records[#records + 1] = removal.deleted_record(
+        jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload), key)
+      appended_at[seq], gone_at[#records] = #records, true
+    end
+  end
   local stopped = false
   for _, ev in ipairs(events) do
     local index, msg = ev.index, ev.msg
@@ -365,14 +380,20 @@ local function plan_stream(r, s, sa, sys, keep)
             -- the server refused it (each refusal counts): by which rule,
             -- when the log alone tells
             local kind, why = replay.refuse(st, msg, L, false)
-            reject(ev, seq, kind or "not_stored", ("%sthe store holds another message at %d")
-              :format(why and (why .. "; ") or "", seq), true)
+            if kind == "no_interest" then
+              skipped(seq, msg)
+            else
+              reject(ev, seq, kind or "not_stored", ("%sthe store holds another message at %d")
+                :format(why and (why .. "; ") or "", seq), true)
+            end
           end
         elseif seq <= store_last then
           -- gone from the store since (deleted, purged, aged): only the
           -- rules the log decides can be checked
           local kind, why, counted = replay.refuse(st, msg, L, false)
-          if kind then
+          if kind == "no_interest" then
+            skipped(seq, msg)
+          elseif kind then
             reject(ev, seq, kind, why, counted)
           else
             L = seq
@@ -382,7 +403,9 @@ local function plan_stream(r, s, sa, sys, keep)
           end
         else
           local kind, why, counted = replay.refuse(st, msg, L, true)
-          if kind then
+          if kind == "no_interest" then
+            skipped(seq, msg)
+          elseif kind then
             reject(ev, seq, kind, why, counted)
           else
             local uncertain = index > max_commit
@@ -745,6 +768,10 @@ function M.lines(r, applied)
         l = l .. ("; %d purge(s) in the log %sremove %d message(s) the store still holds or salvage appends")
           :format(s.purges, applied and "" or "would ", s.purged)
       end
+      if (s.skipped or 0) > 0 then
+        l = l .. ("; %d message(s) no consumer of the interest stream wanted: sequence taken, not stored")
+          :format(s.skipped)
+      end
       if (s.limit_removed or 0) > 0 then
         l = l .. ("; %d message(s) removed by the stream's limits as salvaged messages were stored")
           :format(s.limit_removed)
@@ -826,7 +853,7 @@ function M.json(r)
       block = s.block, deletes = M.sorted_seqs(s.deletes), uncertain_deletes = s.uncertain_deletes,
       notes = notes_of(s), rejected = rejected_of(s), rejections = rejections_of(s),
       deleted = s.deleted, purges = s.purges, purged = s.purged, limit_removed = s.limit_removed,
-      matched = s.matched, clfs = s.clfs, base_last = s.base_last, base_clfs = s.base_clfs }
+      matched = s.matched, skipped = s.skipped, clfs = s.clfs, base_last = s.base_last, base_clfs = s.base_clfs }
   end
   for _, p in ipairs(sorted(r.consumers)) do
     local c = r.consumers[p]

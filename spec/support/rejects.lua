@@ -6,7 +6,8 @@
 --
 --   local rejects = require "spec.support.rejects"
 --   local r = rejects.new(urls, creds, say)   -- say(line) logs each answer
---   r:publishes()    streams DEDUP FULL FULLB PERSUBJ EXP BIG ROLL PURGE PALL OLD LMID, bucket CFG
+--   r:publishes()    streams DEDUP FULL FULLB PERSUBJ EXP BIG ROLL PURGE PALL OLD LMID INTEREST,
+--                    bucket CFG
 --   r:removals()     deletes and purges on PURGE and PALL (right before a crash)
 --   r:last()         a refused Nats-Expected-Last-Msg-Id on LMID: on 2.15.3
 --                    the group has no leader after it, so it comes last
@@ -18,7 +19,8 @@ local M = {}
 local R = {}
 R.__index = R
 
-M.STREAMS = { "BIG", "DEDUP", "EXP", "FULL", "FULLB", "KV_CFG", "LMID", "OLD", "PALL", "PERSUBJ", "PURGE", "ROLL" }
+M.STREAMS = { "BIG", "DEDUP", "EXP", "FULL", "FULLB", "INTEREST", "KV_CFG", "LMID", "OLD", "PALL", "PERSUBJ",
+              "PURGE", "ROLL" }
 
 function M.new(urls, creds, say)
   local cli = os.getenv("NATSCLI") or servers.natscli()
@@ -62,6 +64,12 @@ function R:publishes()
   self:create { name = "PURGE", subjects = { "pu.>" } }
   self:create { name = "LMID", subjects = { "lm.>" } }
   self:create { name = "PALL", subjects = { "pa.>" } }
+  -- interest: a message no consumer is interested in takes its sequence
+  -- and is not stored
+  self:create { name = "INTEREST", subjects = { "in.>" }, retention = "interest" }
+  self:run("consumer on in.a", "req", "$JS.API.CONSUMER.DURABLE.CREATE.INTEREST.ina",
+    json.encode { stream_name = "INTEREST", config = { durable_name = "ina", filter_subject = "in.a",
+                  ack_policy = "explicit", num_replicas = 3 } })
   self:create { name = "OLD", subjects = { "old.>" }, max_msgs = 4, max_msgs_per_subject = 2 }
   self:run("kv add", "kv", "add", "CFG", "--history", "1", "--replicas", "3")
 
@@ -94,6 +102,7 @@ function R:publishes()
   self:run("kv purge", "kv", "purge", "CFG", "k", "-f")
   for i = 1, 4 do self:pub("pu.a", "a" .. i); self:pub("pu.b", "b" .. i) end
   for i = 1, 6 do self:pub("pa.x", "x" .. i) end
+  self:pub("in.a", "wanted"); self:pub("in.b", "nobody"); self:pub("in.a", "wanted-too")
 end
 
 function R:removals()
