@@ -1,6 +1,6 @@
 -- js-recover restore: the survivor of a dead 2.9.10 cluster restored
 -- straight from its store (read-only) into a fresh 3-node cluster of the
--- newest release through the restore API, with no natscli, no prepare and
+-- newest release, and of 2.9.10, through the restore API, with no natscli, no prepare and
 -- no standalone server.  What that cluster serves must be what the dead
 -- cluster served (spec/fixtures/survivor-2.9.10.expected.json); a re-run
 -- skips what is restored, a run killed half-way is finished by the next,
@@ -14,10 +14,11 @@ local cluster = require "spec.support.cluster"
 local servers = require "spec.support.servers"
 local restored = require "spec.support.restored"
 
-local nats, newest = servers.natscli(), servers.newest()
-if not (nats and newest) then return end -- servers.lua names what was not built
+local nats = servers.natscli()
+if not (nats and servers.newest()) then return end -- servers.lua names what was not built
 
-describe("restore into a fresh " .. newest.version .. " cluster", function()
+for _, server in ipairs(servers.fast()) do
+describe("restore into a fresh " .. server.version .. " cluster", function()
   local store, dir, c, want, url, acme, before
   local first, served
 
@@ -37,7 +38,7 @@ describe("restore into a fresh " .. newest.version .. " cluster", function()
     dir = fx.tmpdir()
     acme = cluster.USERS.ACME
     local ok, err = pcall(function()
-      c = cluster.start { dir = dir, bin = newest.bin }
+      c = cluster.start { dir = dir, bin = server.bin }
       url = c.nodes[1].url
       first = { restore("--json") }
       served = restored.served(c.nodes[2].url, { user = acme.user, password = acme.password }, want)
@@ -75,6 +76,13 @@ describe("restore into a fresh " .. newest.version .. " cluster", function()
 
   it("reads the store only: its tree is byte for byte as before", function()
     assert.are.equal(before, fx.tree_digest(store))
+  end)
+
+  it("serves the KV bucket as a KV bucket", function()
+    local out = target { "kv", "ls" }
+    assert.matches("CFG", out, 1, true)
+    out = target { "kv", "status", "CFG" }
+    assert.matches("Values Stored: 5", out, 1, true)
   end)
 
   it("skips on a re-run what the target serves as the store would send it", function()
@@ -148,5 +156,26 @@ describe("restore into a fresh " .. newest.version .. " cluster", function()
     assert.are.equal(0, code, err)
     assert.matches("would restore $G > JOBS: 600 messages (seq 401..1000", out, 1, true)
     assert.matches("num_replicas 3 -> 1", out, 1, true)
+  end)
+end)
+end
+
+describe("restore's policy hooks", function()
+  it("restore_config edits what the target gets (--dry-run shows it), prepare's hooks pick the streams", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    local policy = store .. "/../restore-policy.lua"
+    fx.write(policy, [[
+return require("jsr.restore").run({
+  keep_stream = function(s) return s.name ~= "KV_CFG" end,
+  restore_config = function(stream, cfg) cfg.description = "restored " .. stream.name end,
+}, "restore", ...)
+]])
+    local code, out, err = fx.run("run", policy, store, "--server", "nats://127.0.0.1:1", "--dry-run")
+    os.remove(policy)
+    fx.cleanup(store)
+    assert.are.equal(0, code, err)
+    assert.matches('would restore $G > ORDERS: 1000 messages (seq 1..1000, 45.8 KiB), 1 consumers; config changed: '
+      .. 'description = "restored ORDERS" (new)', out, 1, true)
+    assert.is_nil(out:find("KV_CFG", 1, true))
   end)
 end)

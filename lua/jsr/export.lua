@@ -145,7 +145,7 @@ function M.run(policy, ...)
     end
   end
   if opts.json then
-    io.stdout:write(assert(json.encode({ streams = written, seconds = jsr.monotime() - t0 }, { pretty = true })), "\n")
+    io.stdout:write(assert(json.encode({ streams = written, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)) }, { pretty = true })), "\n")
   else
     out:write(("\n%d stream(s) exported to %s.  Restore each into the new cluster with\n"
       .. "  nats --server URL --user U --password P backup restore stream %s/<ACCOUNT>/<STREAM>\n"

@@ -98,9 +98,20 @@ local function api_error(reply)
   return nil, r
 end
 
+-- Seconds spent waiting for the target's answers: what the cluster takes
+-- to store and replicate, which no client can speed up; the rest of a run
+-- is js-recover's own work (reading, replaying, building snapshots).
+M.waited = 0
+local function timed(conn, subject, body, timeout)
+  local t = jsr.monotime()
+  local reply, err, x = conn:request(subject, body, timeout)
+  M.waited = M.waited + (jsr.monotime() - t)
+  return reply, err, x
+end
+
 -- request(conn, subject, body) -> decoded answer | nil, msg
 local function request(conn, subject, body, timeout)
-  local reply, err = conn:request(subject, body, timeout)
+  local reply, err = timed(conn, subject, body, timeout)
   if not reply then return nil, err end
   local aerr, r = api_error(reply)
   if aerr then return nil, aerr, r end
@@ -218,9 +229,11 @@ function M.send(conn, r, e, want, progress)
       local _, derr = request(conn, "$JS.API.STREAM.DELETE." .. e.name, "")
       if derr then return nil, ("%s > %s: cannot delete the half-restored stream: %s"):format(e.account, e.name, derr) end
       want.redone = true
-    elseif info ~= false then
-      break
+    elseif info then
+      break -- someone's stream, not a restore of ours cut off
     else
+      -- not there yet, or no answer (2.9.10 times stream info out while it
+      -- gives up on the cut-off restore, measured)
       os.execute("sleep 1")
     end
     ans, err, raw = request(conn, "$JS.API.STREAM.RESTORE." .. e.name, body, 10000)
@@ -239,7 +252,7 @@ function M.send(conn, r, e, want, progress)
     while #all - at + 1 >= M.CHUNK or (final and at <= #all) do
       local chunk = all:sub(at, at + M.CHUNK - 1)
       at = at + #chunk
-      local reply, rerr = conn:request(deliver, chunk, 10000)
+      local reply, rerr = timed(conn, deliver, chunk, 10000)
       chunks_sent = chunks_sent + 1
       if exit_after and chunks_sent >= exit_after then
         io.stderr:write(("js-recover: JSR_RESTORE_EXIT_AFTER: exiting after %d chunks\n"):format(chunks_sent))
@@ -353,7 +366,10 @@ function M.run(policy, mode, ...)
         first_seq = w.first_seq, last_seq = w.last_seq, consumers = #e.consumers, changes = changes }
       if not opts.json then
         local cs = {}
-        for _, c in ipairs(changes) do cs[#cs + 1] = c.new and ("%s %s -> %s"):format(c.field, c.old, c.new) or (c.field .. " removed") end
+        for _, c in ipairs(changes) do
+          cs[#cs + 1] = not c.new and (c.field .. " removed") or not c.old and ("%s = %s (new)"):format(c.field, c.new)
+            or ("%s %s -> %s"):format(c.field, c.old, c.new)
+        end
         out:write(("would restore %s > %s: %d messages (seq %d..%d, %s), %d consumers; config %s\n"):format(
           e.account, e.name, w.messages, w.first_seq, w.last_seq, tbl.bytes(w.bytes), #e.consumers,
           #cs > 0 and ("changed: " .. table.concat(cs, ", ")) or "as the store has it"))
@@ -371,6 +387,7 @@ function M.run(policy, mode, ...)
     return c
   end
   local results, failed = {}, false
+  local t0 = jsr.monotime()
   local progress = progress_writer(opts.json)
   local done = 0
   local ok, err = pcall(function()
@@ -427,7 +444,8 @@ function M.run(policy, mode, ...)
       arr[#arr + 1] = { account = res.account, stream = res.stream, action = res.action, why = res.why,
         replaced = res.replaced, ok = res.ok or false, checks = rows }
     end
-    io.stdout:write(assert(json.encode({ streams = arr, ok = not failed }, { pretty = true })), "\n")
+    io.stdout:write(assert(json.encode({ streams = arr, ok = not failed, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)),
+      seconds_waiting_for_target = json.number(("%.3f"):format(M.waited)), bytes = total }, { pretty = true })), "\n")
   else
     for _, res in ipairs(results) do
       if res.action then
@@ -438,6 +456,8 @@ function M.run(policy, mode, ...)
     print_rows(out, results)
     out:write(failed and "DIFFERENCES: see the rows marked DIFFERS (or refused above)\n"
       or "every stream and consumer is served as it was sent\n")
+    out:write(("%d stream(s), %s in %.1f s, %.1f s of it waiting for the target's answers\n"):format(
+      #results, tbl.bytes(total), jsr.monotime() - t0, M.waited))
   end
   return failed and 1 or 0
 end

@@ -259,16 +259,37 @@ function M.write(r, entry, sink, progress)
 end
 
 -- Records of a block held in memory (docs/FORMAT.md "Message block
--- records"): bit 63 of the sequence marks a deleted one.
-local function scan_bytes(data, acc)
+-- records", "Delete tombstones"): bit 63 of the sequence marks a deleted
+-- record, bit 62 a 2.10+ tombstone (not a message; it deletes the
+-- sequence it names, wherever that is).  Returns what scan_block's stats
+-- hold that state() uses; skip: sequences to count as deleted.
+local EBIT, TBIT = 1 << 63, 1 << 62
+local function scan_bytes(data, skip, each)
+  local st = { live = 0, live_bytes = 0, first_seq = 0, first_ts = 0, last_seq = 0, last_ts = 0,
+               last_record_seq = 0, tombstone_seqs = {} }
   local o, n = 1, #data
   while o + 22 <= n do
     local rl, seq, ts = string.unpack("<I4I8i8", data, o)
     local len = rl & 0x7fffffff
     if len < 30 or o + len - 1 > n then break end
-    if seq & (1 << 63) == 0 then acc(seq, ts, len) else acc(nil, nil, nil, seq & ~(1 << 63)) end
+    if seq & TBIT ~= 0 then
+      st.tombstone_seqs[#st.tombstone_seqs + 1] = seq & ~(EBIT | TBIT)
+    else
+      local plain = seq & ~EBIT
+      if plain > st.last_record_seq then st.last_record_seq = plain end
+      if seq & EBIT == 0 and not (skip and skip[plain]) then
+        st.live, st.live_bytes = st.live + 1, st.live_bytes + len
+        if each then
+          local slen = string.unpack("<I2", data, o + 20)
+          each(seq, ts, data:sub(o + 22, o + 21 + slen), len)
+        end
+        if st.first_seq == 0 then st.first_seq, st.first_ts = seq, ts end
+        st.last_seq, st.last_ts = seq, ts
+      end
+    end
     o = o + len
   end
+  return st
 end
 
 local function rfc3339(ns)
@@ -280,53 +301,112 @@ local function rfc3339(ns)
 end
 M.rfc3339 = rfc3339
 
--- state(r, entry) -> {messages, bytes, first_seq, first_ts, last_seq,
--- last_ts, consumer_count} as the snapshot's blocks hold them (the
--- server's StreamState in backup.json and the restore request)
+-- state(r, entry) -> {messages, bytes, first_seq, first_ns, last_seq,
+-- last_ns, consumer_count} as the snapshot's blocks hold them (the
+-- server's StreamState in backup.json and the restore request): live
+-- records, less those a 2.9 index deletes, those a 2.10+ msgs/index.db
+-- deletes when the snapshot carries it unchanged and the server would
+-- trust it (jsr/blocks.lua), and those a 2.10+ tombstone names in any
+-- block.
 function M.state(r, entry)
-  local s = { messages = 0, bytes = 0, first_seq = 0, first_ns = 0, last_seq = 0, last_ns = 0 }
-  local function acc(seq, ts, len, dseq)
-    if seq then
-      s.messages, s.bytes = s.messages + 1, s.bytes + len
-      if s.first_seq == 0 or seq < s.first_seq then s.first_seq, s.first_ns = seq, ts end
-      if seq >= s.last_seq then s.last_seq, s.last_ns = seq, ts end
-    elseif dseq and dseq > s.last_seq then
-      s.last_seq = dseq
-    end
-  end
   local files = M.files(r, entry)
-  local blocks = {}
-  for _, f in ipairs(files) do if f.name:match("^msgs/%d+%.blk$") then blocks[#blocks + 1] = f end end
-  local idx_of = {}
+  local blocks, idx_of, db, changed = {}, {}, nil, false
   for _, f in ipairs(files) do
+    if f.name:match("^msgs/%d+%.blk$") then
+      blocks[#blocks + 1] = f
+      if f.make then changed = true end
+    end
     local i = f.name:match("^msgs/(%d+)%.idx$")
     if i then idx_of[i] = f end
+    if f.name == "msgs/index.db" and f.path then db = true end
   end
-  for k, f in ipairs(blocks) do
+  if db and not changed then
+    local t = require("jsr.blocks").index_db({ name = entry.name, path = entry.path, account = entry.account },
+      jsr.block_files(entry.path) or {})
+    db = t.trusted and t.db or nil
+  else
+    db = nil
+  end
+  local function scan(k, skip, list, each)
+    local f = blocks[k]
     local i = f.name:match("(%d+)%.blk$")
     local idx = idx_of[i]
     if f.make then
-      local data = f.make()
-      scan_bytes(data, acc)
-      -- an emptied newest block: its index keeps the last sequence
-      if f.last_seq and f.last_seq > s.last_seq then s.last_seq = f.last_seq end
-    elseif jsr.lstat(f.path) == "file" and file_size(f.path) == 0 then
+      local set
+      for _, t in ipairs(list or {}) do set = set or {}; set[t] = true end
+      local st = scan_bytes(f.make(), set, each)
+      if f.last_seq and f.last_seq > st.last_record_seq then st.last_record_seq = f.last_seq end
+      return st
+    end
+    if file_size(f.path) == 0 then
+      -- an emptied block: its index keeps the last sequence
       local last = idx and idx.path and jsr.block_indexed_last(f.path, idx.path)
-      if last and last > s.last_seq then s.last_seq = last end
-    else
-      local st = assert(jsr.scan_block(f.path, entry.name .. "-" .. i,
-        { index = idx and idx.path, last = k == #blocks }))
-      if st.live > 0 then
-        if s.first_seq == 0 or st.first_seq < s.first_seq then s.first_seq, s.first_ns = st.first_seq, st.first_ts end
-        if st.last_seq >= s.last_seq then s.last_ns = st.last_ts end
+      return { live = 0, live_bytes = 0, first_seq = 0, last_seq = 0, last_record_seq = last or 0,
+               tombstone_seqs = {} }
+    end
+    return assert(jsr.scan_block(f.path, entry.name .. "-" .. i,
+      { index = not db and idx and idx.path or nil, indexdb = db, block_index = db and math.tointeger(tonumber(i)) or nil,
+        last = k == #blocks, deleted = skip and list or nil,
+        records = each and function(rec)
+          if not rec.deleted then
+            each(rec.seq, rec.ts, rec.subject, 22 + #rec.subject + (rec.headers and #rec.headers + 4 or 0) + #rec.payload + 8)
+          end
+          return true
+        end or nil }))
+  end
+  local per, tombs = {}, {}
+  for k = 1, #blocks do
+    per[k] = scan(k)
+    for _, t in ipairs(per[k].tombstone_seqs or {}) do tombs[#tombs + 1] = t end
+  end
+  if #tombs > 0 then
+    table.sort(tombs)
+    for k = 1, #blocks do
+      local st, mine = per[k], {}
+      for _, t in ipairs(tombs) do
+        if st.live > 0 and t >= st.first_seq and t <= st.last_seq then mine[#mine + 1] = t end
       end
-      s.messages, s.bytes = s.messages + st.live, s.bytes + (st.live_bytes or 0)
-      if (st.last_record_seq or 0) > s.last_seq then s.last_seq = st.last_record_seq end
+      if #mine > 0 then per[k] = scan(k, true, mine) end
     end
   end
-  if s.messages == 0 then
-    s.first_seq = s.last_seq + 1
+  local s = { messages = 0, bytes = 0, first_seq = 0, first_ns = 0, last_seq = 0, last_ns = 0 }
+  for k = 1, #blocks do
+    local st = per[k]
+    if st.live > 0 then
+      if s.first_seq == 0 then s.first_seq, s.first_ns = st.first_seq, st.first_ts end
+      s.last_ns = st.last_ts
+    end
+    s.messages, s.bytes = s.messages + st.live, s.bytes + (st.live_bytes or 0)
+    if (st.last_record_seq or 0) > s.last_seq then s.last_seq = st.last_record_seq end
   end
+  -- The server enforces max_msgs_per_subject when it loads a stream
+  -- (measured on 2.15.3: a KV bucket of history 1 whose survivor still held
+  -- 4 older revisions was served without them): read the records again
+  -- and keep the newest of each subject.  One entry per live record: a
+  -- stream with a per-subject limit is a KV bucket or alike, not a bulk log.
+  local limit = math.tointeger(entry.original_config and entry.original_config.max_msgs_per_subject)
+  if limit and limit > 0 and s.messages > 0 then
+    local recs = {}
+    for k = 1, #blocks do
+      scan(k, #tombs > 0, tombs, function(seq, ts, subject, len) recs[#recs + 1] = { seq, ts, subject, len } end)
+    end
+    table.sort(recs, function(x, y) return x[1] < y[1] end)
+    local count, kept = {}, {}
+    for i = #recs, 1, -1 do
+      local subj = recs[i][3]
+      count[subj] = (count[subj] or 0) + 1
+      if count[subj] <= limit then kept[#kept + 1] = recs[i] end
+    end
+    s.messages, s.bytes = #kept, 0
+    for _, x in ipairs(kept) do s.bytes = s.bytes + x[4] end
+    if #kept > 0 then
+      s.first_seq, s.first_ns = kept[#kept][1], kept[#kept][2]
+      s.last_ns = kept[1][2]
+    end
+  end
+  -- as the server reports an empty stream: after its last sequence, or
+  -- 0 when it never had a message
+  if s.messages == 0 then s.first_seq = s.last_seq > 0 and s.last_seq + 1 or 0 end
   s.consumer_count = #entry.consumers
   return s
 end
