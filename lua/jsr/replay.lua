@@ -169,7 +169,8 @@ end
 -- "no_interest" is no refusal: the message takes its sequence, unstored.
 function M.refuse(st, msg, L, full)
   local cfg, h = st.cfg, msg.headers
-  local payload = msg.payload or ""
+  -- plen: a payload salvage did not keep (an entry that cannot be appended)
+  local plen = msg.plen or #(msg.payload or "")
   if h and #h > 0 then
     local id = M.header(h, "Nats-Msg-Id")
     if id and id ~= "" and cfg.window > 0 then
@@ -199,7 +200,7 @@ function M.refuse(st, msg, L, full)
       if roll ~= "sub" and roll ~= "all" then return "rollup", "invalid Nats-Rollup " .. roll, false end
     end
   end
-  if cfg.max_size >= 0 and #(h or "") + #payload > cfg.max_size then
+  if cfg.max_size >= 0 and #(h or "") + plen > cfg.max_size then
     return "max_msg_size", ("larger than max_msg_size %d"):format(cfg.max_size), true
   end
   -- an interest stream stores nothing no consumer wants: the sequence is
@@ -225,7 +226,7 @@ function M.refuse(st, msg, L, full)
     if cfg.max_msgs > 0 and st.msgs >= cfg.max_msgs and not asl then
       return "max_msgs", ("discard new: max_msgs %d"):format(cfg.max_msgs), true
     end
-    local n = #(h or "") + #payload
+    local n = #(h or "") + plen
     if cfg.max_bytes > 0 and st.bytes + n >= cfg.max_bytes then
       if not asl or st.live[fseq].size <= n then
         return "max_bytes", ("discard new: max_bytes %d"):format(cfg.max_bytes), true

@@ -116,10 +116,6 @@ local function plan_stream(r, s, sa, sys, keep)
   end
   local store_last = sum.last_seq
   out.store_last = store_last
-  -- The state the log starts from: the group's snapshot (last sequence
-  -- and clfs, the count of entries the server refused), or nothing at all
-  -- for a log that starts at its first entry.  The entries it covers are
-  -- not replayed again.
   -- One pass over the log, keeping what can matter; the snapshot is read
   -- only when there is any (the usual log holds nothing after it).
   local events, first_index = {}, nil
@@ -134,7 +130,12 @@ local function plan_stream(r, s, sa, sys, keep)
         if op == raft.op.stream_msg or op == raft.op.compressed_stream_msg then
           local msg, merr = raft.stream_msg(e.data)
           if not msg then return stop_at(raft.finding(file, rec.offset, index, merr)) end
-          if not flow_control(msg) then events[#events + 1] = { index = index, msg = msg } end
+          if not flow_control(msg) then
+            -- one below the store's last sequence can never be appended:
+            -- its payload's length is all the rules need
+            if msg.lseq < store_last then msg.plen, msg.payload = #msg.payload, nil end
+            events[#events + 1] = { index = index, msg = msg }
+          end
         elseif op == raft.op.delete_msg then
           -- {stream, seq, no_erase}: 2.9.10 applies it in memory and writes
           -- the block's index lazily, so after a crash the record is often
@@ -359,7 +360,7 @@ local function plan_stream(r, s, sa, sys, keep)
         out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the stream ends at %d: "
           .. "a gap the log cannot fill; salvage of its messages stops here"):format(index, at + 1, L)
         stopped = true
-      elseif msg.subject == "" and msg.ts == 0 and #msg.payload == 0 and #(msg.headers or "") == 0 then
+      elseif msg.subject == "" and msg.ts == 0 and (msg.plen or #msg.payload) == 0 and #(msg.headers or "") == 0 then
         -- a skipped sequence (the server's SkipMsg)
         L = L + 1
       else
