@@ -87,6 +87,12 @@ for _, s in ipairs(m.streams) do
   if not s.error and math.type(d.max_age) == "integer" and d.max_age > 0 then
     d.past_max_age, d.past_max_age_error = age.past_max_age(s, now)
   end
+  -- 2.10+: msgs/index.db, and whether the server would trust it
+  if not s.error and jsr.lstat(s.path .. "/msgs/index.db") then
+    local r = require("jsr.blocks").index_db(s, jsr.block_files(s.path) or {})
+    d.index_db = { status = r.status, version = r.info and r.info.version or r.version,
+      trusted = r.trusted or false, why = r.why or (r.status ~= "ok" and r.message) or nil }
+  end
   d.time_limits = {}
   for _, l in ipairs(age.stream_limits(s.config)) do
     d.time_limits[#d.time_limits + 1] = { field = l.field, value = l.value }
@@ -185,6 +191,13 @@ if sys then
   for _, g in ipairs(report.raft_groups) do kinds[g.kind] = (kinds[g.kind] or 0) + 1 end
   stdout:write(("\nSystem account %s: Raft state of %d groups (meta %d, stream %d, consumer %d) in %s/_js_\n")
     :format(sys.name, #sys.raft, kinds.meta or 0, kinds.stream or 0, kinds.consumer or 0, sys.path))
+end
+for _, s in ipairs(report.streams) do
+  local x = s.index_db
+  if x and not x.trusted then
+    stdout:write(("%s > %s: msgs/index.db (%s%s) is not what the server loads the stream from: %s; it rebuilds from the blocks\n")
+      :format(s.account, s.name, x.status, x.version and (", version " .. x.version) or "", x.why or x.status))
+  end
 end
 for _, e in ipairs(report.skipped) do stdout:write(("skipped %s: %s\n"):format(e.path, e.why)) end
 lost.print(lost_report, stdout)

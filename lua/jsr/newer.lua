@@ -131,6 +131,7 @@ local function check_config(out, path, cfg, known, kind, nested)
 end
 
 local function check_dir(out, dir, known)
+  if jsr.lstat(dir) ~= "directory" then return end
   local names = list(dir)
   for _, name in ipairs(names or {}) do
     if not known[name:lower()] and not name:match("^%.") then
@@ -142,9 +143,11 @@ end
 
 local function check_msgs(out, s)
   local dir = s.path .. "/msgs"
-  if not jsr.lstat(dir) then return end
+  -- a real directory only: a symlink there is the model's problem, and
+  -- what it points to is not the store
+  if jsr.lstat(dir) ~= "directory" then return end
   for _, name in ipairs(list(dir) or {}) do
-    if not M.MSGS_FILES[name] and not block_file(name) then
+    if not M.MSGS_FILES[name] and not block_file(name) and not name:match("^%.") then
       finding(out, dir .. "/" .. name, "a file js-recover does not know in msgs/")
     end
   end
@@ -158,7 +161,7 @@ local function check_msgs(out, s)
   -- a block's compression algorithm (plain blocks only: an encrypted one
   -- is ciphertext from byte 0)
   for _, b in ipairs(jsr.block_files(s.path) or {}) do
-    if not b.key then
+    if not b.key and jsr.lstat(b.path) == "file" then
       local f = io.open(b.path, "rb")
       local head = f and f:read(4)
       if f then f:close() end
@@ -180,7 +183,7 @@ function M.findings(m)
       check_dir(out, c.path, M.CONSUMER_ENTRIES)
       -- o.dat: byte 22 and a version, 1 or 2 (checkConsumerHeader); an
       -- encrypted one (meta.key) is sealed from byte 0
-      if not jsr.lstat(c.path .. "/meta.key") then
+      if not jsr.lstat(c.path .. "/meta.key") and jsr.lstat(c.path .. "/o.dat") == "file" then
         local f = io.open(c.path .. "/o.dat", "rb")
         local head = f and f:read(2)
         if f then f:close() end
