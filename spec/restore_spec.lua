@@ -178,4 +178,24 @@ return require("jsr.restore").run({
       .. 'description = "restored ORDERS" (new)', out, 1, true)
     assert.is_nil(out:find("KV_CFG", 1, true))
   end)
+
+  it("counts what the target's max_age deletes at once, and the check expects it (a real server)", function()
+    local store = fx.unpack("survivor-2.9.10.tar.gz")
+    local policy = store .. "/../restore-age.lua"
+    -- the fixture's messages are days old: a max_age of 1 h takes them all
+    fx.write(policy, [[
+return require("jsr.restore").run({
+  keep_stream = function(s) return s.name == "ORDERS" end,
+  restore_config = function(stream, cfg) cfg.max_age = 3600000000000 end,
+}, "restore", ...)
+]])
+    local srv = ns.start { store_dir = fx.tmpdir(), bin = servers.newest().bin }
+    local code, out, err = fx.run("run", policy, store, "--server", srv.url, "--replicas", "1")
+    srv:stop()
+    os.remove(policy)
+    fx.cleanup(store)
+    assert.are.equal(0, code, err .. out)
+    assert.matches("the target deletes at once 1000 message(s) older than its max_age 1h", out, 1, true)
+    assert.matches("ORDERS[^\n]*messages[^\n]*0[^\n]*0[^\n]*ok", out)
+  end)
 end)

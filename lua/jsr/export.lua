@@ -142,6 +142,10 @@ function M.run(policy, ...)
     if not opts.json then
       out:write(("exported %s > %s: %d messages (seq %d..%d), %d consumers -> %s\n"):format(e.account,
         e.name, state.messages, state.first_seq, state.last_seq, #e.consumers, sdir))
+      if state.expired then
+        out:write(("  note: the target's max_age %s deletes at once %d message(s) older than that now (not counted above)\n")
+          :format(require("jsr.age").duration(e.target_config.max_age), state.expired))
+      end
     end
   end
   if opts.json then

@@ -110,8 +110,16 @@ local function timed(conn, subject, body, timeout)
 end
 
 -- request(conn, subject, body) -> decoded answer | nil, msg
+-- An API request nobody answers is asked again for up to 10 s: a cluster
+-- under load is briefly without a JetStream API responder (seen with
+-- natscli's restores into a busy 2.15.3 cluster: "no responders").
 local function request(conn, subject, body, timeout)
   local reply, err = timed(conn, subject, body, timeout)
+  local deadline = jsr.monotime() + 10
+  while not reply and tostring(err):find("No responders", 1, true) and jsr.monotime() < deadline do
+    os.execute("sleep 0.5")
+    reply, err = timed(conn, subject, body, timeout)
+  end
   if not reply then return nil, err end
   local aerr, r = api_error(reply)
   if aerr then return nil, aerr, r end
@@ -136,7 +144,7 @@ function M.expected(r, e)
   local st = snapshot.state(r, e)
   local want = { account = e.account, name = e.name, messages = st.messages, bytes = st.bytes,
     first_seq = st.first_seq, last_seq = st.last_seq, retention = e.target_config.retention or "limits",
-    replicas = e.target_config.num_replicas or 1, consumers = {}, state = st }
+    replicas = e.target_config.num_replicas or 1, consumers = {}, state = st, expired = st.expired }
   local odat = {}
   for _, f in ipairs(snapshot.files(r, e)) do
     local cn = f.name:match("^obs/(.+)/o%.dat$")
@@ -292,6 +300,13 @@ function M.half_restored(info, want, cfg)
     and json.encode(c.subjects or json.array()) == json.encode(cfg.subjects or json.array())
 end
 
+-- What the target's max_age deletes as soon as it loads the stream.
+function M.expired_note(e, w)
+  return ("  note: %s > %s: the target deletes at once %d message(s) older than its max_age %s (counted now, "
+    .. "not in the figures above)"):format(e.account, e.name, w.expired,
+    require("jsr.age").duration(e.target_config.max_age))
+end
+
 local function same_identity(info, want)
   local s, cfg = info.state or {}, info.config or {}
   return s.messages == want.messages and s.first_seq == want.first_seq and s.last_seq == want.last_seq
@@ -363,7 +378,8 @@ function M.run(policy, mode, ...)
         if texts[k] == nil then changes[#changes + 1] = { field = k, old = old[k] } end
       end
       plan[#plan + 1] = { account = e.account, stream = e.name, messages = w.messages, bytes = w.bytes,
-        first_seq = w.first_seq, last_seq = w.last_seq, consumers = #e.consumers, changes = changes }
+        first_seq = w.first_seq, last_seq = w.last_seq, consumers = #e.consumers, changes = changes,
+        expired_by_max_age = w.expired }
       if not opts.json then
         local cs = {}
         for _, c in ipairs(changes) do
@@ -373,6 +389,7 @@ function M.run(policy, mode, ...)
         out:write(("would restore %s > %s: %d messages (seq %d..%d, %s), %d consumers; config %s\n"):format(
           e.account, e.name, w.messages, w.first_seq, w.last_seq, tbl.bytes(w.bytes), #e.consumers,
           #cs > 0 and ("changed: " .. table.concat(cs, ", ")) or "as the store has it"))
+        if w.expired then out:write(M.expired_note(e, w), "\n") end
       end
     end
     if opts.json then io.stdout:write(assert(json.encode({ dry_run = true, streams = plan }, { pretty = true })), "\n") end
@@ -394,7 +411,8 @@ function M.run(policy, mode, ...)
     for i, e in ipairs(r.streams) do
       local w = wants[i]
       local conn = conn_for(e.account)
-      local res = { account = e.account, stream = e.name }
+      local res = { account = e.account, stream = e.name, note = w.expired and M.expired_note(e, w) or nil,
+                    expired = w.expired }
       results[#results + 1] = res
       if mode == "restore" then
         local info, ierr = stream_info(conn, e.name)
@@ -442,7 +460,7 @@ function M.run(policy, mode, ...)
       local rows = json.array()
       for _, x in ipairs(res.rows or {}) do rows[#rows + 1] = { field = x.what, sent = x.want, served = x.got, ok = x.ok } end
       arr[#arr + 1] = { account = res.account, stream = res.stream, action = res.action, why = res.why,
-        replaced = res.replaced, ok = res.ok or false, checks = rows }
+        replaced = res.replaced, ok = res.ok or false, checks = rows, expired_by_max_age = res.expired }
     end
     io.stdout:write(assert(json.encode({ streams = arr, ok = not failed, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)),
       seconds_waiting_for_target = json.number(("%.3f"):format(M.waited)), bytes = total }, { pretty = true })), "\n")
@@ -452,6 +470,7 @@ function M.run(policy, mode, ...)
         out:write(("%s %s > %s%s\n"):format(res.action, res.account, res.stream,
           res.why and (": " .. res.why) or res.replaced and (" (it replaced " .. res.replaced .. ")") or ""))
       end
+      if res.note then out:write(res.note, "\n") end
     end
     print_rows(out, results)
     out:write(failed and "DIFFERENCES: see the rows marked DIFFERS (or refused above)\n"

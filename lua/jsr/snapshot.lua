@@ -384,11 +384,47 @@ function M.state(r, entry)
   -- 4 older revisions was served without them): read the records again
   -- and keep the newest of each subject.  One entry per live record: a
   -- stream with a per-subject limit is a KV bucket or alike, not a bulk log.
-  local limit = math.tointeger(entry.original_config and entry.original_config.max_msgs_per_subject)
-  if limit and limit > 0 and s.messages > 0 then
-    local recs = {}
+  local cfg = entry.target_config or entry.original_config or {}
+  local limit = math.tointeger(cfg.max_msgs_per_subject)
+  limit = limit and limit > 0 and limit or nil
+  -- and max_age: what is older than that when the target loads it goes at
+  -- once (filestore.go expireMsgsOnRecover: the leading messages stamped
+  -- before now - max_age, up to the first younger one), counted here
+  -- against the clock now and reported (s.expired), so the check expects it
+  local max_age = math.tointeger(cfg.max_age)
+  local cutoff = max_age and max_age > 0 and (jsr.now_ns() - max_age) or nil
+  if cutoff and s.messages > 0 and s.first_ns < cutoff and not limit then
+    local n, bytes, first, last
+    local walking = true
     for k = 1, #blocks do
-      scan(k, #tombs > 0, tombs, function(seq, ts, subject, len) recs[#recs + 1] = { seq, ts, subject, len } end)
+      scan(k, #tombs > 0, tombs, function(seq, ts, _, len)
+        walking = walking and ts < cutoff
+        if walking then
+          n, bytes = (n or 0) + 1, (bytes or 0) + len
+        else
+          if not first or seq < first[1] then first = { seq, ts } end
+          if not last or seq > last[1] then last = { seq, ts } end
+        end
+      end)
+    end
+    if n then
+      s.expired = n
+      s.messages, s.bytes = s.messages - n, s.bytes - bytes
+      if first then s.first_seq, s.first_ns, s.last_ns = first[1], first[2], last[2] end
+    end
+  end
+  if limit and s.messages > 0 then
+    local recs = {}
+    local walking = cutoff ~= nil
+    for k = 1, #blocks do
+      scan(k, #tombs > 0, tombs, function(seq, ts, subject, len)
+        walking = walking and ts < cutoff
+        if walking then
+          s.expired = (s.expired or 0) + 1
+        else
+          recs[#recs + 1] = { seq, ts, subject, len }
+        end
+      end)
     end
     table.sort(recs, function(x, y) return x[1] < y[1] end)
     local count, kept = {}, {}
