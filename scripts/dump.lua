@@ -79,6 +79,7 @@ end
 
 local counts, order = {}, {}
 local summary = blocks.scan(stream, {
+  tombstones = true,
   records = function(rec)
     if rec.deleted or rec.seq < from then return true end
     if to >= 0 and rec.seq > to then return false end

@@ -84,7 +84,9 @@ end
 -- record (return false to stop); opts.progress: function(bytes_done) after
 -- each block; opts.older_than: summary.older counts the live messages
 -- stamped before it (ns since the epoch).
--- opts.index_db = false: the blocks alone, without msgs/index.db's delete
+-- opts.tombstones (with opts.records): records a later tombstone deletes
+-- come deleted (costs a first pass over the blocks when index.db is not
+-- trusted).  opts.index_db = false: the blocks alone, without msgs/index.db's delete
 -- maps or the tombstones of later blocks (what removal needs: it removes
 -- index.db, so what only index.db deletes is live again to the server).
 function M.scan(stream, opts)
@@ -105,9 +107,11 @@ function M.scan(stream, opts)
     local p = index_db_problem(r)
     if p then s.problems[#s.problems + 1] = p end
     if r.trusted then ctx.db = r.db end
-    -- a caller that sees each record must see the tombstoned ones deleted
-    -- already: collect the tombstones first (a second read, scripts only)
-    if not r.trusted and opts.records and (r.status ~= "absent" or (stream.config or {}).compression ~= nil) then
+    -- opts.tombstones: a caller that sees each record sees the tombstoned
+    -- ones deleted already: the tombstones are collected first, a second
+    -- read of every block (dump.lua; not for scans meant to stop early)
+    if not r.trusted and opts.records and opts.tombstones
+        and (r.status ~= "absent" or (stream.config or {}).compression ~= nil) then
       local pre = { per = {}, tombs = {} }
       local s0 = new_summary(stream)
       for i = 1, #files do scan_one(s0, stream, files, i, {}, 0, pre) end
