@@ -7,10 +7,12 @@ local assert = require "luassert"
 
 local M = {}
 
--- nats(bin, args) -> output: the real nats CLI; a failure fails the spec
-function M.nats(bin, args)
+-- nats(bin, args[, stdin]) -> output: the real nats CLI (its stdin read
+-- from the file stdin when given); a failure fails the spec
+function M.nats(bin, args, stdin)
   local parts = { cluster.quote(bin) }
   for _, a in ipairs(args) do parts[#parts + 1] = cluster.quote(a) end
+  if stdin then parts[#parts + 1] = "<" .. cluster.quote(stdin) end
   local h = assert(io.popen(table.concat(parts, " ") .. " 2>&1"))
   local out = h:read("a")
   local ok, _, code = h:close()
