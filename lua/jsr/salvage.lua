@@ -231,16 +231,27 @@ local function plan_stream(r, s, sa, sys, keep)
       if ev.msg.ts > 0 and (not since or ev.msg.ts < since) then since = ev.msg.ts end
     end
   end
+  -- The partial read is put off until a rule or a record other than the
+  -- store's last (whose timestamp its tail gave) is needed: a log whose
+  -- only entry after the snapshot is the store's last message reads no
+  -- block.  Deletes and message ids seen before it are applied to it then.
   local st, serr
+  local pending_deletes, pending_ids = {}, {}
+  local desc = { name = s.name, path = s.path, account = s.account }
+  local function model()
+    if st then return st end
+    st, serr = replay.state(desc, cfg, { from = (base and base.last_seq or 0) + 1, since = (since or 0) - cfg.window })
+    if not st then return nil end
+    for _, seq in ipairs(pending_deletes) do replay.remove(st, seq) end
+    for _, d in ipairs(pending_ids) do st.ids[d.id] = d.at end
+    return st
+  end
   if not any_msg and not full then
     st = replay.empty(cfg) -- deletes alone: nothing to match, the store is not read
   elseif full then
-    st, serr = replay.state({ name = s.name, path = s.path, account = s.account }, cfg)
-  else
-    st, serr = replay.state({ name = s.name, path = s.path, account = s.account }, cfg,
-      { from = (base and base.last_seq or 0) + 1, since = (since or 0) - cfg.window })
+    st, serr = replay.state(desc, cfg)
   end
-  if not st then
+  if full and not st then
     out.notes[#out.notes + 1] = ("the store cannot be read (%s); its log is not salvaged"):format(serr)
     return out
   end
@@ -276,8 +287,34 @@ local function plan_stream(r, s, sa, sys, keep)
     end
   end
   out.base_last, out.base_clfs = L, clfs
-  local base_rec = st.live[L]
-  st.last_msgid = base_rec and base_rec.msgid
+  -- the msg id of the last message stored (Nats-Expected-Last-Msg-Id):
+  -- the store's record at L until the replay stores or matches one
+  local last_msgid, last_msgid_known = nil, false
+  local function note_id(seq, msg)
+    local id = replay.header(msg.headers, "Nats-Msg-Id")
+    if id == "" then id = nil end
+    if id then
+      local at = { seq = seq, ts = msg.ts }
+      if st then st.ids[id] = at else pending_ids[#pending_ids + 1] = { id = id, at = at } end
+    end
+    last_msgid, last_msgid_known = id, true
+  end
+  -- the model for a rule, with the last msg id as the replay knows it
+  local function ruled()
+    if not model() then return nil end
+    if not last_msgid_known then
+      local rec = st.live[L]
+      last_msgid, last_msgid_known = rec and rec.msgid, true
+    end
+    st.last_msgid = last_msgid
+    return st
+  end
+  local function unreadable()
+    out.notes[#out.notes + 1] = ("the store cannot be read (%s); its log is not salvaged"):format(serr)
+    out.appended, out.first, out.last, out.log_ahead = 0, nil, nil, 0
+    out.deletes = {}
+    return out
+  end
 
   local records, appended_at, gone_at = {}, {}, {}
   -- A crash's partial last record (torn tail) cannot stay in a block that
@@ -311,9 +348,7 @@ local function plan_stream(r, s, sa, sys, keep)
   local function skipped(seq, msg)
     L = seq
     out.skipped = (out.skipped or 0) + 1
-    local id = replay.header(msg.headers, "Nats-Msg-Id")
-    if id and id ~= "" then st.ids[id] = { seq = seq, ts = msg.ts } end
-    st.last_msgid = id ~= "" and id or nil
+    note_id(seq, msg)
     if seq > store_last then
       records[#records + 1] = removal.deleted_record(
         jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload), key)
@@ -335,7 +370,7 @@ local function plan_stream(r, s, sa, sys, keep)
       -- delete before a SIGKILL is routinely past the follower's commit
       -- index while the cluster had applied it).
       if decide(keep, entry) then
-        replay.remove(st, ev.delete)
+        if st then replay.remove(st, ev.delete) else pending_deletes[#pending_deletes + 1] = ev.delete end
         out.deleted = out.deleted + 1
         if uncertain then out.uncertain_deletes = out.uncertain_deletes + 1 end
         removed(ev.delete)
@@ -365,7 +400,15 @@ local function plan_stream(r, s, sa, sys, keep)
         L = L + 1
       else
         local seq = L + 1
-        local rec = seq <= store_last and st.records[seq]
+        local rec
+        if seq <= store_last then
+          if not st and seq == store_last and msg.ts == sum.last_ts then
+            rec = { ts = msg.ts } -- the store's last record, as its tail read it
+          else
+            if not ruled() then return unreadable() end
+            rec = st.records[seq]
+          end
+        end
         -- a deleted record may have been erased (2.9.10 overwrites it,
         -- timestamp included): one that does not match is as good as gone
         if rec and rec.deleted and rec.ts ~= msg.ts then rec = nil end
@@ -374,12 +417,11 @@ local function plan_stream(r, s, sa, sys, keep)
           if rec.ts == msg.ts then
             L = seq
             out.matched = out.matched + 1
-            local id = replay.header(msg.headers, "Nats-Msg-Id")
-            if id and id ~= "" then st.ids[id] = { seq = seq, ts = msg.ts } end
-            st.last_msgid = id ~= "" and id or nil
+            note_id(seq, msg)
           else
             -- the server refused it (each refusal counts): by which rule,
             -- when the log alone tells
+            if not ruled() then return unreadable() end
             local kind, why = replay.refuse(st, msg, L, false)
             if kind == "no_interest" then
               skipped(seq, msg)
@@ -391,6 +433,7 @@ local function plan_stream(r, s, sa, sys, keep)
         elseif seq <= store_last then
           -- gone from the store since (deleted, purged, aged): only the
           -- rules the log decides can be checked
+          if not ruled() then return unreadable() end
           local kind, why, counted = replay.refuse(st, msg, L, false)
           if kind == "no_interest" then
             skipped(seq, msg)
@@ -398,11 +441,10 @@ local function plan_stream(r, s, sa, sys, keep)
             reject(ev, seq, kind, why, counted)
           else
             L = seq
-            local id = replay.header(msg.headers, "Nats-Msg-Id")
-            if id and id ~= "" then st.ids[id] = { seq = seq, ts = msg.ts } end
-            st.last_msgid = id ~= "" and id or nil
+            note_id(seq, msg)
           end
         else
+          if not ruled() then return unreadable() end
           local kind, why, counted = replay.refuse(st, msg, L, true)
           if kind == "no_interest" then
             skipped(seq, msg)
@@ -430,6 +472,7 @@ local function plan_stream(r, s, sa, sys, keep)
                 out.limit_removed = out.limit_removed + 1
                 removed(gone)
               end
+              note_id(seq, msg)
             end
           end
         end
