@@ -1,5 +1,5 @@
 -- Every server feature on every version, end to end, with the real nats
--- CLI (v0.5.0): one encrypted 3-node cluster per version carries all the
+-- CLI (v0.5.0): one 3-node cluster per version and store kind carries all the
 -- features that version has at once (R3 streams), the cluster's view is
 -- recorded, two nodes and then the survivor are SIGKILLed, and the
 -- survivor's store goes through inspect, prepare, verify and undo (tree
@@ -12,8 +12,9 @@
 -- Features and the versions that have them (a version without one names
 -- the skip): s2 compression and metadata 2.10+; per-message TTL and
 -- subject delete markers 2.11+; counters and atomic batches 2.12+; KV,
--- object store, mirror, sources and encryption on all.  The cipher
--- alternates by version (chacha, aes, ...), so the default run (Debian's
+-- object store, mirror, sources and encryption on all.  Each version runs
+-- twice: plaintext (the Raft logs salvaged) and encrypted, the cipher
+-- alternating by version (chacha, aes, ...), so the default run (Debian's
 -- 2.9.10 and the newest release) covers both; JSR_FEATURES_ALL=1 runs
 -- every version built, JSR_FEATURES_ONLY=<version> that one alone.
 local jsr = require "jsr"
@@ -161,12 +162,13 @@ end
 
 
 for vi, sv in ipairs(versions) do
-  local cipher = (vi % 2 == 1) and "chacha" or "aes"
+for _, cipher in ipairs { false, (vi % 2 == 1) and "chacha" or "aes" } do
   local skipped = {}
   for _, f in ipairs(FEATURES) do
     if not ge(sv.version, f.since) then skipped[#skipped + 1] = f.name .. " (since " .. f.since .. ")" end
   end
-  local title = ("every feature on %s (encrypted, %s)%s"):format(sv.version, cipher,
+  local title = ("every feature on %s (%s)%s"):format(sv.version,
+    cipher and ("encrypted, " .. cipher) or "plaintext",
     #skipped > 0 and ("; skipped, the version lacks: " .. table.concat(skipped, ", ")) or "")
 
   describe(title, function()
@@ -176,20 +178,24 @@ for vi, sv in ipairs(versions) do
       local t0 = cluster.now()
       local dir = ns.tmpdir()
       r.dir = dir
-      local key = "features-" .. jsr.random_hex(16)
-      local kf = dir .. "/js.key"
-      fx.write(kf, key .. "\n")
-      assert(os.execute("chmod 600 " .. cluster.quote(kf)))
+      local key = cipher and ("features-" .. jsr.random_hex(16)) or nil
+      local keyarg = {}
+      if key then
+        local kf = dir .. "/js.key"
+        fx.write(kf, key .. "\n")
+        assert(os.execute("chmod 600 " .. cluster.quote(kf)))
+        keyarg = { "--key-file", kf }
+      end
       local c, srv
       local ok, err = pcall(function()
         -- a node that never joins the meta group (seen once on 2.10.27 on a
         -- loaded machine: n2 saw the leader, the leader never listed n2 in
         -- 40 s) is a start-up flake, not the subject: one more cluster
-        local cok, cerr = pcall(cluster.start, { dir = dir .. "/c1", bin = sv.bin, key = key, cipher = cipher })
+        local cok, cerr = pcall(cluster.start, { dir = dir .. "/c1", bin = sv.bin, key = key, cipher = cipher or nil })
         if cok then c = cerr
         else
           r.start_retry = tostring(cerr)
-          c = cluster.start { dir = dir .. "/c2", bin = sv.bin, key = key, cipher = cipher }
+          c = cluster.start { dir = dir .. "/c2", bin = sv.bin, key = key, cipher = cipher or nil }
         end
         local urls = c:urls(2)
         local cli = cli_at(table.concat(urls, ","), cluster.USERS.ACME)
@@ -210,17 +216,17 @@ for vi, sv in ipairs(versions) do
         local work = dir .. "/recovered"
         assert(os.execute(("cp -a %s %s"):format(cluster.quote(store), cluster.quote(work))))
 
-        local code, out, e = fx.run("inspect", work, "--json", "--key-file", kf)
+        local code, out, e = fx.run("inspect", work, "--json", table.unpack(keyarg))
         r.inspect = { code = code, err = e, rep = json.decode(out) }
-        r.prepare1 = { fx.run("prepare", work, "--key-file", kf) }
-        r.verify = { fx.run("verify", work, "--json", "--key-file", kf) }
+        r.prepare1 = { fx.run("prepare", work, table.unpack(keyarg)) }
+        r.verify = { fx.run("verify", work, "--json", table.unpack(keyarg)) }
         r.undo = { fx.run("undo", work) }
         r.after_undo = fx.tree_digest(work)
-        r.prepare2 = { fx.run("prepare", work, "--key-file", kf) }
+        r.prepare2 = { fx.run("prepare", work, table.unpack(keyarg)) }
         assert(r.prepare2[1] == 0, "prepare: " .. tostring(r.prepare2[3]) .. tostring(r.prepare2[2]))
         local report = assert(json.decode(fx.read(work .. "/recovery-report.json")))
         srv = ns.start { config = work .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60,
-                         env = { JSR_KEY = key }, bin = sv.bin }
+                         env = key and { JSR_KEY = key } or nil, bin = sv.bin }
         cluster.sleep(2) -- mirrors and sources reconnect and do whatever they would
         local creds
         for _, a in ipairs(report.accounts) do
@@ -234,7 +240,7 @@ for vi, sv in ipairs(versions) do
         local cd = r.card
         io.stderr:write(("features %s (%s): streams %d/%d, messages exact %d/%d, resurrected %d, "
           .. "consumers exact %d/%d, config fields %d/%d (%d on purpose), %.0f s%s\n"):format(
-          sv.version, cipher, cd.streams.served, cd.streams.total, cd.messages.exact, cd.messages.total,
+          sv.version, cipher or "plaintext", cd.streams.served, cd.streams.total, cd.messages.exact, cd.messages.total,
           cd.messages.resurrected, cd.acks.exact, cd.acks.total, cd.config.preserved + cd.config.on_purpose,
           cd.config.fields, cd.config.on_purpose, cluster.now() - t0,
           r.start_retry and " (cluster started twice)" or ""))
@@ -273,7 +279,7 @@ for vi, sv in ipairs(versions) do
       end
     end)
 
-    it("inspect reads the store with the key, and names no problem", function()
+    it("inspect reads the store (with the key when encrypted), and names no problem", function()
       assert.is_nil(r.error, r.error)
       assert.are.equal(0, r.inspect.code, r.inspect.err)
       local n, enc = 0, 0
@@ -281,7 +287,7 @@ for vi, sv in ipairs(versions) do
         n = n + 1
         if st.encrypted then enc = enc + 1 end
       end
-      assert.are.equal(n, enc)
+      assert.are.equal(cipher and n or 0, enc)
       assert.is_true(n >= 6)
     end)
 
@@ -291,6 +297,27 @@ for vi, sv in ipairs(versions) do
       assert.are.equal(0, r.verify[1], r.verify[3] .. r.verify[2])
       assert.are.equal(0, r.undo[1], r.undo[3] .. r.undo[2])
       assert.are.equal(r.original, r.after_undo)
+    end)
+
+    it("salvage reads every stream's log, or says clearly why not", function()
+      assert.is_nil(r.error, r.error)
+      local out = r.prepare1[2]
+      assert.is_nil(out:find("could not", 1, true), out)
+      -- a stream whose log holds nothing past its store is not named
+      if cipher then
+        for _, name in ipairs { "ORDERS", "KV_CONF", "OBJ_FILES", "MIRROR", "AGG" } do
+          assert.matches("salvage: stream ACME > " .. name .. ":\nsalvage:   note: encrypted stream: its log is"
+            .. " not salvaged (not supported yet)", out, 1, true)
+        end
+      else
+        for note in out:gmatch("salvage:   note: ([^\n]*)") do
+          -- measured on 2.12.15 ... 2.15.3: a batch's entries stop the salvage of that stream's log there
+          assert.matches("^entry %d+: operation 16 %(batch message%)", note)
+        end
+        if has(sv.version, "atomic batches") then
+          assert.matches("salvage: stream ACME > BATCH:\nsalvage:   note: entry %d+: operation 16 %(batch message%)", out)
+        end
+      end
     end)
 
     it("the standalone server serves every message, state field and consumer position exactly", function()
@@ -319,4 +346,5 @@ for vi, sv in ipairs(versions) do
       assert.are.equal("postgres://db3", r.user_after.kv_url:gsub("%s+$", ""))
     end)
   end)
+end
 end
