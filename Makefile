@@ -168,6 +168,12 @@ demo: all
 bench: all
 	scripts/bench.sh $(BUILD)/js-recover
 	scripts/bench-verify.sh $(BUILD)/js-recover
+	@$(MAKE) --no-print-directory bench-restore
+
+# the runbook against `js-recover restore`, into a 3-node cluster
+# (BENCH_RESTORE="MiB small-streams", default "1024 1000")
+bench-restore: all
+	JSR_BUILD=$(BUILD) $(LUA) scripts/bench-restore.lua $(BENCH_RESTORE)
 
 install: $(BUILD)/js-recover
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -176,5 +182,5 @@ install: $(BUILD)/js-recover
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps servers test asan valgrind demo bench install clean fuzz FORCE drill drill-load
+.PHONY: all deps servers test asan valgrind demo bench bench-restore install clean fuzz FORCE drill drill-load
 FORCE:

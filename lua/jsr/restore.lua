@@ -109,17 +109,24 @@ local function timed(conn, subject, body, timeout)
   return reply, err, x
 end
 
--- request(conn, subject, body) -> decoded answer | nil, msg
--- An API request nobody answers is asked again for up to 10 s: a cluster
--- under load is briefly without a JetStream API responder (seen with
--- natscli's restores into a busy 2.15.3 cluster: "no responders").
-local function request(conn, subject, body, timeout)
+-- A request nobody answers reached nobody, so it is sent again, for up to
+-- 10 s: a busy cluster is briefly without a JetStream API responder (seen
+-- with natscli's restores into a busy 2.15.3 cluster), and the restore's
+-- deliver subject, created on the meta leader, reaches the node we talk to
+-- a moment after its answer (seen there too: "no responders" on a chunk).
+local function answered(conn, subject, body, timeout)
   local reply, err = timed(conn, subject, body, timeout)
   local deadline = jsr.monotime() + 10
   while not reply and tostring(err):find("No responders", 1, true) and jsr.monotime() < deadline do
-    os.execute("sleep 0.5")
+    os.execute("sleep 0.2")
     reply, err = timed(conn, subject, body, timeout)
   end
+  return reply, err
+end
+
+-- request(conn, subject, body) -> decoded answer | nil, msg
+local function request(conn, subject, body, timeout)
+  local reply, err = answered(conn, subject, body, timeout)
   if not reply then return nil, err end
   local aerr, r = api_error(reply)
   if aerr then return nil, aerr, r end
@@ -260,7 +267,7 @@ function M.send(conn, r, e, want, progress)
     while #all - at + 1 >= M.CHUNK or (final and at <= #all) do
       local chunk = all:sub(at, at + M.CHUNK - 1)
       at = at + #chunk
-      local reply, rerr = timed(conn, deliver, chunk, 10000)
+      local reply, rerr = answered(conn, deliver, chunk, 10000)
       chunks_sent = chunks_sent + 1
       if exit_after and chunks_sent >= exit_after then
         io.stderr:write(("js-recover: JSR_RESTORE_EXIT_AFTER: exiting after %d chunks\n"):format(chunks_sent))
