@@ -1,11 +1,12 @@
 -- Every server feature on every version, end to end, with the real nats
--- CLI (v0.5.0): one 3-node cluster per version and store kind carries all the
--- features that version has at once (R3 streams), the cluster's view is
+-- CLI (v0.5.0): one 3-node cluster per version and store kind carries
+-- all the features that version has at once (R3 streams), the cluster's view is
 -- recorded, two nodes and then the survivor are SIGKILLed, and the
--- survivor's store goes through inspect, prepare, verify and undo (tree
--- digest back to the original), then prepare again and a standalone server
--- of the same version on recovery.conf, which must serve exactly what the
--- cluster served: messages, state, consumer positions, KV values and
+-- survivor's store goes through inspect (an R1 stream on a dead node
+-- reported lost), prepare, verify and undo (tree digest back to the
+-- original), then prepare again and a standalone server of the same
+-- version on recovery.conf, which must serve exactly what the cluster
+-- served: messages, state, consumer positions, KV values and
 -- history, objects by digest, mirror and source state, TTL'd messages not
 -- resurrected.
 --
@@ -100,6 +101,19 @@ local function create(v, cli, dir, log)
   cli { "kv", "put", "CONF", "gone", "soon" }
   cli { "kv", "del", "CONF", "gone", "--force" }
 
+  -- a second bucket with what the version's KV adds: compression (2.10+),
+  -- limit markers (2.11+)
+  local sess = { "kv", "add", "SESS", "--replicas", "3" }
+  if has(v, "s2 compression") then sess[#sess + 1] = "--compress" end
+  if has(v, "per-message TTL") then sess[#sess + 1] = "--marker-ttl=10m" end
+  log[#log + 1] = cli(sess)
+  cli { "kv", "put", "SESS", "user.1", "alice" }
+  cli { "kv", "put", "SESS", "user.2", "bob" }
+  -- an R1 stream on a node that dies: the lost-asset report must name it
+  log[#log + 1] = cli { "stream", "add", "LOST1", "--subjects", "lost.>", "--storage", "file", "--replicas", "1",
+                        "--tag", "node:n1", "--defaults" }
+  cli { "pub", "lost.x", "--jetstream", "--count", "4", "lost {{Count}}" }
+
   log[#log + 1] = cli { "object", "add", "FILES", "--replicas", "3" }
   local blob = dir .. "/blob.bin"
   assert(os.execute("head -c 300000 /dev/urandom > " .. cluster.quote(blob)))
@@ -141,6 +155,7 @@ local function user_view(v, cli, dir, tag)
   local view = {}
   view.kv_url = cli { "kv", "get", "CONF", "db.url", "--raw" }
   view.kv_feature = cli { "kv", "get", "CONF", "feature.x", "--raw" }
+  view.kv_sess = cli { "kv", "get", "SESS", "user.2", "--raw" }
   -- the key's history: each of its revisions (stream sequences 1..3)
   view.kv_history = {}
   for rev = 1, 3 do view.kv_history[rev] = cli { "kv", "get", "CONF", "db.url", "--revision", tostring(rev), "--raw" } end
@@ -244,9 +259,9 @@ for _, run in ipairs(runs) do
         r.user_after = user_view(sv.version, scli, dir, "after")
         r.card = drill.compare(r.before, r.after, r.inspect.rep and r.inspect.rep.lost)
         local cd = r.card
-        io.stderr:write(("features %s (%s): streams %d/%d, messages exact %d/%d, resurrected %d, "
+        io.stderr:write(("features %s (%s): streams %d/%d (%d reported lost), messages exact %d/%d, resurrected %d, "
           .. "consumers exact %d/%d, config fields %d/%d (%d on purpose), %.0f s%s\n"):format(
-          sv.version, cipher or "plaintext", cd.streams.served, cd.streams.total, cd.messages.exact, cd.messages.total,
+          sv.version, cipher or "plaintext", cd.streams.served, cd.streams.total, cd.streams.lost_reported, cd.messages.exact, cd.messages.total,
           cd.messages.resurrected, cd.acks.exact, cd.acks.total, cd.config.preserved + cd.config.on_purpose,
           cd.config.fields, cd.config.on_purpose, cluster.now() - t0,
           r.start_retry and " (cluster started twice)" or ""))
@@ -259,7 +274,7 @@ for _, run in ipairs(runs) do
     it("creates every feature the version has on the cluster", function()
       assert.is_nil(r.error, r.error)
       local s = r.before.ACME.streams
-      for _, name in ipairs { "ORDERS", "EVENTS", "MIRROR", "AGG", "KV_CONF", "OBJ_FILES" } do
+      for _, name in ipairs { "ORDERS", "EVENTS", "MIRROR", "AGG", "KV_CONF", "KV_SESS", "OBJ_FILES", "LOST1" } do
         assert.is_table(s[name], name)
       end
       assert.are.equal(50, s.ORDERS.info.state.messages)
@@ -294,7 +309,7 @@ for _, run in ipairs(runs) do
         if st.encrypted then enc = enc + 1 end
       end
       assert.are.equal(cipher and n or 0, enc)
-      assert.is_true(n >= 6)
+      assert.is_true(n >= 7)
     end)
 
     it("prepare and verify pass; undo puts back every byte", function()
@@ -338,7 +353,9 @@ for _, run in ipairs(runs) do
       assert.are.equal(c.acks.total, c.acks.exact, text)
       assert.are.same({}, c.config.changed, text)
       assert.is_true(c.exact, text)
-      assert.are.same({}, r.inspect.rep.lost.streams) -- every stream was R3: nothing lost
+      -- the R1 stream on n1 alone is reported lost, nothing else
+      assert.are.same({ "ACME > LOST1" }, c.lost.reported_streams, text)
+      assert.are.same({}, c.lost.wrongly_reported, text)
       if has(sv.version, "per-message TTL") then
         local ttls = r.after.ACME.streams.TTLS
         assert.are.equal(5, ttls.info.state.messages)
