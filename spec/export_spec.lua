@@ -21,8 +21,8 @@ describe("export, restored with the real nats CLI into a fresh " .. newest.versi
   local served, want, out, before, after, backup
 
   setup(function()
-    want = assert(json.decode(fx.read(fx.FIXTURES .. "/survivor-2.9.10.expected.json")))
     local store = fx.unpack("survivor-2.9.10.tar.gz")
+    want = restored.want(store)
     local backups = fx.tmpdir()
     local dir = fx.tmpdir()
     local c

@@ -32,8 +32,8 @@ describe("restore into a fresh " .. server.version .. " cluster", function()
   end
 
   setup(function()
-    want = assert(json.decode(fx.read(fx.FIXTURES .. "/survivor-2.9.10.expected.json")))
     store = fx.unpack("survivor-2.9.10.tar.gz")
+    want = restored.want(store)
     before = fx.tree_digest(store)
     dir = fx.tmpdir()
     acme = cluster.USERS.ACME
@@ -96,21 +96,22 @@ describe("restore into a fresh " .. server.version .. " cluster", function()
     local code, out, err = fx.run("compare", store, "--server", url, "--user", acme.user,
       "--password", acme.password)
     assert.are.equal(0, code, err .. out)
-    target { "stream", "purge", "ORDERS", "-f" }
+    -- JOBS: no max_age, so its count does not depend on the fixture's age
+    target { "stream", "purge", "JOBS", "-f" }
     code, out = fx.run("compare", store, "--server", url, "--user", acme.user, "--password", acme.password)
     assert.are.equal(1, code)
-    assert.matches("ORDERS[^\n]*messages[^\n]*1000[^\n]*0[^\n]*DIFFERS", out)
+    assert.matches("JOBS[^\n]*messages[^\n]*600[^\n]*0[^\n]*DIFFERS", out)
   end)
 
   it("refuses a stream the target has already, and with --force says what it replaced", function()
-    -- ORDERS was purged above: the target's stream differs from the store's
+    -- JOBS was purged above: the target's stream differs from the store's
     local code, out, err = restore()
     assert.are.equal(1, code, err)
-    assert.matches("refused $G > ORDERS: the target has this stream already (0 messages", out, 1, true)
+    assert.matches("refused $G > JOBS: the target has this stream already (0 messages", out, 1, true)
     assert.matches("--force deletes it", out, 1, true)
     code, out, err = restore("--force")
     assert.are.equal(0, code, err .. out)
-    assert.matches("replaced $G > ORDERS (it replaced 0 messages", out, 1, true)
+    assert.matches("replaced $G > JOBS (it replaced 0 messages", out, 1, true)
     assert.matches("skipped $G > KV_CFG", out, 1, true)
   end)
 
@@ -130,8 +131,10 @@ describe("restore into a fresh " .. server.version .. " cluster", function()
     assert.matches("restored $G > JOBS", out, 1, true)
     local again = restored.served(c.nodes[2].url, { user = acme.user, password = acme.password }, want)
     for name, w in pairs(want) do
-      assert.are.same({ w.messages, w.first_seq, w.last_seq },
-        { again[name].messages, again[name].first_seq, again[name].last_seq }, name)
+      if not w.partly_aged then
+        assert.are.same({ w.messages, w.first_seq, w.last_seq },
+          { again[name].messages, again[name].first_seq, again[name].last_seq }, name)
+      end
     end
   end)
 
@@ -174,8 +177,9 @@ return require("jsr.restore").run({
     os.remove(policy)
     fx.cleanup(store)
     assert.are.equal(0, code, err)
-    assert.matches('would restore $G > ORDERS: 1000 messages (seq 1..1000, 45.8 KiB), 1 consumers; config changed: '
-      .. 'description = "restored ORDERS" (new)', out, 1, true)
+    -- JOBS: no max_age, so what it would send does not depend on the fixture's age
+    assert.matches('would restore %$G > JOBS: 600 messages %(seq 401%.%.1000, [%d.]+ KiB%), 1 consumers; '
+      .. 'config changed: description = "restored JOBS" %(new%)', out)
     assert.is_nil(out:find("KV_CFG", 1, true))
   end)
 

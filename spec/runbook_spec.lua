@@ -23,8 +23,8 @@ describe("the runbook with the real nats CLI, into a fresh " .. newest.version .
   local served, want, report, restore_out
 
   setup(function()
-    want = assert(json.decode(fx.read(fx.FIXTURES .. "/survivor-2.9.10.expected.json")))
     local store = fx.unpack("survivor-2.9.10.tar.gz")
+    want = restored.want(store)
     local backups = fx.tmpdir()
     local dir = fx.tmpdir()
     local code, out, err = fx.run("prepare", store)

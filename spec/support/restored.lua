@@ -7,6 +7,37 @@ local assert = require "luassert"
 
 local M = {}
 
+-- want(store) -> what the dead cluster served (survivor-2.9.10.expected.json),
+-- as a target that applies each stream's original max_age serves it on
+-- today's date: the fixture's messages age (ORDERS: max_age 7 days, stamped
+-- 2026-11-26), and a server deletes at load what is older than max_age.
+-- Measured on 2.15.3 with ORDERS' max_age set to 1 hour: messages 0,
+-- first_seq 1001, last_seq 1000, consumer proc's ack floor still 300 and
+-- num_pending 0.  While only some of a stream's messages are past it (a
+-- minute of one day for ORDERS), its counts cannot be known in advance:
+-- the stream is marked partly_aged and its counts are not compared.
+function M.want(store)
+  local jsr = require "jsr"
+  local f = assert(io.open("spec/fixtures/survivor-2.9.10.expected.json", "rb"))
+  local want = assert(jsr.json.decode(f:read("a")))
+  f:close()
+  local now = jsr.now_ns()
+  for name, w in pairs(want) do
+    if (w.max_age_ns or 0) > 0 then
+      local s = require("jsr.blocks").scan({ name = name, account = w.account,
+        path = store .. "/jetstream/" .. w.account .. "/streams/" .. name })
+      local cutoff = now - w.max_age_ns
+      if s.live > 0 and s.last_ts < cutoff then
+        w.messages, w.first_seq = 0, w.last_seq + 1
+        for _, c in pairs(w.consumers or {}) do c.num_pending = 0 end
+      elseif s.live > 0 and s.first_ts < cutoff then
+        w.partly_aged = true
+      end
+    end
+  end
+  return want
+end
+
 -- nats(bin, args[, stdin]) -> output: the real nats CLI (its stdin read
 -- from the file stdin when given); a failure fails the spec
 function M.nats(bin, args, stdin)
@@ -21,12 +52,13 @@ function M.nats(bin, args, stdin)
 end
 
 -- served(url, creds, want) -> jscheck's streams, read until the consumers'
--- num_pending reach the dead cluster's numbers, for at most 30 s: a
+-- num_pending reach the dead cluster's numbers, for at most 60 s: a
 -- restored R3 consumer reports num_pending 0 until its leader has counted
 -- them (measured on 2.15.3: about 5 s); the specs judge the last look.
 function M.served(url, creds, want)
   local now
-  for _ = 1, 30 do
+  -- (30 s was not always enough on a loaded 2-core machine: 500 of 1,000)
+  for _ = 1, 60 do
     now = ns.jscheck({ url = url }, creds).streams
     local settled = true
     for name, w in pairs(want) do
@@ -59,7 +91,9 @@ function M.its(it, get, want_of)
     local served, want = get(), want_of()
     for name, w in pairs(want) do
       local s = served[name]
-      assert.are.same({ w.messages, w.first_seq, w.last_seq }, { s.messages, s.first_seq, s.last_seq }, name)
+      if not w.partly_aged then
+        assert.are.same({ w.messages, w.first_seq, w.last_seq }, { s.messages, s.first_seq, s.last_seq }, name)
+      end
     end
   end)
   it("keeps every consumer's position", function()
@@ -69,7 +103,9 @@ function M.its(it, get, want_of)
         local sc = served[name].consumers[cname]
         assert.is_table(sc, name .. " > " .. cname)
         assert.are.equal(wc.ack_floor_stream_seq, sc.ack_floor_stream_seq, name .. " > " .. cname)
-        assert.are.equal(wc.num_pending, sc.num_pending, name .. " > " .. cname .. ": " .. require("jsr").json.encode(sc))
+        if not w.partly_aged then
+          assert.are.equal(wc.num_pending, sc.num_pending, name .. " > " .. cname .. ": " .. require("jsr").json.encode(sc))
+        end
       end
     end
   end)
