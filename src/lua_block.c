@@ -593,14 +593,11 @@ static int l_block_mark_deleted(lua_State *L)
     /* a compressed block's offsets (from scan_block) are in its decoded
      * bytes: those are marked, and the block is written back uncompressed,
      * which servers load as it is (no "cmp" header) */
-    if (!encrypted && n >= 4 && !memcmp(data, "cmp", 3)) {
+    if (!encrypted) {
         unsigned char *plain;
         size_t plen;
-        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        int cmp = fd < 0 ? (jsr_errf(err, sizeof err, "%s: cannot open: %s", path, strerror(errno)), -1)
-                         : jsr_block_decompress(fd, n, NULL, &plain, &plen, path, err, sizeof err);
-        if (fd >= 0)
-            close(fd);
+        int cmp = jsr_block_decompress_bytes((const unsigned char *)data, n, &plain, &plen, path,
+                                             err, sizeof err);
         if (cmp < 0) {
             free(data);
             luaL_pushfail(L);

@@ -128,6 +128,9 @@ int jsr_block_index_parse(const unsigned char *b, size_t n, jsr_block_index *ix,
 #define JSR_BLOCK_DECODED_MAX (256u << 20)
 int jsr_block_decompress(int fd, uint64_t size, jsr_block_cipher *dec, unsigned char **out,
                          size_t *outlen, const char *path, char *err, size_t errlen);
+/* The same on a (plaintext) block's bytes already in memory. */
+int jsr_block_decompress_bytes(const unsigned char *bytes, size_t n, unsigned char **out,
+                               size_t *outlen, const char *path, char *err, size_t errlen);
 
 /* What the first bytes of a block say: 0 plain records, 1 compressed
  * ("cmp" + algorithm + original size, 2.10+).  -1 on I/O error. */
