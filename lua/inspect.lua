@@ -1,4 +1,4 @@
--- js-recover inspect <store> [--json]
+-- js-recover inspect <store> [<store>...] [--json]
 --
 -- Lists what the store holds and changes nothing: per account and stream,
 -- replicas, retention, storage, placement, consumers (each with its
@@ -13,6 +13,11 @@
 --
 -- options:
 --   --json    print the same as JSON, for scripts
+--   --resolver-dir D, --operator-jwt F, --config F
+--             operator mode: where the account JWTs are (a full resolver's
+--             dir, the operator's JWT, the survivor's server config with
+--             resolver_preload); a resolver dir next to jetstream/ is found
+--             without them.  Accounts are named by public key and JWT name.
 --   --key-file F, --prev-key-file F
 --             the server's encryption key (or JSR_KEY, JSR_PREV_KEY) for an
 --             encrypted store; without it, encrypted entries are listed as such
@@ -30,10 +35,13 @@ local json = jsr.json
 local keys = require "jsr.keys"
 local age = require "jsr.age"
 local count = require("jsr.prepare").count
-local opts, args = cli.parse({ ... }, keys.with { json = "flag" })
+local operator = require "jsr.operator"
+local opts, args = cli.parse({ ... }, operator.with(keys.with { json = "flag" }))
+-- several stores (survivors of one cluster): each copy and the one to take
+if opts and #args > 1 then return require("jsr.survivors").inspect(nil, opts, args) end
 if not opts or #args ~= 1 then
   io.stderr:write("js-recover inspect: ", opts and "expected one <store>" or args, "\n",
-    "usage: js-recover inspect <store> [--json] [--key-file F]\n")
+    "usage: js-recover inspect <store> [--json] [--key-file F] [--resolver-dir D] [--operator-jwt F] [--config F]\n")
   return 2
 end
 
@@ -77,12 +85,24 @@ end
 local now = age.now()
 local report = { store_dir = m.store.store_dir, accounts = {}, streams = {}, raft_groups = {},
                  skipped = {}, problems = {} }
+-- operator mode: accounts are public keys; their JWTs give their names
+local opinfo = operator.gather(m, operator.from_opts(opts))
+report.operator = operator.json(opinfo)
+local account_name = {}
 for _, a in ipairs(m.accounts) do
-  report.accounts[#report.accounts + 1] = { name = a.name, system = a.system,
-    streams = #a.streams, raft_groups = #a.raft }
+  local ra = { name = a.name, system = a.system, streams = #a.streams, raft_groups = #a.raft }
+  if opinfo.mode then
+    local d = operator.describe(opinfo, a.name)
+    ra.public_key, ra.jwt_name, ra.jwt, ra.signature, ra.signature_why, ra.jetstream, ra.expired =
+      operator.is_account_key(a.name) and a.name or nil, d.name, d.jwt or false, d.signature, d.why, d.jetstream, d.expired
+    ra.system_account = a.name == opinfo.system_account or nil
+    account_name[a.name] = d.name
+  end
+  report.accounts[#report.accounts + 1] = ra
 end
 for _, s in ipairs(m.streams) do
   local d = describe(s, true)
+  d.account_name = account_name[s.account]
   -- what a server started now deletes at once, by age
   if not s.error and math.type(d.max_age) == "integer" and d.max_age > 0 then
     d.past_max_age, d.past_max_age_error = age.past_max_age(s, now)
@@ -159,6 +179,8 @@ local function placement(p)
   if type(p.tags) == "table" and #p.tags > 0 then parts[#parts + 1] = "tags " .. table.concat(p.tags, ",") end
   return table.concat(parts, " ")
 end
+for _, l in ipairs(operator.lines(opinfo, m)) do stdout:write(l, "\n") end
+if opinfo.mode then stdout:write("\n") end
 local rows = {}
 for i, s in ipairs(report.streams) do
   if i > 1 and #report.streams[i - 1].consumers > 0 then rows[#rows + 1] = "-" end
@@ -172,7 +194,7 @@ for i, s in ipairs(report.streams) do
     end
   end
   by_time = table.concat(by_time, "; ")
-  rows[#rows + 1] = { s.account, s.name, s.replicas or "?", s.retention or "?", s.storage or "?",
+  rows[#rows + 1] = { s.account_name and (s.account_name .. " " .. s.account:sub(1, 8) .. "…") or s.account, s.name, s.replicas or "?", s.retention or "?", s.storage or "?",
     placement(s.placement), #s.consumers, yn(s.encrypted), s.checksum_ok and "yes" or "NO",
     tbl.bytes(s.bytes), by_time }
   for _, c in ipairs(s.consumers) do

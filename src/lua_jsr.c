@@ -673,5 +673,6 @@ int luaopen_jsr(lua_State *L)
     jsr_salvage_register(L);
     jsr_snapshot_register(L);
     jsr_nats_register(L);
+    jsr_operator_register(L);
     return 1;
 }

@@ -88,7 +88,7 @@ local function pick_ports(n)
   return out
 end
 
-local function config_text(node, route_ports, cluster_name, enc)
+local function config_text(node, route_ports, cluster_name, enc, auth)
   local routes = {}
   for i, p in ipairs(route_ports) do routes[i] = ('"nats-route://127.0.0.1:%d"'):format(p) end
   local u = M.USERS
@@ -106,12 +106,12 @@ local function config_text(node, route_ports, cluster_name, enc)
     ('  listen: "127.0.0.1:%d"'):format(node.route_port),
     ("  routes: [%s]"):format(table.concat(routes, ", ")),
     "}",
-    "accounts {",
+    auth and auth(node) or table.concat({ "accounts {",
     ('  SYS: { users: [ { user: "%s", password: "%s" } ] }'):format(u.SYS.user, u.SYS.password),
     ('  ACME: { jetstream: enabled, users: [ { user: "%s", password: "%s" } ] }'):format(u.ACME.user, u.ACME.password),
     ('  BETA: { jetstream: enabled, users: [ { user: "%s", password: "%s" } ] }'):format(u.BETA.user, u.BETA.password),
     "}",
-    "system_account: SYS",
+    "system_account: SYS" }, "\n"),
     "",
   }, "\n")
 end
@@ -134,7 +134,9 @@ end
 function M.jsload(urls, account, cmd, ...)
   if type(urls) == "table" then urls = table.concat(urls, ",") end
   local creds = M.USERS[account] or account
-  local argv = { M.JSLOAD, "--url", urls, "--user", creds.user, "--password", creds.password, cmd }
+  -- {user=, password=} or {creds = a .creds file} (operator mode)
+  local argv = creds.creds and { M.JSLOAD, "--url", urls, "--creds", creds.creds, cmd }
+    or { M.JSLOAD, "--url", urls, "--user", creds.user, "--password", creds.password, cmd }
   for _, a in ipairs { ... } do argv[#argv + 1] = tostring(a) end
   local code, out, err = M.run(argv)
   if code ~= 0 then
@@ -163,7 +165,7 @@ end
 function Cluster:meta(via)
   for i, n in ipairs(self.nodes) do
     if (via == nil or via == i) and n.srv and not n.srv.stopped then
-      local ok, replies = pcall(M.jsload, n.url, "SYS", "meta", "--timeout-ms", "2000")
+      local ok, replies = pcall(M.jsload, n.url, self.sys, "meta", "--timeout-ms", "2000")
       if ok and type(replies) == "table" then
         local any
         for _, r in ipairs(replies) do
@@ -209,7 +211,7 @@ function Cluster:arrange_meta(i, want, tries)
     local meta = self:wait_meta(30)
     local is = meta.leader == self.nodes[i].name
     if is == want then return meta end
-    pcall(M.jsload, self.nodes[self:index_of(meta.leader)].url, "SYS", "stepdown", "--timeout-ms", "3000")
+    pcall(M.jsload, self.nodes[self:index_of(meta.leader)].url, self.sys, "stepdown", "--timeout-ms", "3000")
     -- the old leader must lose leadership before the new state is read
     local deadline = now() + 10
     repeat
@@ -252,6 +254,9 @@ end
 -- opts.nodes (default 3), opts.attempts (port retries, default 5)
 -- opts.key, opts.cipher ("chacha" | "aes"): encrypted stores (jetstream { key, cipher })
 -- opts.bin: the nats-server binary (spec/support/servers.lua), default Debian's
+-- opts.auth(node) -> config text in place of the accounts block (operator
+-- mode: spec/support/opcluster.lua); opts.sys: the system user for jsload
+-- ({creds = F}), default USERS.SYS
 function M.start(opts)
   local dir = assert(opts.dir, "cluster.start needs dir")
   local count = opts.nodes or 3
@@ -259,7 +264,7 @@ function M.start(opts)
   for _ = 1, opts.attempts or 5 do
     local ports = pick_ports(count)
     local cname = ("drill%d"):format(math.random(100000, 999999))
-    local c = setmetatable({ dir = dir, nodes = {}, name = cname }, Cluster)
+    local c = setmetatable({ dir = dir, nodes = {}, name = cname, sys = opts.sys or "SYS" }, Cluster)
     for i = 1, count do
       local name = "n" .. i
       local node = { name = name, tag = "node:" .. name, id = require("jsr").node_id(name),
@@ -269,7 +274,7 @@ function M.start(opts)
       c.nodes[i] = node
     end
     local enc = opts.key and { key = opts.key, cipher = opts.cipher } or nil
-    for _, node in ipairs(c.nodes) do write_file(node.conf, config_text(node, ports, cname, enc)) end
+    for _, node in ipairs(c.nodes) do write_file(node.conf, config_text(node, ports, cname, enc, opts.auth)) end
     local ok, err = pcall(function()
       for _, node in ipairs(c.nodes) do
         os.remove(node.log)
@@ -286,5 +291,8 @@ function M.start(opts)
   end
   error("could not start a cluster on free ports: " .. tostring(last_err), 0)
 end
+
+-- for spec/support/supercluster.lua, which writes its own clusters' configs
+M.Cluster, M.config_text, M.pick_ports = Cluster, config_text, pick_ports
 
 return M

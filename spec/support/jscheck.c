@@ -7,7 +7,7 @@
  * timestamps).
  *
  * Usage:
- *   jscheck --url nats://127.0.0.1:PORT [--user U --password P]
+ *   jscheck --url nats://127.0.0.1:PORT [--user U --password P]  (or --creds FILE)
  *           [--timeout-ms N] [--messages STREAM]
  *
  * Without --messages, prints
@@ -290,7 +290,7 @@ static natsStatus report_messages(Buf *out, jsCtx *js, jsOptions *jo, const char
 
 static void usage(void)
 {
-    fputs("usage: jscheck --url nats://HOST:PORT [--user U --password P]\n"
+    fputs("usage: jscheck --url nats://HOST:PORT [--user U --password P | --creds FILE]\n"
           "               [--timeout-ms N] [--messages STREAM]\n", stderr);
 }
 
@@ -298,6 +298,7 @@ int main(int argc, char **argv)
 {
     jsutil_prog = "jscheck";
     const char *url = NULL, *user = NULL, *password = NULL, *msgs_stream = NULL;
+    const char *creds = NULL; /* a user's .creds (operator mode) */
     long long  timeout_ms = 5000;
 
     for (int i = 1; i < argc; i++)
@@ -321,6 +322,8 @@ int main(int argc, char **argv)
             user = v;
         else if (strcmp(a, "--password") == 0)
             password = v;
+        else if (strcmp(a, "--creds") == 0)
+            creds = v;
         else if (strcmp(a, "--messages") == 0)
             msgs_stream = v;
         else if (strcmp(a, "--timeout-ms") == 0)
@@ -359,6 +362,8 @@ int main(int argc, char **argv)
         fail(s, 0, "natsOptions_SetURL(%s)", url);
     else if (user != NULL && (s = natsOptions_SetUserInfo(opts, user, password)) != NATS_OK)
         fail(s, 0, "natsOptions_SetUserInfo");
+    else if (creds != NULL && (s = natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL)) != NATS_OK)
+        fail(s, 0, "natsOptions_SetUserCredentialsFromFiles(%s)", creds);
     else if ((s = natsOptions_SetTimeout(opts, (int64_t) timeout_ms)) != NATS_OK)
         fail(s, 0, "natsOptions_SetTimeout");
     /* A checker that silently reconnects could report a different server's

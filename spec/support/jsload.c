@@ -9,7 +9,7 @@
  * everything a server serves, and generates traffic while nodes die.
  * Every payload is derived from its stream and index, so runs repeat.
  *
- * Usage: jsload --url URL[,URL...] [--user U --password P] [--timeout-ms N] COMMAND ...
+ * Usage: jsload --url URL[,URL...] [--user U --password P | --creds F] [--timeout-ms N] COMMAND ...
  *
  *   setup --account ACME|BETA [--workload traffic] [--scale F]
  *         [--pin-tag T --pin-server NAME] [--lost-tag T --lost-server NAME]
@@ -85,6 +85,7 @@ typedef struct
     int        nurls;
     char       *url_buf;
     const char *user, *password;
+    const char *creds; /* a user's .creds file (operator mode) */
     int64_t    timeout_ms;
 
     natsConnection *nc;
@@ -1249,6 +1250,8 @@ static natsStatus connect_ctx(Ctx *c, bool reconnect)
         fail(s, 0, "natsOptions_SetNoRandomize");
     else if (c->user && (s = natsOptions_SetUserInfo(o, c->user, c->password)) != NATS_OK)
         fail(s, 0, "natsOptions_SetUserInfo");
+    else if (c->creds && (s = natsOptions_SetUserCredentialsFromFiles(o, c->creds, NULL)) != NATS_OK)
+        fail(s, 0, "natsOptions_SetUserCredentialsFromFiles(%s)", c->creds);
     else if ((s = natsOptions_SetTimeout(o, c->timeout_ms)) != NATS_OK)
         fail(s, 0, "natsOptions_SetTimeout");
     else if ((s = natsOptions_SetAllowReconnect(o, reconnect)) != NATS_OK)
@@ -1327,6 +1330,8 @@ int main(int argc, char **argv)
             c.user = v;
         else if (strcmp(a, "--password") == 0)
             c.password = v;
+        else if (strcmp(a, "--creds") == 0)
+            c.creds = v;
         else if (strcmp(a, "--timeout-ms") == 0)
         {
             if (!parse_int(a, v, 1, &n))

@@ -330,6 +330,10 @@ local function connection_args(srv, opts)
     argv[#argv + 1] = "--password"
     argv[#argv + 1] = opts.password or srv.password
   end
+  if opts.creds then
+    argv[#argv + 1] = "--creds"
+    argv[#argv + 1] = opts.creds
+  end
   if opts.timeout_ms then
     argv[#argv + 1] = "--timeout-ms"
     argv[#argv + 1] = tostring(opts.timeout_ms)
@@ -338,7 +342,7 @@ local function connection_args(srv, opts)
 end
 
 --- Run build/jscheck against srv and return its decoded report.
--- opts.user/password (default srv's), opts.timeout_ms, opts.bin,
+-- opts.user/password (default srv's) or opts.creds (a .creds file), opts.timeout_ms, opts.bin,
 -- opts.messages = STREAM for the per-message report.
 function M.jscheck(srv, opts)
   opts = opts or {}
@@ -378,6 +382,8 @@ function M.jspub(srv, opts)
   for _, seq in ipairs(opts.delete or {}) do opt("--delete", seq) end
   opt("--purge-keep", opts.purge_keep)
   opt("--replicas", opts.replicas)
+  opt("--placement-cluster", opts.placement_cluster)
+  opt("--placement-tag", opts.placement_tag)
   return run_json(argv)
 end
 

@@ -1,0 +1,108 @@
+--- Operator mode (JWT accounts) for the specs: an operator, its system
+-- account and two JetStream accounts made with the real nats CLI (natscli
+-- 0.5.0 `nats auth ...`), and a 3-node cluster that resolves them.
+--
+--   local op = require "spec.support.opcluster"
+--   local auth = op.make(dir)     -- auth.operator_jwt, auth.system, auth.accounts.ACME = {pub, jwt, creds}
+--   local c = op.start{ dir = dir, auth = auth, bin = ... }   -- cluster.lua's cluster
+--
+-- The CLI keeps its operator store (JWTs and secret seeds) under
+-- XDG_DATA_HOME (nats/nsc/): it runs with XDG_DATA_HOME, XDG_CONFIG_HOME
+-- and HOME inside dir, so nothing lands in the user's ~/.local or ~/.config.
+-- Each node runs a full resolver with its own directory, <store_dir>/jwt
+-- (next to jetstream/, as `nats server generate` and the Helm chart lay it
+-- out), filled from resolver_preload when the node starts.
+local cluster = require "spec.support.cluster"
+local servers = require "spec.support.servers"
+
+local M = {}
+local q = cluster.quote
+
+-- runs the nats CLI with the private environment; returns its output
+local function nats(auth, args)
+  local env = ("HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s"):format(q(auth.home), q(auth.home .. "/data"),
+    q(auth.home .. "/config"))
+  local parts = { env, q(auth.cli) }
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  local h = assert(io.popen(table.concat(parts, " ") .. " </dev/null 2>&1"))
+  local out = h:read("a")
+  local ok, _, code = h:close()
+  if not ok then error(("nats %s exited %s: %s"):format(table.concat(args, " "), tostring(code), out), 2) end
+  return out
+end
+M.nats = nats
+
+local function jwt_file(auth, rel)
+  local path = auth.home .. "/data/nats/nsc/stores/" .. rel
+  local text = assert(cluster.read_file(path), path .. ": the nats CLI wrote no JWT there")
+  return (text:gsub("%s+$", "")), path
+end
+
+local function sub_of(token)
+  local j = assert(require("jsr.operator").decode(token))
+  return j.claims.sub
+end
+
+--- make(dir) -> auth: operator OP (system account SYSTEM), accounts ACME and
+-- BETA with JetStream (no limits), users sys, alice (ACME), bob (BETA) with
+-- .creds files in dir/creds/.
+function M.make(dir, opts)
+  opts = opts or {}
+  local auth = { home = dir .. "/natscli", cli = assert(servers.natscli(), "natscli not built (make servers)"),
+                 accounts = {}, creds_dir = dir .. "/creds" }
+  os.execute("mkdir -p " .. q(auth.home) .. " " .. q(auth.creds_dir))
+  nats(auth, { "auth", "operator", "add", "OP", "--no-signing-key" })
+  auth.operator_jwt, auth.operator_path = jwt_file(auth, "OP/OP.jwt")
+  auth.operator_pub = sub_of(auth.operator_jwt)
+  local sys_jwt = jwt_file(auth, "OP/accounts/SYSTEM/SYSTEM.jwt")
+  auth.system = { name = "SYSTEM", pub = sub_of(sys_jwt), jwt = sys_jwt }
+  for _, name in ipairs(opts.accounts or { "ACME", "BETA" }) do
+    nats(auth, { "auth", "account", "add", name, "--operator", "OP", "--jetstream", "--js-disk=-1",
+      "--js-memory=-1", "--defaults" })
+    local token = jwt_file(auth, ("OP/accounts/%s/%s.jwt"):format(name, name))
+    auth.accounts[name] = { name = name, pub = sub_of(token), jwt = token }
+  end
+  local users = { { "sys", "SYSTEM", auth.system } }
+  for _, name in ipairs(opts.accounts or { "ACME", "BETA" }) do
+    users[#users + 1] = { name:lower() .. "-user", name, auth.accounts[name] }
+  end
+  for _, u in ipairs(users) do
+    local creds = ("%s/%s.creds"):format(auth.creds_dir, u[1])
+    nats(auth, { "auth", "user", "add", u[1], u[2], "--operator", "OP", "--defaults", "--credential", creds })
+    u[3].creds = creds
+  end
+  return auth
+end
+
+--- The operator-mode part of a node's config (cluster.start's opts.auth).
+function M.config(auth, resolver_dir)
+  local preload = { ("    %s: %s"):format(auth.system.pub, auth.system.jwt) }
+  local names = {}
+  for name in pairs(auth.accounts) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local a = auth.accounts[name]
+    preload[#preload + 1] = ("    %s: %s"):format(a.pub, a.jwt)
+  end
+  return table.concat({
+    ('operator: "%s"'):format(auth.operator_path),
+    ("system_account: %s"):format(auth.system.pub),
+    ('resolver: { type: full, dir: "%s", allow_delete: false, interval: "2m" }'):format(resolver_dir),
+    "resolver_preload: {",
+    table.concat(preload, "\n"),
+    "}",
+  }, "\n")
+end
+
+--- start{dir=, auth=, bin=}: the 3-node cluster of cluster.lua in operator
+-- mode (jsload talks to the meta group as the system user).
+function M.start(opts)
+  local auth = assert(opts.auth, "opcluster.start needs auth (opcluster.make)")
+  return cluster.start {
+    dir = opts.dir, bin = opts.bin, nodes = opts.nodes,
+    auth = function(node) return M.config(auth, node.store_dir .. "/jwt") end,
+    sys = { creds = auth.system.creds },
+  }
+end
+
+return M
