@@ -203,20 +203,37 @@ static int l_raft_snapshot(lua_State *L)
     return 1;
 }
 
+/* SHA-256 of the string argument 1 into md; raises a Lua error on failure */
+static void sha256_arg(lua_State *L, unsigned char md[32])
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned int mdlen = 0;
+    if (EVP_Digest(s, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        luaL_error(L, "SHA-256 failed (OpenSSL)");
+}
+
 /* node_id(server_name) -> the 8-character Raft peer id the server uses */
 static int l_node_id(lua_State *L)
 {
     static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    size_t n;
-    const char *name = luaL_checklstring(L, 1, &n);
     unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(name, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return luaL_error(L, "SHA-256 failed (OpenSSL)");
+    sha256_arg(L, md);
     char id[ID_LEN];
     for (int i = 0; i < ID_LEN; i++)
         id[i] = digits[md[i] % 62];
     lua_pushlstring(L, id, ID_LEN);
+    return 1;
+}
+
+/* sha256(bytes) -> the 32-byte digest: survivors.lua compares two copies'
+ * records by it (a record's own hash is keyed by its block's index, which
+ * differs between nodes) */
+static int l_sha256(lua_State *L)
+{
+    unsigned char md[32];
+    sha256_arg(L, md);
+    lua_pushlstring(L, (const char *)md, 32);
     return 1;
 }
 
@@ -284,6 +301,7 @@ void jsr_raft_register(lua_State *L)
         {"raft_snapshot", l_raft_snapshot},
         {"raft_peer_state", l_raft_peer_state},
         {"node_id", l_node_id},
+        {"sha256", l_sha256},
         {"listdir", l_listdir},
         {NULL, NULL},
     };

@@ -16,7 +16,7 @@ local json = jsr.json
 local M = {}
 
 local usage = [[
-usage: js-recover export <store> <dir> [--json] [--replicas N] [--no-placement] [--skip-bad]
+usage: js-recover export <store> [<store>...] <dir> [--json] [--replicas N] [--no-placement] [--skip-bad]
                          [--force-open] [--force] [--key-file F] [--prev-key-file F]
 ]]
 
@@ -88,19 +88,25 @@ function M.run(policy, ...)
     io.stderr:write("js-recover export: ", args, "\n", usage)
     return 2
   end
-  if #args ~= 2 then
+  if #args < 2 then
     io.stderr:write("js-recover export: expected <store> <dir>, got ", #args, " arguments\n", usage)
     return 2
   end
-  local store, dir = args[1], args[2]
-  local r, code = M.open("export", opts, store, policy)
+  -- several survivors' stores before <dir>: each stream from its chosen copy
+  local dir = table.remove(args)
+  local r, code
+  if #args > 1 then r, code = require("jsr.survivors").open("export", opts, args, policy)
+  else r, code = M.open("export", opts, args[1], policy) end
   if not r then return code end
   local ok, merr = jsr.mkdir(dir)
   if not ok then io.stderr:write("js-recover export: ", merr, "\n"); return 3 end
-  if inside(dir, r.model.store.store_dir) then
-    io.stderr:write("js-recover export: ", dir, " is inside the store ", r.model.store.store_dir,
-      "; export never writes there: give a directory elsewhere\n")
-    return 2
+  for _, src in ipairs(r.stores or { { r = r } }) do
+    local sd = src.r.model.store.store_dir
+    if inside(dir, sd) then
+      io.stderr:write("js-recover export: ", dir, " is inside the store ", sd,
+        "; export never writes there: give a directory elsewhere\n")
+      return 2
+    end
   end
   local out = cli.human(io.stdout)
   local written = json.array()
@@ -155,7 +161,8 @@ function M.run(policy, ...)
       .. "  nats --server URL --user U --password P backup restore stream %s/<ACCOUNT>/<STREAM>\n"
       .. "(older CLI: nats stream restore); the configs are the dead cluster's.\n"):format(#written, dir, dir))
   end
-  return 0
+  -- streams left out because the survivors' copies conflict (said at the start)
+  return #(r.refused or {}) > 0 and 1 or 0
 end
 
 return M

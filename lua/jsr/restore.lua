@@ -29,7 +29,7 @@ local chunks_sent = 0
 M.FINAL_TIMEOUT_MS = 300000
 
 local usage = [[
-usage: js-recover restore <store> --server URL [credentials] [--tls-ca F] [--tls-cert F --tls-key F]
+usage: js-recover restore <store> [<store>...] --server URL [credentials] [--tls-ca F] [--tls-cert F --tls-key F]
                           [--account SRC] [--accounts FILE] [--replicas N] [--no-placement]
                           [--dry-run] [--json] [--force] [--skip-bad] [--force-open]
        js-recover compare <store> --server URL [credentials] [...] [--json]
@@ -347,9 +347,12 @@ function M.run(policy, mode, ...)
   local opts, args = cli.parse({ ... }, keys.with(spec))
   local function say(...) io.stderr:write("js-recover ", mode, ": ", ...) end
   if not opts then say(args, "\n", usage); return 2 end
-  if #args ~= 1 then say("expected one <store>, got ", #args, "\n", usage); return 2 end
+  if #args < 1 then say("expected <store> (or several survivors' stores), got none\n", usage); return 2 end
   if not opts.server and not opts.accounts then say("--server URL is required\n", usage); return 2 end
-  local r, code = export.open(mode, opts, args[1], policy)
+  -- several survivors: each stream from its chosen copy (jsr/survivors.lua)
+  local r, code
+  if #args > 1 then r, code = require("jsr.survivors").open(mode, opts, args, policy)
+  else r, code = export.open(mode, opts, args[1], policy) end
   if not r then return code end
   local accounts = {}
   for _, e in ipairs(r.streams) do accounts[e.account] = true end
@@ -485,7 +488,8 @@ function M.run(policy, mode, ...)
     out:write(("%d stream(s), %s in %.1f s, %.1f s of it waiting for the target's answers\n"):format(
       #results, tbl.bytes(total), jsr.monotime() - t0, M.waited))
   end
-  return failed and 1 or 0
+  -- a stream whose survivors' copies conflict was left out (said at the start)
+  return (failed or #(r.refused or {}) > 0) and 1 or 0
 end
 
 return M

@@ -122,12 +122,21 @@ end
 -- is; make(): its bytes, computed only when written (a block with records
 -- marked deleted, a decoded compressed block, salvage's bytes).
 function M.files(r, entry)
+  -- several survivors (jsr/survivors.lua): the stream comes from its
+  -- chosen copy's plan, a consumer maybe from another survivor's
+  r = entry.source or r
   local plan = r.plan
   local dir = entry.path
   local over, drop = {}, {}
   for _, w in ipairs(plan.salvage_writes or {}) do
     local data = w.data
     over[w.path] = function() return data end
+  end
+  for _, c in ipairs(entry.consumers) do
+    for _, w in ipairs(c.source and c.source ~= r and c.source.plan.salvage_writes or {}) do
+      local data = w.data
+      if w.path == c.path .. "/o.dat" then over[w.path] = function() return data end end
+    end
   end
   for _, p in ipairs(plan.salvage_removals or {}) do drop[p] = true end
   local decoded = false
