@@ -23,7 +23,7 @@ M.op = {
   assign_stream = 0, assign_consumer = 1, remove_stream = 2, remove_consumer = 3,
   stream_msg = 4, purge_stream = 5, delete_msg = 6, update_delivered = 7, update_acks = 8,
   assign_compressed_consumer = 9, update_skip = 10, update_stream = 11,
-  compressed_stream_msg = 14,
+  compressed_stream_msg = 14, delete_range = 15, batch_msg = 16, batch_commit = 17, reset_seq = 18,
 }
 
 local function basename(path) return (path:gsub("/+$", ""):match("([^/]+)$")) end
@@ -244,11 +244,33 @@ function M.stream_msg(data)
     local lseq, ts, subject, reply, hdr, pos = string.unpack("<I8i8s2s2s2", b)
     local payload
     payload, pos = string.unpack("<s4", b, pos)
+    -- 2.10+ ends it with a uvarint of flags: 1, from a source or mirror
+    -- (2.14+ also marks the subject delete markers the server makes so)
+    local flags = pos <= #b and uvarint(b, pos) or 0
     return { lseq = lseq, ts = ts, subject = subject, reply = reply,
-             headers = hdr ~= "" and hdr or nil, payload = payload, compressed = op == 14 }
+             headers = hdr ~= "" and hdr or nil, payload = payload, compressed = op == 14,
+             sourced = (flags or 0) & 1 ~= 0 }
   end)
   if not ok then return nil, "stream message cut off" end
   return m
+end
+
+-- batch_msg(data) -> {id, seq, commit, msg} | nil, message: an atomic
+-- batch's entry (2.12+, ops 16 and 17): u16 length and the batch id,
+-- uvarint its place in the batch (from 1), then a stream message entry
+-- (op 4 or 14 and its bytes)
+function M.batch_msg(data)
+  local op = data:byte(1)
+  if op ~= M.op.batch_msg and op ~= M.op.batch_commit then return nil, "not a batch entry" end
+  if #data < 3 then return nil, "batch entry cut off" end
+  local idlen = string.unpack("<I2", data, 2)
+  local id = data:sub(4, 3 + idlen)
+  if #id < idlen then return nil, "batch entry cut off in its id" end
+  local seq, p = uvarint(data, 4 + idlen)
+  if not seq or not p or p > #data then return nil, "batch entry cut off after its id" end
+  local msg, err = M.stream_msg(data:sub(p))
+  if not msg then return nil, "batch " .. id .. " entry " .. seq .. ": " .. err end
+  return { id = id, seq = seq, commit = op == M.op.batch_commit, msg = msg }
 end
 
 -- consumer_update(data) -> {op, dseq, sseq, dc, ts} for ops 7 and 8

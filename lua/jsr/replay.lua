@@ -67,7 +67,46 @@ function M.config(c, consumers, retention)
     max_per = num(c.max_msgs_per_subject, -1), new_per = c.discard_new_per_subject == true,
     max_size = num(c.max_msg_size, -1),
     rollup_ok = c.allow_rollup_hdrs == true and c.deny_purge ~= true,
+    transform = type(c.subject_transform) == "table" and type(c.subject_transform.dest) == "string"
+      and c.subject_transform.dest ~= "" and c.subject_transform or nil,
   }
+end
+
+local function tokens(subject)
+  local t = {}
+  for tok in (subject .. "."):gmatch("([^.]*)%.") do t[#t + 1] = tok end
+  return t
+end
+
+-- transform(t, subject) -> subject | nil, why: a stream's subject
+-- transform {src, dest} (2.10+) as the server applies it when it stores a
+-- message (subject_transform.go Match): a subject src does not match
+-- stays as it is; dest's literal tokens, `$N` or {{wildcard(N)}} (the
+-- subject's token at src's N-th `*`) and a trailing `>` are replayed;
+-- another mapping function is not (nil: the caller stops there).
+function M.transform(t, subject)
+  local src = type(t.src) == "string" and t.src ~= "" and t.src or ">"
+  if src == ">" and t.dest == ">" then return subject end
+  if not subject_matches(src, subject) then return subject end
+  local stoks, toks, wild = tokens(src), tokens(subject), {}
+  for i, tok in ipairs(stoks) do if tok == "*" then wild[#wild + 1] = i end end
+  local out = {}
+  for _, tok in ipairs(tokens(t.dest)) do
+    local n = tok:match("^%$(%d+)$") or tok:match("^{{%s*[Ww]ildcard%s*%(%s*(%d+)%s*%)%s*}}$")
+    if tok == ">" then
+      for i = #stoks, #toks do out[#out + 1] = toks[i] end
+    elseif n then
+      local at = wild[tonumber(n)]
+      if not at then return nil, ("subject transform %s: no wildcard %s in %s"):format(t.dest, n, src) end
+      out[#out + 1] = toks[at]
+    elseif tok:find("{{", 1, true) then
+      return nil, ("subject transform %s -> %s: its mapping function %s is not replayed by js-recover")
+        :format(src, t.dest, tok)
+    else
+      out[#out + 1] = tok
+    end
+  end
+  return table.concat(out, ".")
 end
 
 local function add_live(st, seq, e)
@@ -247,13 +286,21 @@ function M.store(st, seq, msg)
   st.last_msgid = id
   local removed = {}
   local function drop(s) if remove(st, s) then removed[#removed + 1] = s end end
-  local roll = M.header(msg.headers, "Nats-Rollup")
+  -- a rollup (and a schedule's purge, 2.14+) the stream allows: on 2.12+
+  -- the leader checked it before proposing, and the server applies it only
+  -- when the stream allows rollups (stream.go processJetStreamMsgWithRollup)
+  local roll = cfg.rollup_ok and M.header(msg.headers, "Nats-Rollup")
   if roll == "sub" then
     for _, s in ipairs({ table.unpack(st.subj[msg.subject]) }) do if s ~= seq then drop(s) end end
   elseif roll == "all" then
     local all = {}
     for s in pairs(st.live) do if s ~= seq then all[#all + 1] = s end end
     for _, s in ipairs(all) do drop(s) end
+  end
+  local scheduler = cfg.rollup_ok and M.header(msg.headers, "Nats-Schedule-Next") == "purge"
+    and M.header(msg.headers, "Nats-Scheduler")
+  if scheduler and scheduler ~= "" and st.subj[scheduler] then
+    for _, s in ipairs({ table.unpack(st.subj[scheduler]) }) do drop(s) end
   end
   local l = st.subj[msg.subject]
   while cfg.max_per > 0 and l and #l > cfg.max_per do drop(l[1]); l = st.subj[msg.subject] end
