@@ -94,7 +94,7 @@ local function config_text(node, route_ports, cluster_name, enc, auth)
   local u = M.USERS
   return table.concat({
     ("server_name: %s"):format(node.name),
-    ('server_tags: ["%s"]'):format(node.tag),
+    ('server_tags: ["%s"]'):format(table.concat({ node.tag, table.unpack(node.tags or {}) }, '", "')),
     "jetstream {",
     ('  store_dir: "%s"'):format(node.store_dir),
     enc and ('  key: "%s"\n  cipher: %s'):format(enc.key, enc.cipher or "chacha") or "",
@@ -254,6 +254,7 @@ end
 -- opts.nodes (default 3), opts.attempts (port retries, default 5)
 -- opts.key, opts.cipher ("chacha" | "aes"): encrypted stores (jetstream { key, cipher })
 -- opts.bin: the nats-server binary (spec/support/servers.lua), default Debian's
+-- opts.tags: {[node name] = {tag...}}, server tags besides "node:<name>"
 -- opts.auth(node) -> config text in place of the accounts block (operator
 -- mode: spec/support/opcluster.lua); opts.sys: the system user for jsload
 -- ({creds = F}), default USERS.SYS
@@ -267,7 +268,8 @@ function M.start(opts)
     local c = setmetatable({ dir = dir, nodes = {}, name = cname, sys = opts.sys or "SYS" }, Cluster)
     for i = 1, count do
       local name = "n" .. i
-      local node = { name = name, tag = "node:" .. name, id = require("jsr").node_id(name),
+      local node = { name = name, tag = "node:" .. name, tags = opts.tags and opts.tags[name],
+                     id = require("jsr").node_id(name),
                      store_dir = dir .. "/" .. name, route_port = ports[i],
                      conf = dir .. "/" .. name .. ".conf", log = dir .. "/" .. name .. ".log" }
       os.execute("mkdir -p " .. q(node.store_dir))

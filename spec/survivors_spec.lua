@@ -1,0 +1,169 @@
+-- Several survivors (issue 16): a real 5-node cluster whose streams are
+-- placed by server tags so that one has replicas on both surviving disks
+-- (n4, n5), some on one of them, one on neither.  n4 is stopped first
+-- while writes go on (its copies fall behind), then n1..n3 are SIGKILLed
+-- and n5 last.  `js-recover inspect n4 n5` must take each stream from its
+-- most complete copy (n4, the lagging one, is given first on purpose) and
+-- report lost only what no survivor holds; `js-recover restore n4 n5` into
+-- a fresh cluster must serve, by the drill's scorecard, every message the
+-- cluster acknowledged while a survivor held it, and nothing else.
+-- Default: 2.9.10 and the newest release (about a minute each).
+local jsr = require "jsr"
+local json = jsr.json
+local fx = require "spec.support.fixture"
+local ns = require "spec.support.natsserver"
+local cluster = require "spec.support.cluster"
+local drill = require "spec.support.drill"
+local servers = require "spec.support.servers"
+
+local newest = servers.newest() or servers.debian
+
+-- n4 and n5 survive; "b" = {n3, n4, n5}, "o5" = {n1, n2, n5},
+-- "o4" = {n1, n2, n4}, "x" = {n1, n2, n3}
+local TAGS = { n1 = { "o5", "o4", "x" }, n2 = { "o5", "o4", "x" }, n3 = { "b", "x" },
+               n4 = { "b", "o4" }, n5 = { "b", "o5" } }
+-- the target cluster can place every stream as the dead one did
+local TARGET_TAGS = { n1 = { "b", "o4", "o5", "x", "node:n5" }, n2 = { "b", "o4", "o5", "x" },
+                      n3 = { "b", "o4", "o5", "x" } }
+
+local function by_name(list, name)
+  for _, s in ipairs(list) do if s.name == name then return s end end
+end
+
+local function pub(c, i, o)
+  o.url = c.nodes[i].url
+  o.user, o.password, o.timeout_ms = cluster.USERS.ACME.user, cluster.USERS.ACME.password, 10000
+  return ns.jspub({}, o)
+end
+
+for vi, server in ipairs(servers.fast()) do
+  -- one version stops n4 cleanly, the other kills it
+  local early = vi == 1 and "TERM" or "KILL"
+describe("five " .. server.version .. " nodes, two disks survive (n4 stopped early with SIG" .. early .. ")", function()
+  local dir, c, before, insp, icode, ierr, rcode, rout, rerr, card, digests = nil
+  local n4, n5
+
+  setup(function()
+    dir = ns.tmpdir()
+    local ok, e = pcall(function()
+      c = cluster.start { dir = dir .. "/dead", nodes = 5, bin = server.bin, tags = TAGS }
+      local function stream(name, tag, replicas)
+        return { stream = name, replicas = replicas or 3, placement_tag = tag, payload_size = 300 }
+      end
+      -- phase 1: every node up
+      for _, s in ipairs {
+        stream("BOTH", "b"), stream("ONE5", "o5"), stream("ONE4", "o4"), stream("NONE", "x"),
+        stream("L5", "node:n5", 1) } do
+        s.count = 60
+        if s.stream == "BOTH" or s.stream == "ONE5" then s.consumer, s.ack = "proc", 20 end
+        pub(c, 1, s)
+      end
+      cluster.jsload(c:urls(1), "ACME", "settle", "--wait-ms", "60000")
+      cluster.sleep(1.5) -- followers apply a moment after they report current; o.dat every 100 ms
+      cluster.jsload(c:urls(1), "ACME", "settle", "--wait-ms", "60000")
+      local first = cluster.jsload(c:urls(1), "ACME", "dump", "--timeout-ms", "10000")
+      -- n4 drops out; the others go on
+      c:kill(4, early, 20)
+      pub(c, 1, { stream = "BOTH", replicas = 3, placement_tag = "b", payload_size = 300, count = 40,
+                  consumer = "proc", ack = 30 })
+      pub(c, 1, { stream = "ONE5", replicas = 3, placement_tag = "o5", payload_size = 300, count = 40,
+                  consumer = "proc", ack = 10 })
+      pub(c, 1, { stream = "NONE", replicas = 3, placement_tag = "x", payload_size = 300, count = 40 })
+      pub(c, 1, { stream = "L5", replicas = 1, placement_tag = "node:n5", payload_size = 300, count = 10 })
+      cluster.sleep(2)
+      before = { ACME = cluster.jsload(c:urls(1), "ACME", "dump", "--timeout-ms", "10000") }
+      -- ONE4 took no writes after n4 left: its record is the first one's
+      before.ACME.streams.ONE4 = first.streams.ONE4
+      before.BETA = { streams = {} }
+      -- the disaster
+      for i = 1, 3 do os.execute(("kill -KILL %d"):format(c.nodes[i].srv.pid)) end
+      for i = 1, 3 do c:kill(i, "KILL") end
+      cluster.sleep(1)
+      c:kill(5, "KILL")
+      n4, n5 = c.nodes[4].store_dir, c.nodes[5].store_dir
+      digests = { fx.tree_digest(n4), fx.tree_digest(n5) }
+      -- the lagging survivor first: the rule, not the order, must decide
+      icode, insp, ierr = fx.run("inspect", n4, n5, "--json")
+      local t = cluster.start { dir = dir .. "/new", bin = newest.bin, tags = TARGET_TAGS }
+      local map = dir .. "/accounts.json"
+      fx.write(map, assert(json.encode { ACME = cluster.USERS.ACME }))
+      rcode, rout, rerr = fx.run("restore", n4, n5, "--server", t.nodes[1].url, "--accounts", map, "--json")
+      digests[3], digests[4] = fx.tree_digest(n4), fx.tree_digest(n5)
+      local lost = json.decode(insp)
+      lost = lost and lost.lost
+      for _ = 1, 30 do
+        local after = { ACME = cluster.jsload(t:urls(1), "ACME", "dump", "--timeout-ms", "10000"),
+                        BETA = { streams = {} } }
+        card = drill.compare(before, after, lost)
+        if card.acks.exact == card.acks.total and card.state.exact == card.state.total then break end
+        cluster.sleep(1)
+      end
+      t:stop_all()
+    end)
+    if c then c:stop_all() end
+    if ok then ns.rmtree(dir) end
+    assert(ok, tostring(e) .. " (kept " .. dir .. ")")
+  end)
+
+  it("inspect shows each stream's copies and takes the most complete", function()
+    assert.are.equal(0, icode, ierr .. insp)
+    local r = assert(json.decode(insp))
+    local both = assert(by_name(r.streams, "BOTH"), insp)
+    assert.are.equal(2, #both.copies, insp)
+    -- n4 stopped after 60 messages, n5 had all 100
+    local c4, c5 = both.copies[1], both.copies[2]
+    assert.are.equal(60, c4.last_seq)
+    assert.are.equal(100, c5.last_seq)
+    assert.is_true(c5.chosen and not c4.chosen, insp)
+    assert.are.equal(jsr.realpath(n5), jsr.realpath(both.chosen))
+    assert.is_true(c5.raft.last_index > c4.raft.last_index or c5.raft.last_term > c4.raft.last_term, insp)
+    local proc = both.consumers[1]
+    assert.are.equal("proc", proc.name)
+    assert.are.equal(20, proc.copies[1].ack_floor)
+    assert.are.equal(50, proc.copies[2].ack_floor)
+    assert.is_true(proc.copies[2].chosen, insp)
+    -- the streams on one survivor, from it
+    assert.are.equal(jsr.realpath(n4), jsr.realpath(by_name(r.streams, "ONE4").chosen))
+    assert.are.equal(jsr.realpath(n5), jsr.realpath(by_name(r.streams, "ONE5").chosen))
+    assert.are.equal(1, #by_name(r.streams, "ONE5").copies)
+    assert.is_nil(by_name(r.streams, "NONE"))
+    assert.are.same({}, r.streams[1].conflicts)
+  end)
+
+  it("reports lost only what no survivor holds", function()
+    local r = assert(json.decode(insp))
+    assert.is_true(r.lost.available)
+    local names = {}
+    for _, s in ipairs(r.lost.streams) do names[#names + 1] = s.account .. " > " .. s.name end
+    assert.are.same({ "ACME > NONE" }, names)
+    assert.are.same({}, r.lost.consumers)
+  end)
+
+  it("restore takes every stream from its chosen copy: nothing lost that a disk held, nothing resurrected", function()
+    assert.are.equal(0, rcode, rerr .. rout)
+    local text = drill.scorecard_text { name = "survivors-" .. server.version, card = card, score = card.score,
+      survivor = "n4+n5", survivor_stop = "SIG" .. early .. " early, SIGKILL", timings = {} }
+    local m = card.messages
+    -- 100 BOTH + 100 ONE5 + 60 ONE4 + 70 L5 (NONE is reported lost)
+    assert.are.equal(330, m.total, text)
+    assert.are.equal(m.total, m.exact, text)
+    assert.are.equal(0, m.resurrected, text)
+    assert.are.same({}, card.streams.missing, text)
+    assert.are.equal(1, card.streams.lost_reported, text)
+    assert.are.equal(card.state.total, card.state.exact, text)
+    assert.are.equal(2, card.acks.total, text)
+    assert.are.equal(card.acks.total, card.acks.exact, text)
+    assert.are.same({}, card.lost.wrongly_reported, text)
+    local changed = {}
+    for _, ch in ipairs(card.config.changed) do
+      if not ch:find(": nil -> ", 1, true) then changed[#changed + 1] = ch end
+    end
+    assert.are.same({}, changed, text)
+  end)
+
+  it("reads the survivors' stores only", function()
+    assert.are.equal(digests[1], digests[3])
+    assert.are.equal(digests[2], digests[4])
+  end)
+end)
+end
