@@ -49,7 +49,11 @@ end
 -- encryption: {cipher=, env=} for an encrypted store: the key is not
 -- written here but referenced as an environment variable ($JSR_KEY), which
 -- nats-server resolves when it reads the config.
-function M.standalone(store_dir, accounts, port, encryption)
+-- operator: {jwt=, system_account=, accounts = {{pub=, name=, jwt=}}} in
+-- operator mode (jsr/operator.lua): the operator and the accounts' own
+-- JWTs, copied into the file (a memory resolver preloaded with them), in
+-- place of an accounts block; users log in with their own .creds.
+function M.standalone(store_dir, accounts, port, encryption, operator)
   local out = {
     "# Written by js-recover for extraction of a recovered store.",
     "# Loopback only: this server exists to back the streams up, not to serve clients.",
@@ -66,6 +70,20 @@ function M.standalone(store_dir, accounts, port, encryption)
     out[#out + 1] = ("  cipher: %s"):format(encryption.cipher)
   end
   out[#out + 1] = "}"
+  if operator then
+    -- copied, not referenced: the config must not depend on paths of the
+    -- survivor's machine, and a memory resolver writes nothing to disk
+    out[#out + 1] = ("operator: %s"):format(q(operator.jwt))
+    out[#out + 1] = ("system_account: %s"):format(q(operator.system_account))
+    out[#out + 1] = "resolver: MEMORY"
+    out[#out + 1] = "resolver_preload: {"
+    for _, a in ipairs(operator.accounts) do
+      out[#out + 1] = ("  # %s, from %s"):format(tostring(a.name):gsub("%c", "?"), tostring(a.source):gsub("%c", "?"))
+      out[#out + 1] = ("  %s: %s"):format(q(a.pub), q(a.jwt))
+    end
+    out[#out + 1] = "}"
+    return table.concat(out, "\n") .. "\n"
+  end
   local declared = {}
   for _, a in ipairs(accounts) do
     if a.name ~= "$G" then declared[#declared + 1] = a end

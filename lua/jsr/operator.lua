@@ -255,6 +255,68 @@ function M.describe(info, pubkey)
     jetstream = M.jetstream_enabled(j) }
 end
 
+-- plan(m, info, accounts, problem, note) -> the operator part of
+-- recovery.conf ({jwt, system_account, accounts = {{pub, name, jwt}}}) or
+-- nil when something is missing (each named through problem(path, msg)).
+-- Every account prepare keeps must have its JWT, as must the system
+-- account (the server resolves it when it starts), and the operator's JWT
+-- must be there to trust them: nothing is made up.
+function M.plan(m, info, accounts, problem, note)
+  local sd = m.store.store_dir
+  local where = #info.looked > 0 and ("looked in " .. table.concat(info.looked, ", "))
+    or ("no resolver directory next to " .. m.store.js_dir)
+  local hint = "give --resolver-dir D (the survivor's full resolver `dir`), --config F (its nats-server "
+    .. "config, for resolver_preload and operator) or --operator-jwt F"
+  for _, p in ipairs(info.problems) do problem(sd, "operator mode: " .. p) end
+  local ok = #info.problems == 0
+  local op = info.operator
+  if not op then
+    problem(sd, ("operator mode (accounts named by public key): the operator's JWT is not on the disk given (%s); %s")
+      :format(where, hint))
+    ok = false
+  elseif not op.verified then
+    problem(op.source, ("%s: the operator JWT's signature is bad: %s"):format(op.source, tostring(op.why)))
+    ok = false
+  end
+  local out = { jwt = op and op.token, system_account = info.system_account, accounts = {} }
+  local want = {}
+  for _, a in ipairs(accounts) do want[#want + 1] = a.name end
+  if info.system_account then want[#want + 1] = info.system_account
+  else
+    problem(sd, "operator mode: no system account public key (neither the operator JWT nor --config names one)")
+    ok = false
+  end
+  local seen = {}
+  for _, pub in ipairs(want) do
+    if not seen[pub] then
+      seen[pub] = true
+      local j = info.accounts[pub]
+      if not M.is_account_key(pub) then
+        problem(sd .. "/jetstream/" .. pub, ("operator mode: the account directory %s is not an account public key: "
+          .. "a server in operator mode cannot serve it"):format(pub))
+        ok = false
+      elseif not j then
+        problem(sd .. "/jetstream/" .. pub, ("operator mode: no JWT of account %s%s on the disk given (%s); %s")
+          :format(pub, pub == info.system_account and " (the system account)" or "", where, hint))
+        ok = false
+      elseif op and j.verified ~= true then
+        problem(j.source, ("%s: the JWT of account %s (%s) cannot be trusted: %s"):format(j.source, pub,
+          tostring(j.name), tostring(j.why)))
+        ok = false
+      else
+        if j.expired then note(("%s: the JWT of account %s (%s) has expired: the server will not let its users in")
+          :format(j.source, pub, tostring(j.name))) end
+        if pub ~= info.system_account and not M.jetstream_enabled(j) then
+          note(("%s: the JWT of account %s (%s) does not enable JetStream: the server will not load its streams")
+            :format(j.source, pub, tostring(j.name)))
+        end
+        out.accounts[#out.accounts + 1] = { pub = pub, name = j.name, jwt = j.token, source = j.source }
+      end
+    end
+  end
+  return ok and out or nil
+end
+
 -- The command-line options that point at JWTs (inspect and prepare).
 M.options = { ["resolver-dir"] = "string", ["operator-jwt"] = "string", config = "string" }
 function M.with(spec)

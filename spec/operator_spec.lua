@@ -1,0 +1,192 @@
+-- Operator mode (JWT accounts), proved with real servers: a 3-node cluster
+-- whose operator, accounts and users the real nats CLI made (natscli 0.5.0),
+-- each node with a full resolver in <store_dir>/jwt; ACME with an R3 stream
+-- and an R1 stream on the survivor, BETA with a KV bucket and an R3 stream,
+-- durable consumers with acked messages.  Two nodes SIGKILLed, then the
+-- survivor: inspect names every account by public key and JWT name,
+-- prepare writes a recovery.conf with the operator and the JWTs found on
+-- the disk, and a standalone server of the same version serves every
+-- stream, message (payload digests) and consumer position to a user of
+-- each account, logged in with that user's own .creds.  Without the JWTs
+-- on the disk, prepare names what is missing and changes nothing.
+-- Debian's 2.9.10 and the newest release.
+local json = require("jsr").json
+local fx = require "spec.support.fixture"
+local ns = require "spec.support.natsserver"
+local cluster = require "spec.support.cluster"
+local servers = require "spec.support.servers"
+local op = require "spec.support.opcluster"
+
+local function nats(auth, url, creds, ...)
+  local args = { "--server", url, "--creds", creds }
+  for _, a in ipairs { ... } do args[#args + 1] = a end
+  return op.nats(auth, args)
+end
+
+-- what each account is served: streams with consumers, and every
+-- message's subject and payload digest
+local function served(url, creds)
+  local srv = { url = url }
+  local out = ns.jscheck(srv, { creds = creds }).streams
+  for name, s in pairs(out) do
+    s.replicas = nil
+    for _, c in pairs(s.consumers) do c.num_replicas = nil end
+    s.msgs = ns.jscheck(srv, { creds = creds, messages = name }).messages
+  end
+  return out
+end
+
+local function load(auth, url)
+  local acme, beta = auth.accounts.ACME.creds, auth.accounts.BETA.creds
+  nats(auth, url, acme, "stream", "add", "ORDERS", "--subjects", "orders.>", "--replicas", "3",
+    "--storage", "file", "--defaults")
+  nats(auth, url, acme, "stream", "add", "LOCAL", "--subjects", "local.>", "--replicas", "1",
+    "--tag", "node:n1", "--storage", "file", "--defaults")
+  nats(auth, url, acme, "pub", "orders.new", "order {{Count}}", "--count", "300")
+  nats(auth, url, acme, "pub", "local.x", "local {{Count}}", "--count", "40")
+  nats(auth, url, acme, "consumer", "add", "ORDERS", "proc", "--pull", "--ack", "explicit",
+    "--deliver", "all", "--defaults")
+  nats(auth, url, acme, "consumer", "next", "ORDERS", "proc", "--count", "120", "--ack")
+  nats(auth, url, beta, "kv", "add", "CFG", "--replicas", "3", "--history", "3")
+  for i = 1, 12 do nats(auth, url, beta, "kv", "put", "CFG", "k" .. (i % 8), "v" .. i) end
+  nats(auth, url, beta, "stream", "add", "EVENTS", "--subjects", "ev.>", "--replicas", "3",
+    "--storage", "file", "--defaults")
+  nats(auth, url, beta, "pub", "ev.a", "event {{Count}}", "--count", "90")
+  nats(auth, url, beta, "consumer", "add", "EVENTS", "audit", "--pull", "--ack", "explicit",
+    "--deliver", "all", "--defaults")
+  nats(auth, url, beta, "consumer", "next", "EVENTS", "audit", "--count", "35", "--ack")
+end
+
+local function settle(c, auth)
+  for _, name in ipairs { "ACME", "BETA" } do
+    cluster.jsload(c:urls(1), { creds = auth.accounts[name].creds }, "settle", "--wait-ms", "30000")
+  end
+end
+
+for _, server in ipairs(servers.fast()) do
+  describe("operator mode on nats-server " .. server.version, function()
+    local dir, auth, store, want, conf
+    setup(function()
+      dir = ns.tmpdir()
+      auth = op.make(dir)
+      local c = op.start { dir = dir, auth = auth, bin = server.bin }
+      local ok, err = pcall(function()
+        load(auth, c.nodes[1].url)
+        settle(c, auth)
+        want = {}
+        for _, name in ipairs { "ACME", "BETA" } do
+          want[name] = served(c.nodes[1].url, auth.accounts[name].creds)
+        end
+        c:kill(2, "KILL")
+        c:kill(3, "KILL")
+        c:kill(1, "KILL")
+      end)
+      c:stop_all()
+      assert(ok, err)
+      store, conf = c.nodes[1].store_dir, c.nodes[1].conf
+    end)
+    teardown(function() if dir then ns.rmtree(dir) end end)
+
+    it("made what it meant to: the accounts' streams on the survivor, named by public key", function()
+      assert.are.same({ "LOCAL", "ORDERS" }, (function()
+        local t = {}
+        for n in pairs(want.ACME) do t[#t + 1] = n end
+        table.sort(t)
+        return t
+      end)())
+      assert.are.equal(300, want.ACME.ORDERS.messages)
+      assert.are.equal(120, want.ACME.ORDERS.consumers.proc.ack_floor_stream_seq)
+      assert.are.equal(35, want.BETA.EVENTS.consumers.audit.ack_floor_stream_seq)
+      assert.is_table(want.BETA.KV_CFG)
+      assert.are.equal("directory", require("jsr").lstat(store .. "/jetstream/" .. auth.accounts.ACME.pub .. "/streams/LOCAL"))
+    end)
+
+    it("without the JWTs on the disk, prepare names what is missing and changes nothing", function()
+      local copy = dir .. "/nojwt"
+      fx.sh(("cp -a %s %s && rm -rf %s/jwt"):format(fx.quote(store), fx.quote(copy), fx.quote(copy)))
+      local before = fx.tree_digest(copy)
+      local code, out, err = fx.run("prepare", copy)
+      assert.are.equal(1, code, out .. err)
+      assert.matches("the operator's JWT is not on the disk given", err, 1, true)
+      for _, a in ipairs { auth.accounts.ACME, auth.accounts.BETA, auth.system } do
+        assert.matches("no JWT of account " .. a.pub, err, 1, true)
+      end
+      assert.matches("--resolver-dir D", err, 1, true)
+      assert.are.equal(before, fx.tree_digest(copy))
+      assert.is_nil(require("jsr").lstat(copy .. "/recovery.conf"))
+      -- the resolver directory given: the accounts are found, the operator still missing
+      code, out, err = fx.run("prepare", copy, "--resolver-dir", store .. "/jwt", "--dry-run")
+      assert.are.equal(1, code, out .. err)
+      assert.matches("the operator's JWT is not on the disk given", err, 1, true)
+      assert.not_matches("no JWT of account", err, 1, true)
+      assert.are.equal(before, fx.tree_digest(copy))
+      -- a JWT whose signature does not verify is not trusted
+      local bad = dir .. "/badjwt"
+      fx.sh(("cp -a %s %s"):format(fx.quote(store .. "/jwt"), fx.quote(bad)))
+      local f = bad .. "/" .. auth.accounts.BETA.pub .. ".jwt"
+      local t = assert(fx.read(f))
+      fx.write(f, (t:gsub("%.(%w)(%w)([%w_-]*)%s*$", function(a, b, rest) return "." .. b .. a .. rest end)))
+      code, out, err = fx.run("prepare", copy, "--resolver-dir", bad, "--operator-jwt", auth.operator_path)
+      assert.are.equal(1, code, out .. err)
+      assert.matches("the JWT of account " .. auth.accounts.BETA.pub .. " (BETA) cannot be trusted", err, 1, true)
+      assert.are.equal(before, fx.tree_digest(copy))
+    end)
+
+    it("inspect names every account by public key and JWT name, signatures checked", function()
+      local code, out, err = fx.run("inspect", store, "--json", "--config", conf)
+      assert.are.equal(0, code, err)
+      local r = assert(json.decode(out))
+      local by = {}
+      for _, a in ipairs(r.accounts) do by[a.name] = a end
+      assert.are.equal("ACME", by[auth.accounts.ACME.pub].jwt_name)
+      assert.are.equal("BETA", by[auth.accounts.BETA.pub].jwt_name)
+      assert.are.equal("SYSTEM", by[auth.system.pub].jwt_name)
+      assert.is_true(by[auth.system.pub].system_account)
+      for _, a in pairs(by) do assert.are.equal("ok", a.signature, a.name) end
+      assert.are.equal("OP", r.operator.operator.name)
+      assert.are.equal("ok", r.operator.operator.signature)
+      for _, s in ipairs(r.streams) do
+        assert.are.equal(s.account == auth.accounts.ACME.pub and "ACME" or "BETA", s.account_name, s.name)
+      end
+      -- without the operator's JWT the names still come from the resolver
+      -- directory next to jetstream/; the signatures are said not checked
+      code, out, err = fx.run("inspect", store)
+      assert.are.equal(0, code, err)
+      assert.matches(auth.accounts.BETA.pub .. " BETA: JWT " .. store .. "/jwt/", out, 1, true)
+      assert.matches("signature not checked", out, 1, true)
+    end)
+
+    it("prepare + a standalone server serve every stream, message and consumer position to each account's own user", function()
+      local code, out, err = fx.run("prepare", store, "--config", conf)
+      assert.are.equal(0, code, out .. err)
+      assert.matches("--creds <a user of ACME>.creds", out, 1, true)
+      local text = assert(fx.read(store .. "/recovery.conf"))
+      assert.matches('operator: "' .. auth.operator_jwt .. '"', text, 1, true)
+      assert.matches('system_account: "' .. auth.system.pub .. '"', text, 1, true)
+      for _, a in pairs(auth.accounts) do
+        assert.matches(('"%s": "%s"'):format(a.pub, a.jwt), text, 1, true)
+      end
+      -- no user, password or seed is made: nothing secret in the store
+      assert.not_matches("password", text, 1, true)
+      assert.not_matches("SU" .. ("[A-Z2-7]"):rep(50), fx.read(store .. "/recovery-report.json"))
+      local srv = ns.start { config = store .. "/recovery.conf", bin = server.bin, timeout = 30 }
+      finally(function() srv:stop() end)
+      for _, name in ipairs { "ACME", "BETA" } do
+        local got = served(srv.url, auth.accounts[name].creds)
+        for sname, w in pairs(want[name]) do
+          local g = got[sname]
+          assert.is_table(g, name .. " > " .. sname)
+          assert.are.same({ w.messages, w.first_seq, w.last_seq, w.bytes },
+            { g.messages, g.first_seq, g.last_seq, g.bytes }, name .. " > " .. sname)
+          assert.are.same(w.msgs, g.msgs, name .. " > " .. sname .. ": every message")
+          for cname, wc in pairs(w.consumers) do
+            local gc = g.consumers[cname]
+            assert.is_table(gc, cname)
+            assert.are.same({ wc.ack_floor_stream_seq, wc.delivered_stream_seq, wc.num_pending },
+              { gc.ack_floor_stream_seq, gc.delivered_stream_seq, gc.num_pending }, sname .. " > " .. cname)
+          end
+        end
+      end
+    end)
+  end)
+end
