@@ -246,6 +246,17 @@ function M.jetstream_enabled(j)
   return false
 end
 
+-- Whether the JWT's limits cover an R1 stream (prepare makes every stream
+-- R1): global limits, or a tier named R1 (a 2.10+ server looks a stream's
+-- limits up by its replica count).
+function M.covers_r1(j)
+  local l = j.claims.nats.limits
+  if type(l) ~= "table" then return false end
+  if (math.type(l.disk_storage) == "integer" and l.disk_storage ~= 0)
+      or (math.type(l.mem_storage) == "integer" and l.mem_storage ~= 0) then return true end
+  return type(l.tiered_limits) == "table" and type(l.tiered_limits.R1) == "table"
+end
+
 -- One account's description for inspect's table and JSON.
 function M.describe(info, pubkey)
   local j = info.accounts[pubkey]
@@ -308,6 +319,10 @@ function M.plan(m, info, accounts, problem, note)
           :format(j.source, pub, tostring(j.name))) end
         if pub ~= info.system_account and not M.jetstream_enabled(j) then
           note(("%s: the JWT of account %s (%s) does not enable JetStream: the server will not load its streams")
+            :format(j.source, pub, tostring(j.name)))
+        elseif pub ~= info.system_account and not M.covers_r1(j) then
+          note(("%s: the JWT of account %s (%s) has JetStream limits only for tiers other than R1: a server "
+            .. "refuses the R1 streams prepare makes; re-issue the JWT with R1 (or global) limits")
             :format(j.source, pub, tostring(j.name)))
         end
         out.accounts[#out.accounts + 1] = { pub = pub, name = j.name, jwt = j.token, source = j.source }

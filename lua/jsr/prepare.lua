@@ -900,6 +900,10 @@ function M.run(policy, ...)
     io.stderr:write("js-recover prepare: nothing changed; these entries cannot be read:\n")
     for _, p in ipairs(plan.problems) do io.stderr:write("  ", p.message, "\n") end
     io.stderr:write("Fix them, or run again with --skip-bad to leave them out (reported).\n")
+    if plan.operator_mode and not plan.operator then
+      io.stderr:write("(--skip-bad does not leave out a missing or untrusted JWT: the server needs the operator's and\n"
+        .. "the accounts' JWTs, copied from the survivor; point at them with the options named.)\n")
+    end
     if plan.raft_problems then
       io.stderr:write("(With --skip-bad a malformed Raft entry leaves out the salvage from the Raft logs of\n"
         .. "the streams and consumers it may be about; they are prepared from their own files.)\n")

@@ -98,11 +98,23 @@ end
 -- mode (jsload talks to the meta group as the system user).
 function M.start(opts)
   local auth = assert(opts.auth, "opcluster.start needs auth (opcluster.make)")
-  return cluster.start {
+  local c = cluster.start {
     dir = opts.dir, bin = opts.bin, nodes = opts.nodes,
     auth = function(node) return M.config(auth, node.store_dir .. "/jwt") end,
     sys = { creds = auth.system.creds },
   }
+  -- an account's JetStream is enabled when a node first looks the account
+  -- up: 2.15.3 once answered "jetstream not enabled for account" (10039)
+  -- to a fresh account's first request; wait until each one answers
+  for name, a in pairs(auth.accounts) do
+    local deadline, ok, err = cluster.now() + 30
+    repeat
+      ok, err = pcall(cluster.jsload, c:urls(1), { creds = a.creds }, "settle", "--wait-ms", "2000")
+      if not ok then cluster.sleep(0.5) end
+    until ok or cluster.now() > deadline
+    if not ok then c:stop_all(); error(("account %s: JetStream not ready: %s"):format(name, tostring(err)), 2) end
+  end
+  return c
 end
 
 return M
