@@ -72,3 +72,41 @@ describe("quorum-loss drill (fast variant) on nats-server " .. server.version, f
   end)
 end)
 end
+
+-- Publishes the cluster refused, deletes and purges, and acks (work queue
+-- and interest) right before the crash (spec/support/rejects.lua), the
+-- survivor the meta leader, SIGKILLed.  On 2.9.10 a work queue's first
+-- acked job, deleted in its block's 1.idx only, came back when done work
+-- was removed (the index goes with the rewrite) until removal marked it.
+for _, server in ipairs(servers.fast()) do
+describe("quorum-loss drill with refused publishes and work done before the crash on nats-server "
+    .. server.version, function()
+  if not servers.natscli() then
+    pending("natscli is not built (make servers): skipped")
+    return
+  end
+  local r
+  setup(function()
+    r = drill.variant { role = "leader", signal = "KILL", scale = 0.15, rejects = true,
+                        name = "rejects-" .. server.version, bin = server.bin }
+  end)
+
+  it("scores 100%: nothing refused, deleted, purged or acked is served again, nothing lost", function()
+    assert.is_nil(r.error, r.error)
+    local text = drill.scorecard_text(r)
+    assert.are.equal("SIGKILL", r.survivor_stop)
+    for _, name in ipairs { "ACKWQ", "ACKINT", "PURGE", "PALL", "DEDUP" } do
+      assert.is_table(r.before.ACME.streams[name], "the cluster did not serve " .. name)
+    end
+    -- what the cluster served after the acks (counted by hand from
+    -- rejects.lua: 5 of 10 jobs done; 3 events acked by both consumers)
+    assert.are.equal(5, r.before.ACME.streams.ACKWQ.info.state.messages)
+    assert.are.equal(7, r.before.ACME.streams.ACKINT.info.state.messages)
+    assert.are.equal(0, r.card.messages.resurrected, text)
+    assert.are.equal(r.card.messages.total, r.card.messages.exact, text)
+    assert.are.equal(r.card.state.total, r.card.state.exact, text)
+    assert.are.equal(r.card.acks.total, r.card.acks.exact, table.concat(r.card.acks.diffs, "\n"))
+    assert.are.equal(100, r.score, text)
+  end)
+end)
+end

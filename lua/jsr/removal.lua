@@ -14,7 +14,8 @@ local M = {}
 -- want(rec) -> "take" | "skip" | "stop" [, reason], for every live record
 -- in order; block.reasons counts the records taken per reason.
 -- Each block with something taken: {path, key (its hash key name),
--- offsets, encrypted, index_files, whole (every live record of it taken),
+-- offsets, mark (offsets and the records only its 2.9 index deletes: all
+-- to mark deleted), encrypted, index_files, whole (every live record of it taken),
 -- last (the stream's newest block), last_seq, last_ts (its last record's,
 -- deleted or not), v210}; the first also index_db, the stream's 2.10+
 -- state file, to remove (the server then rebuilds from the blocks).
@@ -29,14 +30,29 @@ function M.collect(stream, want)
   local files = jsr.block_files(stream.path) or {}
   local newest = files[#files] and files[#files].path
   local out, by_path, live, stopped_in = { count = 0, blocks = {} }, {}, {}, nil
-  local ends = {}
+  local ends, idx_deleted = {}, {}
   -- the blocks alone: index.db goes, so what only it deletes is live again
   local s = blocks.scan(stream, { index_db = false, records = function(rec, b)
+    if stopped_in and stopped_in ~= b.path then return false end
     ends[b.path] = { rec.seq, rec.ts }
-    if rec.deleted then return true end
-    local w, why = want(rec)
-    if w == "stop" then stopped_in = b.path; return false end
+    if rec.deleted then
+      -- a 2.9 block's index (N.idx) deletes records its block still holds
+      -- live (its first sequence, its delete map): the index goes with
+      -- the rewrite, so they are marked in the block too (measured:
+      -- 2.9.10 served a work queue's first job again, acked and deleted
+      -- in 1.idx only)
+      if b.idx and not v210 then
+        local d = idx_deleted[b.path] or {}
+        idx_deleted[b.path] = d
+        d[#d + 1] = rec.offset
+      end
+      return true
+    end
     live[b.path] = (live[b.path] or 0) + 1
+    -- the block it stopped in is read to its end, for its deleted records
+    if stopped_in then return true end
+    local w, why = want(rec)
+    if w == "stop" then stopped_in = b.path; return true end
     if w ~= "take" then return true end
     local e = by_path[b.path]
     if not e then
@@ -68,6 +84,13 @@ function M.collect(stream, want)
     -- a block the scan stopped in was not read to its end
     e.whole = e.path ~= stopped_in and #e.offsets == live[e.path]
     e.last_seq, e.last_ts = ends[e.path][1], ends[e.path][2]
+    -- what is marked: the records taken and those only its index deletes
+    e.mark = e.offsets
+    if idx_deleted[e.path] then
+      e.mark = table.move(e.offsets, 1, #e.offsets, 1, {})
+      table.move(idx_deleted[e.path], 1, #idx_deleted[e.path], #e.mark + 1, e.mark)
+      table.sort(e.mark)
+    end
   end
   if out.blocks[1] and v210 and jsr.lstat(index_db) then out.blocks[1].index_db = index_db end
   return out
@@ -118,7 +141,7 @@ function M.apply(c, b, check, opts)
     check(c:write_file(idx, M.empty_index(b.last_seq, b.last_ts), 416))
     for _, f in ipairs(b.index_files) do if f ~= idx then check(c:rmtree(f, purge)) end end
   else
-    local data, err = jsr.block_mark_deleted(b.path, b.offsets,
+    local data, err = jsr.block_mark_deleted(b.path, b.mark or b.offsets,
       { encrypted = b.encrypted, key = not b.encrypted and b.key or nil })
     check(data, err)
     check(c:write_file(b.path, data, 416))

@@ -40,7 +40,25 @@ local function stream_snapshot(data)
     t = plain and json.decode(plain)
   end
   if type(t) ~= "table" then return nil end
-  return { clfs = math.tointeger(t.clfs) or 0, last_seq = math.tointeger(t.last_seq) or 0 }
+  -- deleted: the interior sequences the store had deleted when the
+  -- snapshot was taken; the server removes them again when a group member
+  -- applies its snapshot at start (processSnapshotDeletes), so a delete a
+  -- stale index forgot is not served (docs/FORMAT.md "Replay of a
+  -- stream's log")
+  local deleted = {}
+  if type(t.deleted) == "table" then
+    for _, seq in ipairs(t.deleted) do
+      seq = math.tointeger(seq)
+      if seq and seq > 0 then deleted[#deleted + 1] = seq end
+    end
+  end
+  return { clfs = math.tointeger(t.clfs) or 0, last_seq = math.tointeger(t.last_seq) or 0, deleted = deleted }
+end
+
+-- The stream group's latest snapshot and what it says, read once.
+local function group_snapshot(gdir)
+  local snap = raft.latest_snapshot(gdir)
+  return snap, snap and stream_snapshot(snap.data)
 end
 
 local function decide(keep, entry)
@@ -103,7 +121,9 @@ local function plan_stream(r, s, sa, sys, keep)
   -- a log with nothing in it has nothing to salvage: its snapshot and the
   -- store's tail need not be read
   local log_files = jsr.block_files(gdir)
-  if log_files and raft.is_empty(log_files) then return out end
+  local snap, base = group_snapshot(gdir)
+  local snap_deleted = base and base.deleted or {}
+  if log_files and raft.is_empty(log_files) and #snap_deleted == 0 then return out end
   -- The store's last sequence first, from its newest blocks only.
   local sum = blocks.tail({ name = s.name, path = s.path, account = s.account })
   local files = sum.files or {}
@@ -174,9 +194,11 @@ local function plan_stream(r, s, sa, sys, keep)
     end
     return true
   end, log_files, stop_at)
+  -- the snapshot's deleted set goes first, as the server applies it
+  for i = #snap_deleted, 1, -1 do
+    table.insert(events, 1, { index = snap.index, delete = snap_deleted[i], from_snapshot = true })
+  end
   if #events == 0 then return out end
-  local snap = raft.latest_snapshot(gdir)
-  local base = snap and stream_snapshot(snap.data)
   local snap_base
   local snap_index = snap and snap.index or 0
   -- A store behind its own snapshot (the snapshot is of the server's
@@ -369,7 +391,13 @@ local function plan_stream(r, s, sa, sys, keep)
       -- committed; the client asked for it either way (measured: the last
       -- delete before a SIGKILL is routinely past the follower's commit
       -- index while the cluster had applied it).
-      if decide(keep, entry) then
+      if ev.from_snapshot then
+        -- not a client's delete of this log: what the store already has
+        -- deleted changes nothing (the removal takes live records only)
+        if st then replay.remove(st, ev.delete) else pending_deletes[#pending_deletes + 1] = ev.delete end
+        out.snapshot_deleted = (out.snapshot_deleted or 0) + 1
+        removed(ev.delete)
+      elseif decide(keep, entry) then
         if st then replay.remove(st, ev.delete) else pending_deletes[#pending_deletes + 1] = ev.delete end
         out.deleted = out.deleted + 1
         if uncertain then out.uncertain_deletes = out.uncertain_deletes + 1 end

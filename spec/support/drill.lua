@@ -453,6 +453,7 @@ function M.variant(opts)
       -- deletes and purges right before the crash: the survivor's store
       -- may lack them (2.9.10 writes deletes lazily), its log has them
       rj:removals()
+      rj:acks()
       for _, acc in ipairs { "ACME" } do cluster.jsload(urls, acc, "settle", "--wait-ms", "60000") end
     end
     result.before = {}

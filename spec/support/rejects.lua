@@ -9,6 +9,9 @@
 --   r:publishes()    streams DEDUP FULL FULLB PERSUBJ EXP BIG ROLL PURGE PALL OLD LMID INTEREST,
 --                    bucket CFG
 --   r:removals()     deletes and purges on PURGE and PALL (right before a crash)
+--   r:acks()         acks, a term and deliveries not acked on ACKWQ (work
+--                    queue) and ACKINT (interest, two consumers): right
+--                    before a crash (streams made by r:publishes())
 --   r:last()         a refused Nats-Expected-Last-Msg-Id on LMID: on 2.15.3
 --                    the group has no leader after it, so it comes last
 local json = require("jsr").json
@@ -21,6 +24,8 @@ R.__index = R
 
 M.STREAMS = { "BIG", "DEDUP", "EXP", "FULL", "FULLB", "INTEREST", "KV_CFG", "LMID", "OLD", "PALL", "PERSUBJ",
               "PURGE", "ROLL" }
+-- made by publishes() since the replay fixtures were recorded
+M.ACK_STREAMS = { "ACKINT", "ACKWQ" }
 
 function M.new(urls, creds, say)
   local cli = os.getenv("NATSCLI") or servers.natscli()
@@ -103,6 +108,29 @@ function R:publishes()
   for i = 1, 4 do self:pub("pu.a", "a" .. i); self:pub("pu.b", "b" .. i) end
   for i = 1, 6 do self:pub("pa.x", "x" .. i) end
   self:pub("in.a", "wanted"); self:pub("in.b", "nobody"); self:pub("in.a", "wanted-too")
+  -- consumed right before the crash (acks())
+  self:create { name = "ACKWQ", subjects = { "aw.>" }, retention = "workqueue" }
+  self:create { name = "ACKINT", subjects = { "ai.>" }, retention = "interest" }
+  for _, c in ipairs { { "ACKWQ", "worker" }, { "ACKINT", "a" }, { "ACKINT", "b" } } do
+    self:run("consumer " .. c[2], "req", "$JS.API.CONSUMER.DURABLE.CREATE." .. c[1] .. "." .. c[2],
+      json.encode { stream_name = c[1], config = { durable_name = c[2], ack_policy = "explicit",
+                    ack_wait = 3600 * 1000000000, num_replicas = 3 } })
+  end
+  for i = 1, 10 do self:pub("aw.j", "job" .. i); self:pub("ai.e", "event" .. i) end
+end
+
+-- Work done right before the crash: the survivor's o.dat and blocks may
+-- lag (2.9.10 writes both lazily), its consumer and stream logs have it.
+-- ACKWQ: 4 jobs acked, 1 terminated (done for the stream too), 2
+-- delivered and not acked (pending; an hour's ack_wait keeps them so
+-- while the comparison runs); ACKINT: a acks 6, b 3 and holds 2 more.
+function R:acks()
+  self:run("worker acks 4", "consumer", "next", "ACKWQ", "worker", "--count", "4", "--ack")
+  self:run("worker terms 1", "consumer", "next", "ACKWQ", "worker", "--count", "1", "--term")
+  self:run("worker holds 2", "consumer", "next", "ACKWQ", "worker", "--count", "2", "--no-ack")
+  self:run("a acks 6", "consumer", "next", "ACKINT", "a", "--count", "6", "--ack")
+  self:run("b acks 3", "consumer", "next", "ACKINT", "b", "--count", "3", "--ack")
+  self:run("b holds 2", "consumer", "next", "ACKINT", "b", "--count", "2", "--no-ack")
 end
 
 function R:removals()
