@@ -650,27 +650,10 @@ function M.load_run(opts)
     local pubs, acks = parse_records(records)
     local view = disk_view(s.store_dir)
     r.problems = view.problems
-    -- after the first dump, do what js-recover advises about acked work-queue
-    -- jobs still on disk (purge below the ack floor), and dump again
-    local rec = recover({ name = "load", after = function(srv, out, report)
-      local creds
-      for _, a in ipairs(report.accounts) do if a.name == "ACME" then creds = a end end
-      for _, d in ipairs(out.inspect.lost.done or {}) do
-        for _, c in ipairs(d.consumers) do
-          if c.below_floor > 0 then
-            local body = { seq = c.ack_floor + 1 }
-            if c.filter and c.filter ~= json.null and c.filter ~= "" then body.filter = c.filter end
-            cluster.jsload(srv.url, creds, "api", "--subject", "$JS.API.STREAM.PURGE." .. d.stream,
-              "--body", json.encode(body))
-          end
-          for _, seq in ipairs(c.above_floor) do
-            cluster.jsload(srv.url, creds, "api", "--subject", "$JS.API.STREAM.MSG.DELETE." .. d.stream,
-              "--body", json.encode({ seq = seq }))
-          end
-        end
-      end
-      out.dump_after = cluster.jsload(srv.url, creds, "dump", "--timeout-ms", "10000")
-    end }, s.store_dir, dir)
+    -- prepare removes done work itself (policy hook done_work): what the
+    -- standalone server serves is the "after" of the old purge advice
+    local rec = recover({ name = "load" }, s.store_dir, dir)
+    rec.dump_after = rec.dump.ACME
     local served = {}
     local dump = rec.dump.ACME
     for sname, sd in pairs(dump and dump.streams or {}) do
