@@ -133,6 +133,18 @@ for _, server in ipairs(servers.fast()) do
       assert.are.equal(1, code, out .. err)
       assert.matches("the JWT of account " .. auth.accounts.BETA.pub .. " (BETA) cannot be trusted", err, 1, true)
       assert.are.equal(before, fx.tree_digest(copy))
+      -- the server config alone, without its resolver dir: the operator
+      -- file it names and its resolver_preload are enough
+      local preload_only = dir .. "/preload-only.conf"
+      fx.write(preload_only, (assert(fx.read(conf)):gsub("\nresolver: {[^\n]*", "")))
+      assert.not_matches("resolver: {", fx.read(preload_only), 1, true)
+      assert.matches("resolver_preload", fx.read(preload_only), 1, true)
+      code, out, err = fx.run("prepare", copy, "--config", preload_only)
+      assert.are.equal(0, code, out .. err)
+      local text = assert(fx.read(copy .. "/recovery.conf"))
+      for _, a in ipairs { auth.accounts.ACME, auth.accounts.BETA, auth.system } do
+        assert.matches(('# %s, from %s\n  "%s": "%s"'):format(a.name, preload_only, a.pub, a.jwt), text, 1, true)
+      end
     end)
 
     it("inspect names every account by public key and JWT name, signatures checked", function()
@@ -172,6 +184,12 @@ for _, server in ipairs(servers.fast()) do
       -- no user, password or seed is made: nothing secret in the store
       assert.not_matches("password", text, 1, true)
       assert.not_matches("SU" .. ("[A-Z2-7]"):rep(50), fx.read(store .. "/recovery-report.json"))
+      -- run again: already prepared, nothing changes
+      local digest = fx.tree_digest(store)
+      code, out, err = fx.run("prepare", store, "--config", conf)
+      assert.are.equal(0, code, out .. err)
+      assert.matches("already prepared: nothing changed", out, 1, true)
+      assert.are.equal(digest, fx.tree_digest(store))
       local srv = ns.start { config = store .. "/recovery.conf", bin = server.bin, timeout = 30 }
       finally(function() srv:stop() end)
       for _, name in ipairs { "ACME", "BETA" } do
