@@ -25,6 +25,11 @@
 --   --replicas N    num_replicas of every restored stream (default: the
 --                   store's); consumers above it follow the stream
 --   --no-placement  drop placement (the new cluster's tags differ)
+--   --map-cluster OLD=NEW,...  placement in cluster OLD goes to NEW (a
+--                   supercluster's clusters, a new cluster's name)
+--   --map-tag OLD=NEW,...      placement tags renamed
+--   --map-api OLD=NEW,...      sources' and mirrors' external.api (another
+--                   JetStream domain's $JS.<domain>.API) pointed elsewhere
 --   --dry-run       print per stream what would be restored (messages,
 --                   bytes, consumers, config changes); connects nowhere
 --   --force         replace a stream the target has already (the run says

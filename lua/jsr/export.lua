@@ -11,17 +11,20 @@ local cli = require "jsr.cli"
 local keys = require "jsr.keys"
 local guard = require "jsr.guard"
 local snapshot = require "jsr.snapshot"
+local placement = require "jsr.placement"
 local json = jsr.json
 
 local M = {}
 
 local usage = [[
 usage: js-recover export <store> [<store>...] <dir> [--json] [--replicas N] [--no-placement] [--skip-bad]
+                         [--map-cluster OLD=NEW,...] [--map-tag OLD=NEW,...] [--map-api OLD=NEW,...]
                          [--force-open] [--force] [--key-file F] [--prev-key-file F]
 ]]
 
 M.OPTIONS = { json = "flag", replicas = "number", ["no-placement"] = "flag", ["skip-bad"] = "flag",
               ["force-open"] = "flag" }
+for k, v in pairs(placement.OPTIONS) do M.OPTIONS[k] = v end
 
 -- open(cmd, opts, store, policy) -> r | nil, code: the checks export and
 -- restore share (keys, other users of the store, unreadable entries),
@@ -43,7 +46,15 @@ function M.open(cmd, opts, store, policy)
     if not opts["force-open"] then say("nothing read: ", refusal, "\n"); return nil, 1 end
     say("warning: ", refusal, "\n")
   end
+  local maps, merr = placement.maps(opts)
+  if not maps then say(merr, "\n"); return nil, 2 end
   local prep, own = snapshot.split(policy)
+  -- the mappings first, so that a policy's restore_config sees them done
+  local hook = own.restore_config
+  own.restore_config = function(stream, cfg)
+    placement.apply(cfg, maps)
+    return hook(stream, cfg)
+  end
   local r, err = snapshot.plan(store, prep, { skip_bad = opts["skip-bad"] })
   if not r then say(err, "\n"); return nil, 3 end
   if #r.problems > 0 then

@@ -186,6 +186,11 @@ function analyze(m, opts)
     if (n == nil or n == 0) and stream_cfg then n = stream_cfg.num_replicas end
     return math.type(n) == "integer" and n or nil
   end
+  -- a supercluster's groups name the cluster they were placed in
+  local function cluster_of(a)
+    local c = type(a.group) == "table" and a.group.cluster or nil
+    return type(c) == "string" and c ~= "" and c or nil
+  end
   local function labels(list)
     local out = {}
     for i, p in ipairs(list) do out[i] = label(p) end
@@ -205,6 +210,7 @@ function analyze(m, opts)
       end
       r.streams[#r.streams + 1] = { account = s.account, name = s.name, replicas = replicas_of(s.config),
         peers = peers, on = labels(peers), consumers = cons, group = type(s.group) == "table" and s.group.name or nil,
+        cluster = cluster_of(s),
         uncommitted = st.uncommitted_from and s.index >= st.uncommitted_from or nil }
     else
       h.assigned = true
@@ -218,7 +224,7 @@ function analyze(m, opts)
         elseif is_durable(c.config) then
           r.consumers[#r.consumers + 1] = { account = s.account, stream = s.name, name = cn,
             replicas = replicas_of(c.config, s.config), peers = cpeers, on = labels(cpeers),
-            group = type(c.group) == "table" and c.group.name or nil,
+            group = type(c.group) == "table" and c.group.name or nil, cluster = cluster_of(c),
             uncommitted = st.uncommitted_from and c.index >= st.uncommitted_from or nil }
         else
           r.ephemeral = r.ephemeral + 1
@@ -332,9 +338,11 @@ function M.done(m, meta)
     if retention == "workqueue" and not s.error then
       local cons = {}
       for _, c in ipairs(s.consumers) do
-        -- an encrypted store's o.dat is sealed with the consumer's key: not read
-        local b = c.config and not c.encrypted and read_file(c.path .. "/o.dat")
-        if c.encrypted and c.config then
+        -- an encrypted store's o.dat is sealed with the consumer's key:
+        -- read with the server's key, not read without it
+        local sealed_odat = c.encrypted and not jsr.has_keys()
+        local b = c.config and not sealed_odat and require("jsr.sealed").odat(s, c)
+        if sealed_odat and c.config then
           notes[#notes + 1] = ("consumer %s > %s > %s: o.dat encrypted, not read (acked work-queue jobs "
             .. "still in the blocks are not looked for)"):format(s.account, s.name, c.name)
         end
@@ -407,13 +415,14 @@ function M.json(r)
   out.streams = json.array()
   for _, s in ipairs(r.streams) do
     out.streams[#out.streams + 1] = { account = s.account, name = s.name, replicas = s.replicas,
-      group = s.group, peers = json.array(s.peers), on = json.array(s.on), consumers = json.array(s.consumers),
+      group = s.group, cluster = s.cluster, peers = json.array(s.peers), on = json.array(s.on),
+      consumers = json.array(s.consumers),
       uncommitted = s.uncommitted }
   end
   out.consumers = json.array()
   for _, c in ipairs(r.consumers) do
     out.consumers[#out.consumers + 1] = { account = c.account, stream = c.stream, name = c.name,
-      replicas = c.replicas, group = c.group, peers = json.array(c.peers), on = json.array(c.on),
+      replicas = c.replicas, group = c.group, cluster = c.cluster, peers = json.array(c.peers), on = json.array(c.on),
       uncommitted = c.uncommitted }
   end
   out.ephemeral_consumers = r.ephemeral
@@ -511,15 +520,17 @@ function M.print(r, out)
   end
   for _, s in ipairs(r.streams) do
     local cons = #s.consumers > 0 and (", with its consumers " .. table.concat(s.consumers, ", ")) or ""
-    out:write(("  LOST stream %s > %s (R%s%s): no data on this node; it lived on %s\n"):format(
-      s.account, s.name, tostring(s.replicas or "?"), cons, table.concat(s.on, ", ")))
+    out:write(("  LOST stream %s > %s (R%s%s): no data on this node; it lived on %s%s\n"):format(
+      s.account, s.name, tostring(s.replicas or "?"), cons, table.concat(s.on, ", "),
+      s.cluster and (" in cluster " .. s.cluster) or ""))
     if s.uncommitted then
       out:write("       (assigned by a log entry this node never saw committed: it may never have existed)\n")
     end
   end
   for _, c in ipairs(r.consumers) do
-    out:write(("  LOST consumer %s > %s > %s (R%s): no state on this node; it lived on %s\n"):format(
-      c.account, c.stream, c.name, tostring(c.replicas or "?"), table.concat(c.on, ", ")))
+    out:write(("  LOST consumer %s > %s > %s (R%s): no state on this node; it lived on %s%s\n"):format(
+      c.account, c.stream, c.name, tostring(c.replicas or "?"), table.concat(c.on, ", "),
+      c.cluster and (" in cluster " .. c.cluster) or ""))
     if c.uncommitted then
       out:write("       (assigned by a log entry this node never saw committed: it may never have existed)\n")
     end

@@ -277,21 +277,30 @@ function M.start(opts)
     end
     local enc = opts.key and { key = opts.key, cipher = opts.cipher } or nil
     for _, node in ipairs(c.nodes) do write_file(node.conf, config_text(node, ports, cname, enc, opts.auth)) end
-    local ok, err = pcall(function()
-      for _, node in ipairs(c.nodes) do
-        os.remove(node.log)
-        node.srv = ns.start { config = node.conf, log_path = node.log, timeout = 20, bin = opts.bin }
-        node.url = node.srv.url
-      end
-      c:wait_meta(40)
-    end)
+    local ok, err = c:boot(opts.bin, 20, 40)
     if ok then return c end
-    c:stop_all()
     last_err = err
-    if not tostring(err):find("address already in use", 1, true) then error(err, 0) end
-    for _, node in ipairs(c.nodes) do os.execute("rm -rf " .. q(node.store_dir)) end
   end
   error("could not start a cluster on free ports: " .. tostring(last_err), 0)
+end
+
+--- Starts every node of c (configs written) and waits for the meta group;
+-- true, or nil and the error when a port was taken (every node stopped
+-- and its store removed, for another try on other ports); raises otherwise.
+function Cluster:boot(bin, start_timeout, meta_timeout)
+  local ok, err = pcall(function()
+    for _, node in ipairs(self.nodes) do
+      os.remove(node.log)
+      node.srv = ns.start { config = node.conf, log_path = node.log, timeout = start_timeout, bin = bin }
+      node.url = node.srv.url
+    end
+    self:wait_meta(meta_timeout)
+  end)
+  if ok then return true end
+  self:stop_all()
+  if not tostring(err):find("address already in use", 1, true) then error(err, 0) end
+  for _, node in ipairs(self.nodes) do os.execute("rm -rf " .. q(node.store_dir)) end
+  return nil, err
 end
 
 -- for spec/support/supercluster.lua, which writes its own clusters' configs

@@ -389,6 +389,7 @@ local function recover(opts, store, dir)
   out.copy = copy
   return out
 end
+M.recover = recover -- spec/supercluster_spec.lua recovers each of its survivors
 
 -- -------------------------------------------------------------- a variant
 

@@ -13,6 +13,7 @@
  *         [--count N] [--payload-size BYTES]
  *         [--consumer DURABLE [--ack K] [--inactive-threshold-ms N]]
  *         [--delete SEQ]... [--purge-keep N] [--replicas N]
+ *         [--placement-cluster NAME] [--placement-tag TAG]
  *
  * Steps, in this order:
  *  1. create (or, when identical, reuse) stream NAME on SUBJECTS (default:
@@ -28,7 +29,9 @@
  *     each one synchronously, so the ack floor is settled on exit;
  *  4. delete each --delete SEQ from the stream (repeatable);
  *  5. with --purge-keep N, purge all but the last N messages (0: all).
- * --replicas N creates the stream with N replicas (a cluster).
+ * --replicas N creates the stream with N replicas (a cluster);
+ * --placement-cluster / --placement-tag place it (a supercluster's cluster,
+ * a server tag).
  *
  * Prints {"acked":K,"first_seq":F,"last_seq":L,"published":N,"stream":"NAME"}
  * where F and L are the stream sequences the server assigned to the first
@@ -80,7 +83,7 @@ static bool parse_count(const char *opt, const char *v, long long min, long long
 
 typedef struct
 {
-    const char *url, *user, *password, *stream, *consumer;
+    const char *url, *user, *password, *stream, *consumer, *pl_cluster, *pl_tag;
     char       *subjects_buf;               /* owns the strings in subjects[] */
     const char *subjects[MAX_SUBJECTS];
     int        nsubjects;
@@ -157,6 +160,10 @@ static int parse_args(Args *a, int argc, char **argv)
         {
             if (!parse_count(o, v, 1, &a->replicas)) return 2;
         }
+        else if (strcmp(o, "--placement-cluster") == 0)
+            a->pl_cluster = v;
+        else if (strcmp(o, "--placement-tag") == 0)
+            a->pl_tag = v;
         else if (strcmp(o, "--purge-keep") == 0)
         {
             if (!parse_count(o, v, 0, &a->purge_keep)) return 2;
@@ -205,7 +212,8 @@ static int parse_args(Args *a, int argc, char **argv)
               "             [--retention limits|interest|workqueue] [--max-age-ms N]\n"
               "             [--count N] [--payload-size BYTES]\n"
               "             [--consumer DURABLE [--ack K] [--inactive-threshold-ms N]]\n"
-              "             [--delete SEQ]... [--purge-keep N] [--replicas N]\n", stderr);
+              "             [--delete SEQ]... [--purge-keep N] [--replicas N]\n"
+              "             [--placement-cluster NAME] [--placement-tag TAG]\n", stderr);
         return 2;
     }
     if (a->inactive_ms > 0 && a->consumer == NULL)
@@ -229,11 +237,26 @@ static int parse_args(Args *a, int argc, char **argv)
 static natsStatus create_stream(jsCtx *js, jsOptions *jo, const Args *a)
 {
     jsStreamConfig sc;
+    jsPlacement    pl;
+    const char     *tags[1] = { a->pl_tag };
     jsErrCode      jerr = 0;
     natsStatus     s    = jsStreamConfig_Init(&sc);
 
     if (s != NATS_OK)
         return fail(s, 0, "jsStreamConfig_Init");
+    if (a->pl_cluster != NULL || a->pl_tag != NULL)
+    {
+        if ((s = jsPlacement_Init(&pl)) != NATS_OK)
+            return fail(s, 0, "jsPlacement_Init");
+        /* libnats writes the cluster whether set or not (strlen of NULL) */
+        pl.Cluster = a->pl_cluster != NULL ? a->pl_cluster : "";
+        if (a->pl_tag != NULL)
+        {
+            pl.Tags    = tags;
+            pl.TagsLen = 1;
+        }
+        sc.Placement = &pl;
+    }
     sc.Name        = a->stream;
     sc.Subjects    = (const char **) a->subjects;
     sc.SubjectsLen = a->nsubjects;
