@@ -32,7 +32,7 @@ end
 
 local function pub(c, i, o)
   o.url = c.nodes[i].url
-  o.user, o.password, o.timeout_ms = cluster.USERS.ACME.user, cluster.USERS.ACME.password, 10000
+  o.user, o.password, o.timeout_ms = cluster.USERS.ACME.user, cluster.USERS.ACME.password, 20000
   return ns.jspub({}, o)
 end
 
@@ -41,6 +41,7 @@ for vi, server in ipairs(servers.fast()) do
   local early = vi == 1 and "TERM" or "KILL"
 describe("five " .. server.version .. " nodes, two disks survive (n4 stopped early with SIG" .. early .. ")", function()
   local dir, c, before, insp, icode, ierr, rcode, rout, rerr, card, digests = nil
+  local pcode, pout, perr, pcard, ucode, uout, uerr, merged_after_undo
   local n4, n5
 
   setup(function()
@@ -56,6 +57,14 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
         stream("L5", "node:n5", 1) } do
         s.count = 60
         if s.stream == "BOTH" or s.stream == "ONE5" then s.consumer, s.ack = "proc", 20 end
+        -- created first, asked again if a loaded cluster times the create
+        -- out (nothing is published by a create)
+        local made
+        for _ = 1, 3 do
+          made = pcall(pub, c, 1, { stream = s.stream, replicas = s.replicas, placement_tag = s.placement_tag })
+          if made then break end
+          cluster.sleep(2)
+        end
         pub(c, 1, s)
       end
       cluster.jsload(c:urls(1), "ACME", "settle", "--wait-ms", "60000")
@@ -99,6 +108,28 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
         cluster.sleep(1)
       end
       t:stop_all()
+      -- prepare n4 n5 --into a new directory, served by a standalone server
+      local into = dir .. "/merged"
+      pcode, pout, perr = fx.run("prepare", n4, n5, "--into", into)
+      digests[5], digests[6] = fx.tree_digest(n4), fx.tree_digest(n5)
+      if pcode == 0 then
+        local report = assert(json.decode(cluster.read_file(into .. "/recovery-report.json")))
+        local srv = ns.start { config = into .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60,
+                               bin = server.bin }
+        local sok, serr = pcall(function()
+          local after = { BETA = { streams = {} } }
+          for _, a in ipairs(report.accounts) do
+            if a.user and (a.original_name or a.name) == "ACME" then
+              after.ACME = cluster.jsload(srv.url, { user = a.user, password = a.password }, "dump", "--timeout-ms", "10000")
+            end
+          end
+          pcard = drill.compare(before, after, lost)
+        end)
+        srv:stop()
+        assert(sok, serr)
+        ucode, uout, uerr = fx.run("undo", into)
+        merged_after_undo = jsr.lstat(into .. "/recovery.conf")
+      end
     end)
     if c then c:stop_all() end
     if ok then ns.rmtree(dir) end
@@ -161,9 +192,30 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
     assert.are.same({}, changed, text)
   end)
 
+  it("prepare --into DIR gathers every stream's chosen copy; a standalone server serves them exactly", function()
+    assert.are.equal(0, pcode, perr .. pout)
+    local text = drill.scorecard_text { name = "survivors-prepare-" .. server.version, card = pcard,
+      score = pcard.score, survivor = "n4+n5", survivor_stop = "SIG" .. early .. " early, SIGKILL", timings = {} }
+    local m = pcard.messages
+    assert.are.equal(330, m.total, text)
+    assert.are.equal(m.total, m.exact, text)
+    assert.are.equal(0, m.resurrected, text)
+    assert.are.same({}, pcard.streams.missing, text)
+    assert.are.equal(pcard.state.total, pcard.state.exact, text)
+    assert.are.equal(2, pcard.acks.total, text)
+    assert.are.equal(pcard.acks.total, pcard.acks.exact, text)
+    -- the standalone server's replicas, placement and retention are the policy's
+    assert.are.same({}, pcard.config.changed, text)
+    -- and undo takes the prepare of DIR back
+    assert.are.equal(0, ucode, uerr .. uout)
+    assert.is_nil(merged_after_undo)
+  end)
+
   it("reads the survivors' stores only", function()
     assert.are.equal(digests[1], digests[3])
     assert.are.equal(digests[2], digests[4])
+    assert.are.equal(digests[1], digests[5])
+    assert.are.equal(digests[2], digests[6])
   end)
 end)
 end

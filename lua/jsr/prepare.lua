@@ -790,6 +790,8 @@ end
 local usage = [[
 usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] [--force-open] [--json]
                           [--keep-age-limits] [--allow-newer]
+       js-recover prepare <store> <store>... --into DIR   (several survivors: DIR, new, gets each
+                          stream's most complete copy, then is prepared)
                           [--key-file F] [--prev-key-file F]   (or JSR_KEY, JSR_PREV_KEY)
 ]]
 
@@ -798,7 +800,7 @@ usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] 
 function M.run(policy, ...)
   local opts, args = cli.parse({ ... }, keys.with {
     ["dry-run"] = "flag", ["skip-bad"] = "flag", purge = "flag", json = "flag", port = "number",
-    ["force-open"] = "flag", ["keep-age-limits"] = "flag", ["allow-newer"] = "flag",
+    ["force-open"] = "flag", ["keep-age-limits"] = "flag", ["allow-newer"] = "flag", into = "string",
   })
   if not opts then
     io.stderr:write("js-recover prepare: ", args, "\n", usage)
@@ -809,6 +811,8 @@ function M.run(policy, ...)
     io.stderr:write("js-recover prepare: ", kerr, "\n")
     return 2
   end
+  -- several survivors' stores: --into DIR gets each stream's chosen copy (jsr/survivors.lua)
+  if #args > 1 or opts.into then return require("jsr.survivors").prepare(policy, opts, args) end
   if #args ~= 1 then
     io.stderr:write("js-recover prepare: expected one <store>, got ", #args, "\n", usage)
     return 2

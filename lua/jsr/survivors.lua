@@ -533,4 +533,113 @@ function M.inspect(policy, opts, stores)
   return status
 end
 
+-- gather(streams, dir): the chosen copy of every stream, as replayed
+-- (snapshot.files: salvaged tails appended, removals applied, consumers'
+-- o.dat salvaged, each consumer from its own chosen copy), written as a
+-- new store at dir: into dir.partial, renamed when whole, so a gather
+-- cut off leaves nothing that looks like a store.  No store given is
+-- written to.
+local function write_whole(path, data)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(data)
+  if not ok then f:close(); return nil, path .. ": " .. tostring(werr) end
+  local cok, cerr = f:close()
+  if not cok then return nil, path .. ": " .. tostring(cerr) end
+  return true
+end
+
+local function copy_file(from, to)
+  local src, err = io.open(from, "rb")
+  if not src then return nil, err end
+  local dst, derr = io.open(to, "wb")
+  if not dst then src:close(); return nil, derr end
+  while true do
+    local piece = src:read(snapshot.PIECE)
+    if not piece then break end
+    local ok, werr = dst:write(piece)
+    if not ok then src:close(); dst:close(); return nil, to .. ": " .. tostring(werr) end
+  end
+  src:close()
+  local cok, cerr = dst:close()
+  if not cok then return nil, to .. ": " .. tostring(cerr) end
+  return true
+end
+
+local function mkdirs(path)
+  local at = path:sub(1, 1) == "/" and "" or "."
+  for part in path:gmatch("[^/]+") do
+    at = at .. "/" .. part
+    if not jsr.lstat(at) then
+      local ok, err = jsr.mkdir(at)
+      if not ok then return nil, err end
+    end
+  end
+  return true
+end
+
+function M.gather(streams, dir)
+  local tmp = dir .. ".partial"
+  if jsr.lstat(tmp) then return nil, tmp .. " exists (an earlier gather cut off?): remove it first" end
+  for _, e in ipairs(streams) do
+    local sdir = ("%s/jetstream/%s/streams/%s"):format(tmp, e.account, e.name)
+    for _, f in ipairs(snapshot.files(e.source, e)) do
+      local to = sdir .. "/" .. f.name
+      local ok, err = mkdirs(to:match("^(.*)/[^/]+$"))
+      if ok then
+        if f.make then ok, err = write_whole(to, f.make()) else ok, err = copy_file(f.path, to) end
+      end
+      if not ok then return nil, ("%s > %s: writing %s: %s"):format(e.account, e.name, to, tostring(err)) end
+    end
+  end
+  local ok, err = mkdirs(tmp .. "/jetstream")
+  if not ok then return nil, err end
+  local rok, rerr = os.rename(tmp, dir)
+  if not rok then return nil, rerr end
+  return true
+end
+
+-- prepare(policy, opts, stores) -> exit code: `js-recover prepare S1 S2 ...
+-- --into DIR`: DIR (new) gets the chosen copy of every stream and
+-- consumer, then is prepared as one store (journaled: undo DIR takes the
+-- prepare back; the stores given are only read).
+function M.prepare(policy, opts, stores)
+  local function say(...) io.stderr:write("js-recover prepare: ", ...) end
+  local dir = opts.into
+  if not dir then
+    say("several stores need --into DIR (a new directory that gets each stream's chosen copy)\n")
+    return 2
+  end
+  if jsr.lstat(dir) then say(dir, " exists: --into takes a new directory\n"); return 2 end
+  local parent = dir:match("^(.*)/[^/]+/*$") or "."
+  local real_parent = jsr.realpath(parent == "" and "/" or parent)
+  if not real_parent then say("the directory ", parent, " of --into ", dir, " does not exist\n"); return 2 end
+  for _, st in ipairs(stores) do
+    local sr = jsr.realpath(st)
+    if sr and (real_parent == sr or real_parent:sub(1, #sr + 1) == sr .. "/") then
+      say(dir, " is inside the store ", st, ", which is only read: give a directory elsewhere\n")
+      return 2
+    end
+  end
+  local ro = { json = opts.json, ["skip-bad"] = opts["skip-bad"], ["force-open"] = opts["force-open"],
+               ["key-file"] = opts["key-file"], ["prev-key-file"] = opts["prev-key-file"] }
+  local r, code = M.open("prepare", ro, stores, policy)
+  if not r then return code end
+  if opts["dry-run"] then
+    io.stdout:write(("would gather %d stream(s) from %d stores into %s, then prepare it\n"):format(#r.streams,
+      #stores, dir))
+    return #r.refused > 0 and 1 or 0
+  end
+  local ok, err = M.gather(r.streams, dir)
+  if not ok then say(err, "\n"); return 3 end
+  io.stderr:write(("gathered %d stream(s) into %s; preparing it\n"):format(#r.streams, dir))
+  local argv = { dir }
+  for k, v in pairs(opts) do
+    if k ~= "into" then argv[#argv + 1] = v == true and ("--" .. k) or ("--%s=%s"):format(k, tostring(v)) end
+  end
+  local pcode = require("jsr.prepare").run(select(2, M.split(policy)), table.unpack(argv))
+  if pcode == 0 and #r.refused > 0 then return 1 end
+  return pcode
+end
+
 return M
