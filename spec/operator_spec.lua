@@ -163,6 +163,20 @@ for _, server in ipairs(servers.fast()) do
       for _, s in ipairs(r.streams) do
         assert.are.equal(s.account == auth.accounts.ACME.pub and "ACME" or "BETA", s.account_name, s.name)
       end
+      -- a config whose JWTs are only in its (one-line) resolver block's dir,
+      -- read for a copy of the store that has no resolver dir of its own
+      local copy, dir_only = dir .. "/inspect-copy", dir .. "/dir-only.conf"
+      fx.sh(("cp -a %s %s && rm -rf %s/jwt"):format(fx.quote(store), fx.quote(copy), fx.quote(copy)))
+      fx.write(dir_only, (assert(fx.read(conf)):gsub("\nresolver_preload: {.-\n}", "")))
+      assert.not_matches("eyJ", fx.read(dir_only), 1, true)
+      code, out, err = fx.run("inspect", copy, "--json", "--config", dir_only)
+      assert.are.equal(0, code, err)
+      r = assert(json.decode(out))
+      assert.are.same({ dir_only, store .. "/jwt" }, r.operator.looked_in)
+      for _, a in ipairs(r.accounts) do
+        assert.are.equal(store .. "/jwt/" .. a.name .. ".jwt", a.jwt)
+        assert.are.equal("ok", a.signature, a.name)
+      end
       -- without the operator's JWT the names still come from the resolver
       -- directory next to jetstream/; the signatures are said not checked
       code, out, err = fx.run("inspect", store)

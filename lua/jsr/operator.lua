@@ -83,27 +83,41 @@ end
 -- The survivor's server config: inline JWTs (operator, resolver_preload),
 -- an `operator:` that names a file, `system_account:` and a resolver `dir`.
 -- Only these are read; anything else in the config is left alone.
-local function from_config(path)
+function M.from_config(path)
   local text, err = read_file(path)
   if not text then return nil, ("%s: cannot read the server config: %s"):format(path, tostring(err)) end
   local c = { tokens = tokens_in(text), files = {} }
-  for line in text:gmatch("[^\n]+") do
-    line = line:gsub("^%s+", "")
-    if not line:match("^[#/]") then
-      local key, v = line:match("^(%w+)%s*[:=]%s*[\"']?([^\"',}%s]+)")
-      key = key and key:lower()
-      if key == "operator" or key == "operators" or key == "trusted_operators" then
-        if not v:match("^eyJ") and not v:match("^%[") then c.files[#c.files + 1] = v end
-      elseif key == "system_account" then
-        c.system_account = v
-      elseif key == "dir" then
-        c.resolver_dir = v
-      end
+  -- keys anywhere (a resolver block is often one line), outside comments
+  local body = ("\n" .. text):gsub("\n%s*#[^\n]*", "\n"):gsub("\n%s*//[^\n]*", "\n")
+  local function values(key)
+    local out = {}
+    for v in body:gmatch("[%s{,;]" .. key .. "%s*[:=]%s*([^\n,;}]+)") do
+      out[#out + 1] = v:gsub("%s+$", "")
+    end
+    return out
+  end
+  local function unquote(v) return (v:gsub("^[\"']", ""):gsub("[\"']$", "")) end
+  for _, key in ipairs { "operator", "operators", "trusted_operators" } do
+    -- a file, or a list of files ([a, b]); inline JWTs are tokens above
+    local items = {}
+    for _, v in ipairs(values(key)) do
+      if not v:match("^%[") then items[#items + 1] = v end
+    end
+    for list in body:gmatch("[%s{,;]" .. key .. "%s*[:=]%s*(%b[])") do
+      for item in list:sub(2, -2):gmatch("[^%s,]+") do items[#items + 1] = item end
+    end
+    for _, item in ipairs(items) do
+      item = unquote(item)
+      if item ~= "" and not item:match("^eyJ") then c.files[#c.files + 1] = item end
     end
   end
+  c.system_account = values("system_account")[1] and unquote(values("system_account")[1])
+  c.resolver_dir = values("dir")[1] and unquote(values("dir")[1])
+  -- a relative operator file: the server reads it from its working
+  -- directory; the config's own directory is the likelier guess here
   local base = path:match("^(.*)/[^/]*$") or "."
   for i, f in ipairs(c.files) do
-    if not f:match("^/") then c.files[i] = base .. "/" .. f end
+    if not f:match("^/") and jsr.lstat(base .. "/" .. f) then c.files[i] = base .. "/" .. f end
   end
   return c
 end
@@ -143,7 +157,7 @@ function M.gather(m, opts)
     end
   end
   if opts.config then
-    local c, err = from_config(opts.config)
+    local c, err = M.from_config(opts.config)
     if not c then
       info.problems[#info.problems + 1] = err
     else
