@@ -27,22 +27,25 @@ local function sh(cmd) assert(os.execute(cmd), cmd) end
 local STREAMS = require("spec.support.rejects").STREAMS
 
 -- What a stream is, as jsload dump shows it: its state and its messages.
-local function view(dump, name)
+-- sampled: the fixture kept a long stream's first and last two only
+local function view(dump, name, sampled)
   local s = dump.streams[name]
   if not s then return nil end
-  local st = s.info.state
+  local st, l = s.info.state, s.messages
+  if sampled and #l > 4 then l = { l[1], l[2], l[#l - 1], l[#l] } end
   return { messages = st.messages, bytes = st.bytes, first_seq = st.first_seq, last_seq = st.last_seq,
-           num_deleted = st.num_deleted or 0, list = s.messages }
+           num_deleted = st.num_deleted or 0, list = l }
 end
 
 -- untar the fixture, cut each stream (how(name, last) -> keep or nil),
 -- prepare, serve with bin; -> {served, report, prep}
-local function recover(fixture, bin, how, policy)
+local function recover(fixture, bin, how, policy, streams, mangle)
   local dir = ns.tmpdir()
   sh(("tar -xzf %s -C %s"):format(q(fixture), q(dir)))
+  if mangle then mangle(dir .. "/n2") end
   local expected = assert(json.decode(assert(cluster.read_file(dir .. "/expected.json"))))
   local store = dir .. "/n2"
-  for _, name in ipairs(STREAMS) do
+  for _, name in ipairs(streams or STREAMS) do
     local sdir = store .. "/jetstream/ACME/streams/" .. name
     local last = blocks.scan({ name = name, path = sdir, account = "ACME" }).last_seq
     local keep = how(name, last)
@@ -183,6 +186,120 @@ return prepare.run({
         for _, k in pairs(REFUSED[version][name] or {}) do n = n + k end
         assert.are.equal(n, s and #s.rejections or 0, name)
       end
+    end)
+  end)
+end
+
+-- What 2.10+ logs beyond messages, deletes and purges (spec/support/
+-- newops.lua, scripts/gen-replay-fixture.lua ... newer): a subject
+-- transform (the log holds the subject as published), per-message TTLs
+-- run out with subject delete markers that expired in turn (the server's
+-- own deletes and markers in the log), counters, atomic batches (ops 16
+-- and 17) and, 2.14+, a delayed message whose firing purged its schedule.
+local newops = require "spec.support.newops"
+for _, version in ipairs { "2.12.15", "2.15.3" } do
+  local fixture = "spec/fixtures/raft/replay-newer-" .. version .. ".tar.gz"
+  local bin = bin_of(version)
+  local streams = newops.streams(version)
+  describe("replay of the newer ops " .. version .. " wrote", function()
+    if not bin then
+      pending("nats-server " .. version .. " not built (make servers)")
+      return
+    end
+    for _, case in ipairs {
+      { what = "the store lost every message", how = function() return 0 end },
+      { what = "the store lost its newest half", how = function(_, last) return last // 2 end },
+      { what = "the store is whole", how = function() return nil end },
+    } do
+      it(case.what .. ": every stream exactly as the cluster served it", function()
+        local r = recover(fixture, bin, case.how, nil, streams)
+        for _, name in ipairs(streams) do
+          local sampled = r.expected.streams[name] and r.expected.streams[name].sampled
+          local want, got = view(r.expected, name), view(r.served, name, sampled)
+          assert.is_table(want, name)
+          assert.are.same(want, got, ("%s: want %s\ngot %s\n%s"):format(name, json.encode(want), json.encode(got), r.prep))
+        end
+        assert.not_matches("unknown to js-recover", r.prep, 1, true)
+      end)
+    end
+
+    it("the store lost every message: batches, markers and the server's deletes reported as what they are", function()
+      local r = recover(fixture, bin, function() return 0 end, nil, streams)
+      local b = salvaged(r.report, "BATCH")
+      -- two batches (3 and 2 messages) and a message between them
+      assert.are.same({ 2, 5, 6 }, { b.batches, b.batch_messages, b.appended })
+      assert.matches("stream ACME > BATCH: log ahead of the store by 6 message(s); append seq 1-6 to ", r.prep, 1, true)
+      assert.matches("; 2 atomic batch(es) of 5 message(s) in the log, applied at their commits", r.prep, 1, true)
+      local t = salvaged(r.report, "TTLM")
+      -- a marker for each subject whose last message ran out (ttl.a, ttl.b),
+      -- removing it; the server's deletes: ttl.a's first message and then
+      -- both markers
+      assert.are.same({ 2, 2, 3, 3 }, { t.markers, t.marker_removed, t.deleted, t.server_deleted })
+      assert.matches("3 delete(s) in the log applied to the blocks that still hold them (0 by clients, 3 by the "
+        .. "server: expired, max_age or Nats-TTL)", r.prep, 1, true)
+      assert.matches("; 2 subject delete marker(s) (max_age took a subject's last message) stored, removing 2 "
+        .. "expired message(s)", r.prep, 1, true)
+      -- the log holds the subjects as published; stored transformed
+      assert.are.equal(3, salvaged(r.report, "XFORM").appended)
+      -- counters: the leader logs each new total; stored as logged
+      assert.are.equal(4, salvaged(r.report, "COUNT").appended)
+      if salvaged(r.report, "SCHED") then
+        -- the delayed message fired and purged its schedule message
+        assert.are.equal(1, salvaged(r.report, "SCHED").schedule_removed)
+        assert.matches("; 1 schedule message(s) purged as their delayed messages fired", r.prep, 1, true)
+      end
+    end)
+  end)
+end
+
+-- A follower's log can end inside a batch: the leader sends a batch of
+-- 1000 in three append entries, and a node that dies after the first two
+-- has 976 of its messages and no commit.  The BIGB stream's log is cut so
+-- (its last record removed, where a follower's log would end) and its
+-- store emptied: the server stores a batch only at its commit, so the
+-- survivor holds the message before it and none of the batch.
+local raft = require "jsr.raft"
+for _, version in ipairs { "2.12.15", "2.15.3" } do
+  local fixture = "spec/fixtures/raft/replay-newer-" .. version .. ".tar.gz"
+  local bin = bin_of(version)
+  describe("replay of a log that ends inside an atomic batch (" .. version .. ")", function()
+    if not bin then
+      pending("nats-server " .. version .. " not built (make servers)")
+      return
+    end
+    it("stores none of the batch, and says why", function()
+      local cut
+      local function mangle(store)
+        local sys = store .. "/jetstream/SYS/_js_"
+        for g in io.popen("ls " .. q(sys)):lines() do
+          local meta = cluster.read_file(sys .. "/" .. g .. "/meta.inf") or ""
+          if meta:find('"BIGB"', 1, true) then
+            local last
+            raft.log(sys .. "/" .. g, function(index, ae, rec, file)
+              for _, e in ipairs(ae.entries) do
+                if e.type == raft.NORMAL and e.data:byte(1) == raft.op.batch_commit then
+                  last = { file = file, offset = rec.offset, index = index }
+                end
+              end
+              return true
+            end)
+            assert.is_table(last, "the batch's commit in " .. g)
+            sh(("truncate -s %d %s"):format(last.offset, q(last.file)))
+            cut = last
+          end
+        end
+      end
+      local r = recover(fixture, bin, function(name) return name == "BIGB" and 0 or nil end, nil,
+        { "BIGB" }, mangle)
+      assert.is_table(cut)
+      local want, got = view(r.expected, "BIGB"), view(r.served, "BIGB")
+      assert.are.equal(1001, want.messages) -- what the cluster had
+      assert.are.same({ 1, 1, 1, 0 }, { got.messages, got.first_seq, got.last_seq, got.num_deleted })
+      assert.are.same(want.list[1], got.list[1])
+      local b = salvaged(r.report, "BIGB")
+      assert.are.same({ 1, 976 }, { b.appended, b.batch_cut })
+      assert.matches("salvage:   note: entry %d+: atomic batch %w+: the log ends after 976 of its message%(s%), "
+        .. "before its commit: not stored, as the server stores a batch at its commit only", r.prep)
     end)
   end)
 end

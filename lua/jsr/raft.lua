@@ -245,7 +245,6 @@ function M.stream_msg(data)
     local payload
     payload, pos = string.unpack("<s4", b, pos)
     -- 2.10+ ends it with a uvarint of flags: 1, from a source or mirror
-    -- (2.14+ also marks the subject delete markers the server makes so)
     local flags = pos <= #b and uvarint(b, pos) or 0
     return { lseq = lseq, ts = ts, subject = subject, reply = reply,
              headers = hdr ~= "" and hdr or nil, payload = payload, compressed = op == 14,

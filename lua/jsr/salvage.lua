@@ -76,12 +76,11 @@ end
 -- whether this entry is what the server stored there.  Deletes and purges
 -- apply in their place in the log, idempotently over the store.
 -- The ops a stream group's log holds (jetstream_cluster.go
--- applyStreamEntries), and those of newer servers this replay does not
--- apply: it stops before them (each may renumber what follows).
-local STREAM_OPS = { [raft.op.stream_msg] = true, [raft.op.compressed_stream_msg] = true,
-                     [raft.op.delete_msg] = true, [raft.op.purge_stream] = true }
-local NEWER_STREAM_OPS = { [15] = "delete range", [16] = "batch message", [17] = "batch commit",
-                           [18] = "reset sequence" }
+-- applyStreamEntries, docs/FORMAT.md "Ops of a stream's log"): 4, 5, 6
+-- and 14 on every version, 16 and 17 (atomic batches) 2.12+, 15 (delete
+-- range) 2.14+.  Any other stops the replay: js-recover does not know it,
+-- and it may renumber what follows.
+local NEWEST_KNOWN = "2.15.3"
 -- and a consumer group's (applyConsumerEntries): 10, 12 and 13 do not
 -- change what o.dat holds
 local CONSUMER_OPS = { [raft.op.update_delivered] = true, [raft.op.update_acks] = true,
@@ -100,6 +99,9 @@ local function flow_control(msg)
   return #msg.payload == 0 and msg.headers and #msg.headers > 0 and (msg.reply or "") ~= ""
     and msg.headers:find("^NATS/1.0 100") ~= nil
 end
+
+-- the message of a message entry or of an atomic batch's entry
+local function msg_of(ev) return ev.msg or (ev.batch and ev.batch.msg) end
 
 local function plan_stream(r, s, sa, sys, keep)
   local gdir = sys .. "/" .. sa.group.name
@@ -138,7 +140,7 @@ local function plan_stream(r, s, sa, sys, keep)
   out.store_last = store_last
   -- One pass over the log, keeping what can matter; the snapshot is read
   -- only when there is any (the usual log holds nothing after it).
-  local events, first_index = {}, nil
+  local events, first_index, has_batch = {}, nil, false
   local summary = raft.log(gdir, function(index, ae, rec, file)
     for _, e in ipairs(ae.entries) do
       first_index = first_index or index
@@ -155,16 +157,37 @@ local function plan_stream(r, s, sa, sys, keep)
             -- its payload's length is all the rules need
             if msg.lseq < store_last then msg.plen, msg.payload = #msg.payload, nil end
             events[#events + 1] = { index = index, msg = msg }
+          else
+            events[#events + 1] = { index = index, abandon = true } -- ends a batch as any entry does
           end
+        elseif op == raft.op.batch_msg or op == raft.op.batch_commit then
+          local b, berr = raft.batch_msg(e.data)
+          if not b then return stop_at(raft.finding(file, rec.offset, index, berr)) end
+          if b.msg.lseq < store_last then b.msg.plen, b.msg.payload = #b.msg.payload, nil end
+          events[#events + 1] = { index = index, batch = b }
+          has_batch = true
+        elseif op == raft.op.delete_range then
+          -- {First, Num}: sequences the stream skips (2.14+, a mirror's or
+          -- source's gap); which ones depends on the stream's last then
+          local d, derr = json.decode(e.data:sub(2), 1000)
+          local first = raft.kind_of(d) == "an object" and math.tointeger(d.First)
+          local num = first and math.tointeger(d.Num)
+          if not num or first < 0 or num < 0 then
+            return stop_at(raft.finding(file, rec.offset, index, d == nil and "delete range is not JSON: " .. derr
+              or "delete range without First and Num (integers)"))
+          end
+          events[#events + 1] = { index = index, range = { first = first, num = num } }
         elseif op == raft.op.delete_msg then
-          -- {stream, seq, no_erase}: 2.9.10 applies it in memory and writes
-          -- the block's index lazily, so after a crash the record is often
-          -- still live on disk (jetstream_cluster.go encodeMsgDelete).  One
+          -- {stream, seq, no_erase, client}: 2.9.10 applies it in memory and
+          -- writes the block's index lazily, so after a crash the record is
+          -- often still live on disk (jetstream_cluster.go encodeMsgDelete).
+          -- Without a client the server made it (2.11+: max_age or Nats-TTL
+          -- expiry, or acks of an interest or work-queue stream).  One
           -- that cannot be read is skipped: no later entry depends on it.
           local d, derr = json.decode(e.data:sub(2), 1000)
           local seq = raft.kind_of(d) == "an object" and math.type(d.seq) == "integer" and d.seq
           if seq and seq > 0 then
-            events[#events + 1] = { index = index, delete = seq }
+            events[#events + 1] = { index = index, delete = seq, by_server = d.client == nil }
           else
             group_finding(r, out, raft.finding(file, rec.offset, index, d == nil
               and "message delete is not JSON: " .. derr
@@ -182,18 +205,24 @@ local function plan_stream(r, s, sa, sys, keep)
           end
           events[#events + 1] = { index = index, purge = raft.kind_of(p.request) == "an object" and p.request or {},
                                   last_seq = math.tointeger(p.last_seq) }
-        elseif NEWER_STREAM_OPS[op] then
-          out.notes[#out.notes + 1] = ("entry %d: operation %d (%s) of a newer server; salvage stops before it")
-            :format(index, op, NEWER_STREAM_OPS[op])
-          return false
-        elseif not STREAM_OPS[op] then
+        else
           return stop_at(raft.finding(file, rec.offset, index,
-            ("operation %d, not one of a stream group's (4, 5, 6, 14)"):format(op)))
+            ("operation %d, unknown to js-recover in a stream group's log (it knows 4, 5, 6, 14, 15, 16, 17: "
+              .. "every one up to nats-server %s)"):format(op, NEWEST_KNOWN)))
         end
+      elseif e.type ~= raft.NORMAL and e.type <= raft.LEADER_TRANSFER then
+        -- a peer change or leader transfer ends an atomic batch in progress
+        events[#events + 1] = { index = index, abandon = true }
       end
     end
     return true
   end, log_files, stop_at)
+  -- what ends a batch matters only to a log that has one
+  if not has_batch then
+    local only = {}
+    for _, ev in ipairs(events) do if not ev.abandon then only[#only + 1] = ev end end
+    events = only
+  end
   -- the snapshot's deleted set goes first, as the server applies it
   for i = #snap_deleted, 1, -1 do
     table.insert(events, 1, { index = snap.index, delete = snap_deleted[i], from_snapshot = true })
@@ -242,15 +271,18 @@ local function plan_stream(r, s, sa, sys, keep)
   -- else its newest blocks back to where the log starts and the oldest
   -- entry's duplicate window; none for deletes alone.
   local cfg = replay.config(s.config, s.consumers, s.cluster_retention)
+  out.retention = s.cluster_retention or (type(s.config) == "table" and s.config.retention) or "limits"
   local any_msg, full, since = false, behind or (not base and (first_index or 1) > 2), nil
   if cfg.max_msgs > 0 or cfg.max_bytes > 0 or cfg.max_per > 0 then full = true end
   for _, ev in ipairs(events) do
     if ev.purge then full = true end
-    if ev.msg then
+    local m = msg_of(ev)
+    if m then
       any_msg = true
-      local h = ev.msg.headers or ""
-      if h:find("Nats-Expected-Last-Subject-Sequence", 1, true) or h:find("Nats-Rollup", 1, true) then full = true end
-      if ev.msg.ts > 0 and (not since or ev.msg.ts < since) then since = ev.msg.ts end
+      local h = m.headers or ""
+      if h:find("Nats-Expected-Last-Subject-Sequence", 1, true) or h:find("Nats-Rollup", 1, true)
+         or h:find("Nats-Schedule-Next", 1, true) then full = true end
+      if m.ts > 0 and (not since or m.ts < since) then since = m.ts end
     end
   end
   -- The partial read is put off until a rule or a record other than the
@@ -288,14 +320,16 @@ local function plan_stream(r, s, sa, sys, keep)
     local by_ts = {}
     for seq, rec in pairs(st.records) do by_ts[rec.ts] = seq end
     for _, ev in ipairs(events) do
-      local seq = ev.msg and by_ts[ev.msg.ts]
-      if seq then L, clfs = seq - 1, ev.msg.lseq + 1 - seq; break end
+      local m = msg_of(ev)
+      local seq = m and by_ts[m.ts]
+      if seq then L, clfs = seq - 1, m.lseq + 1 - seq; break end
     end
     if not L and snap_base then
       -- none in the store: the first message goes where the snapshot's
       -- count of refusals puts it (no refusal between it and the snapshot)
       for _, ev in ipairs(events) do
-        if ev.msg then L, clfs = ev.msg.lseq - snap_base.clfs, snap_base.clfs; break end
+        local m = msg_of(ev)
+        if m then L, clfs = m.lseq - snap_base.clfs, snap_base.clfs; break end
       end
       if L then
         out.notes[#out.notes + 1] = ("none of the log's messages is in the store: placed with the snapshot's "
@@ -378,8 +412,137 @@ local function plan_stream(r, s, sa, sys, keep)
     end
   end
   local stopped = false
-  for _, ev in ipairs(events) do
+  -- A message entry, alone or of a committed batch: placed, checked
+  -- against the store's record or the rules, appended past the store.
+  -- Returns out when the store cannot be read (the salvage is off).
+  local function apply_message(ev)
     local index, msg = ev.index, ev.msg
+    local at = msg.lseq - clfs
+    if at < L or (msg.lseq == 0 and L ~= 0) then
+      -- applied before (the server skips it too)
+    elseif at > L then
+      out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the stream ends at %d: "
+        .. "a gap the log cannot fill; salvage of its messages stops here"):format(index, at + 1, L)
+      stopped = true
+    elseif msg.subject == "" and msg.ts == 0 and (msg.plen or #msg.payload) == 0 and #(msg.headers or "") == 0 then
+      -- a skipped sequence (the server's SkipMsg)
+      L = L + 1
+    else
+      if cfg.transform then
+        -- 2.10+ logs the subject as published; the stream's subject
+        -- transform maps it as the message is stored
+        local subj, terr = replay.transform(cfg.transform, msg.subject)
+        if not subj then
+          out.notes[#out.notes + 1] = ("entry %d: %s; salvage of its messages stops here"):format(index, terr)
+          stopped = true
+          return
+        end
+        if subj ~= msg.subject then msg = setmetatable({ subject = subj }, { __index = msg }) end
+      end
+      local seq = L + 1
+      local rec
+      if seq <= store_last then
+        if not st and seq == store_last and msg.ts == sum.last_ts then
+          rec = { ts = msg.ts } -- the store's last record, as its tail read it
+        else
+          if not ruled() then return unreadable() end
+          rec = st.records[seq]
+        end
+      end
+      -- a deleted record may have been erased (2.9.10 overwrites it,
+      -- timestamp included): one that does not match is as good as gone
+      if rec and rec.deleted and rec.ts ~= msg.ts then rec = nil end
+      if rec then
+        -- the store holds this sequence: the record says what the server did
+        if rec.ts == msg.ts then
+          L = seq
+          out.matched = out.matched + 1
+          note_id(seq, msg)
+        else
+          -- the server refused it (each refusal counts): by which rule,
+          -- when the log alone tells
+          if not ruled() then return unreadable() end
+          local kind, why = replay.refuse(st, msg, L, false)
+          if kind == "no_interest" then
+            skipped(seq, msg)
+          else
+            reject(ev, seq, kind or "not_stored", ("%sthe store holds another message at %d")
+              :format(why and (why .. "; ") or "", seq), true)
+          end
+        end
+      elseif seq <= store_last then
+        -- gone from the store since (deleted, purged, aged): only the
+        -- rules the log decides can be checked
+        if not ruled() then return unreadable() end
+        local kind, why, counted = replay.refuse(st, msg, L, false)
+        if kind == "no_interest" then
+          skipped(seq, msg)
+        elseif kind then
+          reject(ev, seq, kind, why, counted)
+        else
+          L = seq
+          note_id(seq, msg)
+        end
+      else
+        if not ruled() then return unreadable() end
+        local kind, why, counted = replay.refuse(st, msg, L, true)
+        if kind == "no_interest" then
+          skipped(seq, msg)
+        elseif kind then
+          reject(ev, seq, kind, why, counted)
+        else
+          local uncertain = index > max_commit
+          out.log_ahead = out.log_ahead + 1
+          local entry = { kind = "message", account = s.account, stream = s.name, index = index,
+                          seq = seq, subject = msg.subject, uncertain = uncertain }
+          if not decide(keep, entry) then
+            -- a dropped message ends the salvage of messages: later ones
+            -- would need its sequence (deletes and purges still apply)
+            out.dropped = out.dropped + 1
+            stopped = true
+          else
+            records[#records + 1] = jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload)
+            appended_at[seq] = #records
+            out.appended = out.appended + 1
+            if uncertain then out.uncertain = out.uncertain + 1 end
+            out.first = out.first or seq
+            out.last = seq
+            L = seq
+            -- a subject delete marker (2.11+: max_age took its subject's
+            -- last message) removes that message by its rollup
+            -- (and a delayed message fired by its schedule, 2.14+, purges
+            -- the schedule's message)
+            local marker = replay.header(msg.headers, "Nats-Marker-Reason")
+            local fired = replay.header(msg.headers, "Nats-Schedule-Next") == "purge"
+            if marker then out.markers = (out.markers or 0) + 1 end
+            for _, gone in ipairs(replay.store(st, seq, msg)) do
+              if marker then out.marker_removed = (out.marker_removed or 0) + 1
+              elseif fired then out.schedule_removed = (out.schedule_removed or 0) + 1
+              else out.limit_removed = out.limit_removed + 1 end
+              removed(gone)
+            end
+            note_id(seq, msg)
+          end
+        end
+      end
+    end
+  end
+  -- An atomic batch (2.12+) is stored at its commit, all of it; one
+  -- abandoned before its commit (another batch, a gap in its numbering,
+  -- any other entry) is counted as refused, each of its messages
+  -- (jetstream_batching.go rejectBatchState: clfs grows by its count).
+  local batch
+  local function abandon()
+    if not batch then return end
+    clfs = clfs + batch.count
+    out.batches_abandoned = (out.batches_abandoned or 0) + 1
+    out.notes[#out.notes + 1] = ("entry %d: atomic batch %s abandoned after %d message(s), before its commit: "
+      .. "none stored, as the server stores none"):format(batch.index, batch.id, batch.count)
+    batch = nil
+  end
+  for _, ev in ipairs(events) do
+    local index = ev.index
+    if not ev.batch then abandon() end
     if ev.snap then
       L, clfs = ev.snap.last_seq, ev.snap.clfs
     elseif ev.delete then
@@ -400,6 +563,7 @@ local function plan_stream(r, s, sa, sys, keep)
       elseif decide(keep, entry) then
         if st then replay.remove(st, ev.delete) else pending_deletes[#pending_deletes + 1] = ev.delete end
         out.deleted = out.deleted + 1
+        if ev.by_server then out.server_deleted = (out.server_deleted or 0) + 1 end
         if uncertain then out.uncertain_deletes = out.uncertain_deletes + 1 end
         removed(ev.delete)
       else
@@ -415,97 +579,52 @@ local function plan_stream(r, s, sa, sys, keep)
       else
         out.notes[#out.notes + 1] = ("entry %d: a purge dropped by policy"):format(index)
       end
-    elseif not stopped then
-      local at = msg.lseq - clfs
-      if at < L or (msg.lseq == 0 and L ~= 0) then
-        -- applied before (the server skips it too)
-      elseif at > L then
-        out.notes[#out.notes + 1] = ("entry %d: message for sequence %d, the stream ends at %d: "
-          .. "a gap the log cannot fill; salvage of its messages stops here"):format(index, at + 1, L)
-        stopped = true
-      elseif msg.subject == "" and msg.ts == 0 and (msg.plen or #msg.payload) == 0 and #(msg.headers or "") == 0 then
-        -- a skipped sequence (the server's SkipMsg)
-        L = L + 1
-      else
-        local seq = L + 1
-        local rec
-        if seq <= store_last then
-          if not st and seq == store_last and msg.ts == sum.last_ts then
-            rec = { ts = msg.ts } -- the store's last record, as its tail read it
-          else
-            if not ruled() then return unreadable() end
-            rec = st.records[seq]
-          end
-        end
-        -- a deleted record may have been erased (2.9.10 overwrites it,
-        -- timestamp included): one that does not match is as good as gone
-        if rec and rec.deleted and rec.ts ~= msg.ts then rec = nil end
-        if rec then
-          -- the store holds this sequence: the record says what the server did
-          if rec.ts == msg.ts then
-            L = seq
-            out.matched = out.matched + 1
-            note_id(seq, msg)
-          else
-            -- the server refused it (each refusal counts): by which rule,
-            -- when the log alone tells
-            if not ruled() then return unreadable() end
-            local kind, why = replay.refuse(st, msg, L, false)
-            if kind == "no_interest" then
-              skipped(seq, msg)
-            else
-              reject(ev, seq, kind or "not_stored", ("%sthe store holds another message at %d")
-                :format(why and (why .. "; ") or "", seq), true)
-            end
-          end
-        elseif seq <= store_last then
-          -- gone from the store since (deleted, purged, aged): only the
-          -- rules the log decides can be checked
-          if not ruled() then return unreadable() end
-          local kind, why, counted = replay.refuse(st, msg, L, false)
-          if kind == "no_interest" then
-            skipped(seq, msg)
-          elseif kind then
-            reject(ev, seq, kind, why, counted)
-          else
-            L = seq
-            note_id(seq, msg)
-          end
+    elseif ev.abandon then
+      -- nothing but the end of a batch
+    elseif ev.range then
+      -- skipped sequences (2.14+): those past the stream's last are taken
+      local first, last = ev.range.first, ev.range.first + ev.range.num - 1
+      if not stopped and ev.range.num > 0 and last > L then
+        if first > L + 1 then
+          out.notes[#out.notes + 1] = ("entry %d: delete range %d-%d, the stream ends at %d: "
+            .. "a gap the log cannot fill; salvage of its messages stops here"):format(index, first, last, L)
+          stopped = true
         else
-          if not ruled() then return unreadable() end
-          local kind, why, counted = replay.refuse(st, msg, L, true)
-          if kind == "no_interest" then
-            skipped(seq, msg)
-          elseif kind then
-            reject(ev, seq, kind, why, counted)
-          else
-            local uncertain = index > max_commit
-            out.log_ahead = out.log_ahead + 1
-            local entry = { kind = "message", account = s.account, stream = s.name, index = index,
-                            seq = seq, subject = msg.subject, uncertain = uncertain }
-            if not decide(keep, entry) then
-              -- a dropped message ends the salvage of messages: later ones
-              -- would need its sequence (deletes and purges still apply)
-              out.dropped = out.dropped + 1
-              stopped = true
-            else
-              records[#records + 1] = jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload)
-              appended_at[seq] = #records
-              out.appended = out.appended + 1
-              if uncertain then out.uncertain = out.uncertain + 1 end
-              out.first = out.first or seq
-              out.last = seq
-              L = seq
-              for _, gone in ipairs(replay.store(st, seq, msg)) do
-                out.limit_removed = out.limit_removed + 1
-                removed(gone)
-              end
-              note_id(seq, msg)
-            end
+          out.range_skipped = (out.range_skipped or 0) + (last - L)
+          L = last
+        end
+      end
+    elseif ev.batch then
+      local b = ev.batch
+      if batch and (batch.id ~= b.id or b.seq == 1) then abandon() end
+      batch = batch or { id = b.id, count = 0, items = {}, index = index }
+      batch.count = batch.count + 1
+      if b.seq ~= batch.count then
+        abandon()
+      else
+        batch.items[#batch.items + 1] = { index = index, msg = b.msg }
+        if b.commit then
+          local items = batch.items
+          batch = nil
+          out.batches, out.batch_msgs = (out.batches or 0) + 1, (out.batch_msgs or 0) + #items
+          for _, it in ipairs(items) do
+            if stopped then break end
+            local bad = apply_message(it)
+            if bad then return bad end
           end
         end
       end
+    elseif not stopped then
+      local bad = apply_message(ev)
+      if bad then return bad end
     end
+  end
+  if batch then
+    -- the server holds it until its commit, which this log does not have
+    out.batch_cut = batch.count
+    out.notes[#out.notes + 1] = ("entry %d: atomic batch %s: the log ends after %d of its message(s), "
+      .. "before its commit: not stored, as the server stores a batch at its commit only")
+      :format(batch.index, batch.id, batch.count)
   end
   out.clfs = clfs
   -- A new block after the store's own does not start with deleted
@@ -666,9 +785,15 @@ local function plan_consumer(r, s, c, ca, sys, keep)
     for _, e in ipairs(ae.entries) do
       if e.type == raft.NORMAL and #e.data > 0 then
         local op = e.data:byte(1)
-        if not CONSUMER_OPS[op] then
+        if op == raft.op.reset_seq then
+          -- 2.14+: the consumer restarts at a sequence, if the server
+          -- finds it (consumer.go resetLocalStartingSeq); not replayed
           return stop_at(raft.finding(file, rec.offset, index,
-            ("operation %d, not one of a consumer group's (7, 8, 10, 12, 13)"):format(op)))
+            "operation 18 (a consumer reset to a sequence, 2.14+), not replayed by js-recover"))
+        elseif not CONSUMER_OPS[op] then
+          return stop_at(raft.finding(file, rec.offset, index,
+            ("operation %d, unknown to js-recover in a consumer group's log (it knows 7, 8, 10, 12, 13 "
+              .. "and 18: every one up to nats-server %s)"):format(op, NEWEST_KNOWN)))
         end
         local u = raft.consumer_update(e.data)
         if u then
@@ -808,7 +933,8 @@ function M.lines(r, applied)
     local s = r.streams[p]
     local ndel = s.deleted or 0
     local nrej = #(s.rejections or {})
-    if s.log_ahead > 0 or #s.notes > 0 or ndel > 0 or nrej > 0 or (s.purged or 0) > 0 then
+    if s.log_ahead > 0 or #s.notes > 0 or ndel > 0 or nrej > 0 or (s.purged or 0) > 0 or (s.batches or 0) > 0
+       or (s.markers or 0) > 0 or (s.range_skipped or 0) > 0 then
       local l = s.log_ahead == 0 and ("stream %s > %s:"):format(s.account, s.stream)
         or ("stream %s > %s: log ahead of the store by %d message(s)"):format(s.account, s.stream, s.log_ahead)
       if s.appended > 0 then
@@ -823,8 +949,15 @@ function M.lines(r, applied)
       if ndel > 0 then
         l = l .. ("; %d delete(s) in the log %s to the blocks that still hold them")
           :format(ndel, applied and "applied" or "would be applied")
+        -- a delete without a client is the server's own (2.11+): what
+        -- makes one in a limits stream is expiry only
+        local nsrv = s.server_deleted or 0
+        if nsrv > 0 then
+          l = l .. (" (%d by clients, %d by the server: %s)"):format(ndel - nsrv, nsrv, s.retention == "limits"
+            and "expired, max_age or Nats-TTL" or ("expired or acked (" .. tostring(s.retention) .. " retention)"))
+        end
         if s.uncertain_deletes > 0 then
-          l = l .. (" (%d past commit index %d: maybe never committed, applied: the client asked)")
+          l = l .. (" (%d past commit index %d: maybe never committed, applied: asked for before the crash)")
             :format(s.uncertain_deletes, s.max_commit)
         end
       end
@@ -843,6 +976,20 @@ function M.lines(r, applied)
       if (s.skipped or 0) > 0 then
         l = l .. ("; %d message(s) no consumer of the interest stream wanted: sequence taken, not stored")
           :format(s.skipped)
+      end
+      if (s.batches or 0) > 0 then
+        l = l .. ("; %d atomic batch(es) of %d message(s) in the log, applied at their commits")
+          :format(s.batches, s.batch_msgs)
+      end
+      if (s.markers or 0) > 0 then
+        l = l .. ("; %d subject delete marker(s) (max_age took a subject's last message) stored, removing %d "
+          .. "expired message(s)"):format(s.markers, s.marker_removed or 0)
+      end
+      if (s.schedule_removed or 0) > 0 then
+        l = l .. ("; %d schedule message(s) purged as their delayed messages fired"):format(s.schedule_removed)
+      end
+      if (s.range_skipped or 0) > 0 then
+        l = l .. ("; %d sequence(s) skipped by the log's delete ranges"):format(s.range_skipped)
       end
       if (s.limit_removed or 0) > 0 then
         l = l .. ("; %d message(s) removed by the stream's limits as salvaged messages were stored")
@@ -925,7 +1072,11 @@ function M.json(r)
       block = s.block, deletes = M.sorted_seqs(s.deletes), uncertain_deletes = s.uncertain_deletes,
       notes = notes_of(s), rejected = rejected_of(s), rejections = rejections_of(s),
       deleted = s.deleted, purges = s.purges, purged = s.purged, limit_removed = s.limit_removed,
-      matched = s.matched, skipped = s.skipped, clfs = s.clfs, base_last = s.base_last, base_clfs = s.base_clfs }
+      matched = s.matched, skipped = s.skipped, clfs = s.clfs, base_last = s.base_last, base_clfs = s.base_clfs,
+      server_deleted = s.server_deleted, retention = s.retention, markers = s.markers,
+      marker_removed = s.marker_removed, batches = s.batches, batch_messages = s.batch_msgs,
+      batches_abandoned = s.batches_abandoned, batch_cut = s.batch_cut, range_skipped = s.range_skipped,
+      schedule_removed = s.schedule_removed }
   end
   for _, p in ipairs(sorted(r.consumers)) do
     local c = r.consumers[p]
