@@ -139,8 +139,15 @@ for _, server in ipairs(servers.fast()) do
       fx.write(preload_only, (assert(fx.read(conf)):gsub("\nresolver: {[^\n]*", "")))
       assert.not_matches("resolver: {", fx.read(preload_only), 1, true)
       assert.matches("resolver_preload", fx.read(preload_only), 1, true)
+      -- an account directory without streams whose JWT is nowhere: a note
+      op.nats(auth, { "auth", "account", "add", "GAMMA", "--operator", "OP", "--defaults" })
+      local gamma = assert(require("jsr.operator").decode(assert(fx.read(auth.home
+        .. "/data/nats/nsc/stores/OP/accounts/GAMMA/GAMMA.jwt")))).claims.sub
+      fx.sh(("mkdir -p %s/jetstream/%s/streams"):format(fx.quote(copy), gamma))
       code, out, err = fx.run("prepare", copy, "--config", preload_only)
       assert.are.equal(0, code, out .. err)
+      assert.matches(("jetstream/%s: no JWT of this account, which has no streams: left out of recovery.conf")
+        :format(gamma), out, 1, true)
       local text = assert(fx.read(copy .. "/recovery.conf"))
       for _, a in ipairs { auth.accounts.ACME, auth.accounts.BETA, auth.system } do
         assert.matches(('# %s, from %s\n  "%s": "%s"'):format(a.name, preload_only, a.pub, a.jwt), text, 1, true)

@@ -208,21 +208,7 @@ function M.gather(m, opts)
     op.verified, op.why = ok and op.claims.iss == op.claims.sub, ok and (op.claims.iss ~= op.claims.sub and
       "the operator JWT is not self-signed") or why
   end
-  -- each account: the newest JWT (iat) whose subject is the account, as a
-  -- resolver keeps the newest it was given
-  for _, j in ipairs(candidates) do
-    local sub = j.claims.sub
-    if kind(j) == "account" and M.is_account_key(sub) then
-      local path_key = j.source:match("([^/]+)%.jwt$")
-      if path_key and M.is_account_key(path_key) and path_key ~= sub then
-        info.problems[#info.problems + 1] = ("%s: holds the JWT of %s, not of %s"):format(j.source, sub, path_key)
-      else
-        local cur = info.accounts[sub]
-        if not cur or (j.claims.iat or 0) > (cur.claims.iat or 0) then info.accounts[sub] = j end
-      end
-    end
-  end
-  for _, j in pairs(info.accounts) do
+  local function check(j)
     j.name = j.claims.name
     if not op then
       j.verified, j.why = nil, "no operator JWT to check it with (give --operator-jwt F or --config F)"
@@ -235,6 +221,27 @@ function M.gather(m, opts)
     end
     local exp = j.claims.exp
     if math.type(exp) == "integer" and exp > 0 and exp < os.time() then j.expired = true end
+  end
+  -- each account: the newest JWT (iat) whose subject is the account, as a
+  -- resolver keeps the newest it was given; of two equally new, one whose
+  -- signature verifies
+  local function better(j, cur)
+    local a, b = j.claims.iat or 0, cur.claims.iat or 0
+    if a ~= b then return a > b end
+    return j.verified == true and cur.verified ~= true
+  end
+  for _, j in ipairs(candidates) do
+    local sub = j.claims.sub
+    if kind(j) == "account" and M.is_account_key(sub) then
+      local path_key = j.source:match("([^/]+)%.jwt$")
+      if path_key and M.is_account_key(path_key) and path_key ~= sub then
+        info.problems[#info.problems + 1] = ("%s: holds the JWT of %s, not of %s"):format(j.source, sub, path_key)
+      else
+        check(j)
+        local cur = info.accounts[sub]
+        if not cur or better(j, cur) then info.accounts[sub] = j end
+      end
+    end
   end
   info.system_account = op and op.claims.nats.system_account or info.config_system_account
   if not info.system_account and m.system and M.is_account_key(m.system.name) then
@@ -305,7 +312,17 @@ function M.plan(m, info, accounts, problem, note)
   end
   local out = { jwt = op and op.token, system_account = info.system_account, accounts = {} }
   local want = {}
-  for _, a in ipairs(accounts) do want[#want + 1] = a.name end
+  local nstreams = {}
+  for _, a in ipairs(m.accounts) do nstreams[a.name] = #a.streams end
+  for _, a in ipairs(accounts) do
+    -- an account without streams loses nothing without its JWT
+    if (nstreams[a.name] or 0) == 0 and not info.accounts[a.name] then
+      note(("%s/jetstream/%s: no JWT of this account, which has no streams: left out of recovery.conf")
+        :format(sd, a.name))
+    else
+      want[#want + 1] = a.name
+    end
+  end
   if info.system_account then want[#want + 1] = info.system_account
   else
     problem(sd, "operator mode: no system account public key (neither the operator JWT nor --config names one)")
