@@ -40,10 +40,44 @@ local function num(v, dflt)
   return v
 end
 
+-- An RFC 3339 time as Go writes it ("2026-08-01T10:05:00.123456789Z",
+-- or with an offset) -> Unix nanoseconds, or nil.
+function M.rfc3339_ns(t)
+  if type(t) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec, frac, zone = t:match("^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  -- days since 1970-01-01 of a proleptic Gregorian date
+  local yy = mo <= 2 and y - 1 or y
+  local era = yy // 400
+  local yoe = yy - era * 400
+  local doy = (153 * (mo > 2 and mo - 3 or mo + 9) + 2) // 5 + d - 1
+  local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+  local ns = ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60 + tonumber(sec)
+  local off = 0
+  if zone ~= "Z" then
+    local sign, oh, om = zone:match("^([+-])(%d%d):(%d%d)$")
+    if not sign then return nil end
+    off = (tonumber(oh) * 60 + tonumber(om)) * 60 * (sign == "-" and -1 or 1)
+  end
+  ns = (ns - off) * 1000000000
+  if #frac > 1 then ns = ns + math.tointeger(tonumber((frac:sub(2) .. "000000000"):sub(1, 9))) end
+  return ns
+end
+
+-- A consumer created after a message was stored had no say in it: its
+-- creation time (meta.inf "Created", the meta leader's clock) against the
+-- message's (the stream leader's).  Clocks of a cluster's nodes differ by
+-- milliseconds; within this much the consumer still counts, so a message
+-- is rather kept than lost.
+M.CREATED_SKEW_NS = 1000000000
+
 -- The parts of a stream's config the rules read (meta.inf as the survivor
--- last wrote it), and for an interest stream its consumers' filters
--- (consumers: the model's, as they were when the survivor stopped;
--- retention: the cluster's, when prepare has changed the config already).
+-- last wrote it), and for an interest stream its consumers' filters and
+-- creation times (consumers: the model's, as they were when the survivor
+-- stopped: one deleted since had interest then, but the server removed
+-- what only it wanted when it went; retention: the cluster's, when
+-- prepare has changed the config already).
 function M.config(c, consumers, retention)
   c = type(c) == "table" and c or {}
   local filters
@@ -51,7 +85,7 @@ function M.config(c, consumers, retention)
     filters = {}
     for _, o in ipairs(consumers or {}) do
       local oc = type(o.config) == "table" and o.config or {}
-      local f = {}
+      local f = { created = M.rfc3339_ns(oc.Created) }
       if type(oc.filter_subject) == "string" and oc.filter_subject ~= "" then f[#f + 1] = oc.filter_subject end
       if type(oc.filter_subjects) == "table" then
         for _, x in ipairs(oc.filter_subjects) do if type(x) == "string" and x ~= "" then f[#f + 1] = x end end
@@ -247,11 +281,13 @@ function M.refuse(st, msg, L, full)
   if cfg.interest then
     local wanted = false
     for _, f in ipairs(cfg.interest) do
-      if #f == 0 then wanted = true break end
-      for _, x in ipairs(f) do if subject_matches(x, msg.subject) then wanted = true break end end
-      if wanted then break end
+      if not (f.created and msg.ts > 0 and f.created > msg.ts + M.CREATED_SKEW_NS) then
+        if #f == 0 then wanted = true break end
+        for _, x in ipairs(f) do if subject_matches(x, msg.subject) then wanted = true break end end
+        if wanted then break end
+      end
     end
-    if not wanted then return "no_interest", "no consumer's filter takes " .. msg.subject, false end
+    if not wanted then return "no_interest", "no consumer then had a filter that takes " .. msg.subject, false end
   end
   if full and cfg.discard_new then
     local asl, fseq = false, nil
