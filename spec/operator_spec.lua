@@ -63,28 +63,55 @@ local function settle(c, auth)
   end
 end
 
+-- the cluster loaded, what it served recorded, n2 and n3 SIGKILLed, then
+-- n1 (the survivor): dir, auth, n1's store_dir and config, what was served
+local function survivor(server, push)
+  local dir = ns.tmpdir()
+  local auth = op.make(dir)
+  local c = op.start { dir = dir, auth = auth, bin = server.bin, push = push }
+  local want = {}
+  local ok, err = pcall(function()
+    load(auth, c.nodes[1].url)
+    settle(c, auth)
+    for _, name in ipairs { "ACME", "BETA" } do
+      want[name] = served(c.nodes[1].url, auth.accounts[name].creds)
+    end
+    c:kill(2, "KILL")
+    c:kill(3, "KILL")
+    c:kill(1, "KILL")
+  end)
+  c:stop_all()
+  assert(ok, err)
+  return dir, auth, c.nodes[1].store_dir, c.nodes[1].conf, want
+end
+
+-- a standalone server on the prepared store serves each account's user
+-- every stream, message and consumer position as the cluster did
+local function serves_exactly(server, store, auth, want)
+  local srv = ns.start { config = store .. "/recovery.conf", bin = server.bin, timeout = 30 }
+  finally(function() srv:stop() end)
+  for _, name in ipairs { "ACME", "BETA" } do
+    local got = served(srv.url, auth.accounts[name].creds)
+    for sname, w in pairs(want[name]) do
+      local g = got[sname]
+      assert.is_table(g, name .. " > " .. sname)
+      assert.are.same({ w.messages, w.first_seq, w.last_seq, w.bytes },
+        { g.messages, g.first_seq, g.last_seq, g.bytes }, name .. " > " .. sname)
+      assert.are.same(w.msgs, g.msgs, name .. " > " .. sname .. ": every message")
+      for cname, wc in pairs(w.consumers) do
+        local gc = g.consumers[cname]
+        assert.is_table(gc, cname)
+        assert.are.same({ wc.ack_floor_stream_seq, wc.delivered_stream_seq, wc.num_pending },
+          { gc.ack_floor_stream_seq, gc.delivered_stream_seq, gc.num_pending }, sname .. " > " .. cname)
+      end
+    end
+  end
+end
+
 for _, server in ipairs(servers.fast()) do
   describe("operator mode on nats-server " .. server.version, function()
     local dir, auth, store, want, conf
-    setup(function()
-      dir = ns.tmpdir()
-      auth = op.make(dir)
-      local c = op.start { dir = dir, auth = auth, bin = server.bin }
-      local ok, err = pcall(function()
-        load(auth, c.nodes[1].url)
-        settle(c, auth)
-        want = {}
-        for _, name in ipairs { "ACME", "BETA" } do
-          want[name] = served(c.nodes[1].url, auth.accounts[name].creds)
-        end
-        c:kill(2, "KILL")
-        c:kill(3, "KILL")
-        c:kill(1, "KILL")
-      end)
-      c:stop_all()
-      assert(ok, err)
-      store, conf = c.nodes[1].store_dir, c.nodes[1].conf
-    end)
+    setup(function() dir, auth, store, conf, want = survivor(server, false) end)
     teardown(function() if dir then ns.rmtree(dir) end end)
 
     it("made what it meant to: the accounts' streams on the survivor, named by public key", function()
@@ -211,24 +238,32 @@ for _, server in ipairs(servers.fast()) do
       assert.are.equal(0, code, out .. err)
       assert.matches("already prepared: nothing changed", out, 1, true)
       assert.are.equal(digest, fx.tree_digest(store))
-      local srv = ns.start { config = store .. "/recovery.conf", bin = server.bin, timeout = 30 }
-      finally(function() srv:stop() end)
-      for _, name in ipairs { "ACME", "BETA" } do
-        local got = served(srv.url, auth.accounts[name].creds)
-        for sname, w in pairs(want[name]) do
-          local g = got[sname]
-          assert.is_table(g, name .. " > " .. sname)
-          assert.are.same({ w.messages, w.first_seq, w.last_seq, w.bytes },
-            { g.messages, g.first_seq, g.last_seq, g.bytes }, name .. " > " .. sname)
-          assert.are.same(w.msgs, g.msgs, name .. " > " .. sname .. ": every message")
-          for cname, wc in pairs(w.consumers) do
-            local gc = g.consumers[cname]
-            assert.is_table(gc, cname)
-            assert.are.same({ wc.ack_floor_stream_seq, wc.delivered_stream_seq, wc.num_pending },
-              { gc.ack_floor_stream_seq, gc.delivered_stream_seq, gc.num_pending }, sname .. " > " .. cname)
-          end
-        end
+      serves_exactly(server, store, auth, want)
+    end)
+  end)
+
+  describe("operator mode on nats-server " .. server.version .. ", accounts pushed to the running cluster", function()
+    local dir, auth, store, want, conf
+    setup(function() dir, auth, store, conf, want = survivor(server, true) end)
+    teardown(function() if dir then ns.rmtree(dir) end end)
+
+    it("their JWTs are only in the resolver dir; prepare --config finds them there and the standalone server serves everything", function()
+      local text = assert(fx.read(conf))
+      for _, a in pairs(auth.accounts) do
+        assert.not_matches(a.jwt, text, 1, true)
+        assert.are.equal(a.jwt, (assert(fx.read(store .. "/jwt/" .. a.pub .. ".jwt")):gsub("%s+$", "")))
       end
+      local code, out, err = fx.run("inspect", store, "--config", conf)
+      assert.are.equal(0, code, err)
+      assert.matches(auth.accounts.ACME.pub .. " ACME: JWT " .. store .. "/jwt/" .. auth.accounts.ACME.pub
+        .. ".jwt, signature ok", out, 1, true)
+      code, out, err = fx.run("prepare", store, "--config", conf)
+      assert.are.equal(0, code, out .. err)
+      local rc = assert(fx.read(store .. "/recovery.conf"))
+      for _, a in pairs(auth.accounts) do
+        assert.matches(('# %s, from %s/jwt/%s.jwt\n  "%s": "%s"'):format(a.name, store, a.pub, a.pub, a.jwt), rc, 1, true)
+      end
+      serves_exactly(server, store, auth, want)
     end)
   end)
 end

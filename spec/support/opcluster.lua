@@ -74,12 +74,14 @@ function M.make(dir, opts)
   return auth
 end
 
---- The operator-mode part of a node's config (cluster.start's opts.auth).
-function M.config(auth, resolver_dir)
+--- The operator-mode part of a node's config (cluster.start's opts.auth);
+-- pushed: only the system account preloaded (the others are pushed).
+function M.config(auth, resolver_dir, pushed)
   local preload = { ("    %s: %s"):format(auth.system.pub, auth.system.jwt) }
   local names = {}
   for name in pairs(auth.accounts) do names[#names + 1] = name end
   table.sort(names)
+  if pushed then names = {} end
   for _, name in ipairs(names) do
     local a = auth.accounts[name]
     preload[#preload + 1] = ("    %s: %s"):format(a.pub, a.jwt)
@@ -94,15 +96,31 @@ function M.config(auth, resolver_dir)
   }, "\n")
 end
 
---- start{dir=, auth=, bin=}: the 3-node cluster of cluster.lua in operator
--- mode (jsload talks to the meta group as the system user).
+--- start{dir=, auth=, bin=, push=}: the 3-node cluster of cluster.lua in
+-- operator mode (jsload talks to the meta group as the system user).
+-- push: the accounts are not preloaded but pushed once the cluster runs
+-- (`nats auth account push` as the system user), as an operator adds
+-- accounts to a running deployment: their JWTs are then only in each
+-- node's resolver directory, not in any config.
 function M.start(opts)
   local auth = assert(opts.auth, "opcluster.start needs auth (opcluster.make)")
   local c = cluster.start {
     dir = opts.dir, bin = opts.bin, nodes = opts.nodes,
-    auth = function(node) return M.config(auth, node.store_dir .. "/jwt") end,
+    auth = function(node) return M.config(auth, node.store_dir .. "/jwt", opts.push) end,
     sys = { creds = auth.system.creds },
   }
+  if opts.push then
+    local names = {}
+    for name in pairs(auth.accounts) do names[#names + 1] = name end
+    table.sort(names)
+    local ok, err = pcall(function()
+      for _, name in ipairs(names) do
+        nats(auth, { "--server", c.nodes[1].url, "--creds", auth.system.creds, "auth", "account", "push", name,
+          "--operator", "OP" })
+      end
+    end)
+    if not ok then c:stop_all(); error(err, 2) end
+  end
   -- an account's JetStream is enabled when a node first looks the account
   -- up: 2.15.3 once answered "jetstream not enabled for account" (10039)
   -- to a fresh account's first request; wait until each one answers
