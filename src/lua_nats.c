@@ -1,13 +1,20 @@
 /* jsr.nats_connect(): the small part of libnats (Debian's libnats-dev)
  * that `js-recover restore` needs to talk to a cluster's JetStream API:
  * connect with user/password, token, an nkey seed or a .creds file, over
- * TLS with a CA, client certificate and key; one request at a time.  The
- * restore protocol sends every chunk as a request and waits for its empty
- * answer, which is the server's flow control (docs/FORMAT.md "Snapshot
- * and restore"), so no asynchronous publishing is needed. */
+ * TLS with a CA, client certificate and key; requests one at a time
+ * (conn:request) or several outstanding (conn:send, then jsr.nats_poll for
+ * whichever answer comes first, on any connection): a restore keeps a few
+ * streams and a few chunks of each in flight, each chunk still a request
+ * the server answers once it has written it (its flow control, docs/FORMAT.md
+ * "Snapshot and restore"). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -20,8 +27,28 @@
 
 typedef struct {
     natsConnection *nc;
+    natsSubscription *replies; /* <inbox>.* for conn:send, made on first use */
+    char inbox[128];
     char url[256];
 } conn;
+
+/* Answers to conn:send, from libnats' delivery threads, for nats_poll:
+ * one queue for every connection, so one wait covers them all. */
+typedef struct answer {
+    struct answer *next;
+    lua_Integer id;
+    char status[8];
+    int len;
+    char data[];
+} answer;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    answer *head, *tail;
+    int dropped; /* answers lost for want of memory: said by nats_poll */
+    lua_Integer next_id;
+} box = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0};
 
 static int fail(lua_State *L, const char *what, natsStatus s)
 {
@@ -265,9 +292,142 @@ static int l_request(lua_State *L)
     return 2;
 }
 
+/* libnats' delivery thread: the answer's id is the reply subject's last token */
+static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc, (void)sub, (void)closure;
+    const char *subj = natsMsg_GetSubject(msg);
+    const char *dot = subj ? strrchr(subj, '.') : NULL;
+    int len = natsMsg_GetDataLength(msg);
+    answer *a = dot ? malloc(sizeof *a + (size_t)len) : NULL;
+    pthread_mutex_lock(&box.mu);
+    if (a) {
+        a->next = NULL;
+        a->id = strtoll(dot + 1, NULL, 10);
+        a->len = len;
+        memcpy(a->data, natsMsg_GetData(msg), (size_t)len);
+        const char *status = NULL;
+        a->status[0] = 0;
+        if (natsMsgHeader_Get(msg, "Status", &status) == NATS_OK && status)
+            snprintf(a->status, sizeof a->status, "%s", status);
+        if (box.tail)
+            box.tail->next = a;
+        else
+            box.head = a;
+        box.tail = a;
+    } else if (dot) {
+        box.dropped++;
+    }
+    pthread_cond_broadcast(&box.cv);
+    pthread_mutex_unlock(&box.mu);
+    natsMsg_Destroy(msg);
+}
+
+/* conn:send(subject, data) -> id | nil, msg: the request goes now, its
+ * answer comes from nats_poll with this id */
+static int l_send(lua_State *L)
+{
+    conn *c = check(L);
+    const char *subj = luaL_checkstring(L, 2);
+    size_t n;
+    const char *data = luaL_checklstring(L, 3, &n);
+    if (n > INT32_MAX)
+        return luaL_error(L, "nats: a request of %I bytes is too large", (lua_Integer)n);
+    natsStatus s = NATS_OK;
+    if (!c->replies) {
+        natsInbox *inbox = NULL;
+        s = natsInbox_Create(&inbox);
+        if (s == NATS_OK) {
+            snprintf(c->inbox, sizeof c->inbox, "%s", (const char *)inbox);
+            natsInbox_Destroy(inbox);
+            char all[160];
+            snprintf(all, sizeof all, "%s.*", c->inbox);
+            s = natsConnection_Subscribe(&c->replies, c->nc, all, on_answer, NULL);
+            /* a restore's answers are few and small, but never dropped */
+            if (s == NATS_OK)
+                s = natsSubscription_SetPendingLimits(c->replies, -1, -1);
+        }
+        if (s != NATS_OK) {
+            char w[600];
+            snprintf(w, sizeof w, "%s: cannot subscribe to its answers", c->url);
+            if (c->replies) {
+                natsSubscription_Destroy(c->replies);
+                c->replies = NULL;
+            }
+            return fail(L, w, s);
+        }
+    }
+    pthread_mutex_lock(&box.mu);
+    lua_Integer id = ++box.next_id;
+    pthread_mutex_unlock(&box.mu);
+    char reply[200];
+    snprintf(reply, sizeof reply, "%s.%lld", c->inbox, (long long)id);
+    s = natsConnection_PublishRequest(c->nc, subj, reply, data, (int)n);
+    if (s != NATS_OK) {
+        char w[600];
+        snprintf(w, sizeof w, "%s: request to %s", c->url, subj);
+        return fail(L, w, s);
+    }
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+/* nats_poll(timeout_ms) -> id, data, status | false (nothing came in time)
+ * | nil, msg.  status: the answer's Status header ("503": nobody
+ * subscribes to the subject), nil on a plain answer. */
+static int l_poll(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&box.mu);
+    while (!box.head && !box.dropped) {
+        int rc = pthread_cond_timedwait(&box.cv, &box.mu, &until);
+        if (rc == ETIMEDOUT)
+            break;
+    }
+    answer *a = box.head;
+    int dropped = box.dropped;
+    box.dropped = 0;
+    if (a) {
+        box.head = a->next;
+        if (!box.head)
+            box.tail = NULL;
+    }
+    pthread_mutex_unlock(&box.mu);
+    if (!a && dropped) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "nats: %d answer(s) lost: out of memory", dropped);
+        return 2;
+    }
+    if (!a) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushinteger(L, a->id);
+    lua_pushlstring(L, a->data, (size_t)a->len);
+    if (a->status[0])
+        lua_pushstring(L, a->status);
+    else
+        lua_pushnil(L);
+    free(a);
+    return 3;
+}
+
 static int l_close(lua_State *L)
 {
     conn *c = luaL_checkudata(L, 1, MT_NATS);
+    if (c->replies) {
+        natsSubscription_Unsubscribe(c->replies);
+        natsSubscription_Destroy(c->replies);
+        c->replies = NULL;
+    }
     if (c->nc) {
         natsConnection_Close(c->nc);
         natsConnection_Destroy(c->nc);
@@ -292,6 +452,7 @@ static int l_nkey_public(lua_State *L)
 
 static const luaL_Reg methods[] = {
     {"request", l_request},
+    {"send", l_send},
     {"close", l_close},
     {NULL, NULL},
 };
@@ -308,6 +469,8 @@ void jsr_nats_register(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "nats_connect");
+    lua_pushcfunction(L, l_poll);
+    lua_setfield(L, -2, "nats_poll");
     lua_pushcfunction(L, l_nkey_public);
     lua_setfield(L, -2, "nkey_public");
 }

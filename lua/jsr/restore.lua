@@ -15,6 +15,7 @@ local raft = require "jsr.raft"
 local tbl = require "jsr.table"
 local snapshot = require "jsr.snapshot"
 local export = require "jsr.export"
+local flight = require "jsr.flight"
 local json = jsr.json
 
 local M = {}
@@ -27,10 +28,18 @@ local exit_after = math.tointeger(tonumber(os.getenv("JSR_RESTORE_EXIT_AFTER") o
 local chunks_sent = 0
 -- the final answer comes once the server has loaded the whole stream
 M.FINAL_TIMEOUT_MS = 300000
+-- chunks of one stream sent before the first of them is answered: the
+-- server writes them in order as they come, and its answer to each still
+-- paces the sender (a round trip per chunk leaves the target idle)
+M.INFLIGHT = 4
+-- streams restored at once (--parallel N): each holds at most INFLIGHT
+-- chunks, a 1 MiB piece and a block that must be rewritten
+M.PARALLEL = 4
 
 local usage = [[
 usage: js-recover restore <store> [<store>...] --server URL [credentials] [--tls-ca F] [--tls-cert F --tls-key F]
                           [--account SRC] [--accounts FILE] [--replicas N] [--no-placement]
+                          [--map-cluster OLD=NEW,...] [--map-tag OLD=NEW,...] [--map-api OLD=NEW,...]
                           [--dry-run] [--json] [--force] [--skip-bad] [--force-open]
        js-recover compare <store> --server URL [credentials] [...] [--json]
 credentials: --user U --password P | --token T | --creds F | --nkey SEEDFILE
@@ -39,7 +48,7 @@ credentials: --user U --password P | --token T | --creds F | --nkey SEEDFILE
 M.OPTIONS = { server = "string", user = "string", password = "string", token = "string",
   creds = "string", nkey = "string", ["tls-ca"] = "string", ["tls-cert"] = "string",
   ["tls-key"] = "string", account = "string", accounts = "string", ["dry-run"] = "flag",
-  force = "flag", timeout = "number" }
+  force = "flag", timeout = "number", parallel = "number" }
 
 local CRED_FIELDS = { "user", "password", "token", "creds", "nkey" }
 
@@ -98,16 +107,11 @@ local function api_error(reply)
   return nil, r
 end
 
--- Seconds spent waiting for the target's answers: what the cluster takes
--- to store and replicate, which no client can speed up; the rest of a run
--- is js-recover's own work (reading, replaying, building snapshots).
-M.waited = 0
-local function timed(conn, subject, body, timeout)
-  local t = jsr.monotime()
-  local reply, err, x = conn:request(subject, body, timeout)
-  M.waited = M.waited + (jsr.monotime() - t)
-  return reply, err, x
-end
+-- Seconds spent waiting for the target's answers (jsr/flight.lua counts
+-- them): what the cluster takes to store and replicate, which no client
+-- can speed up; the rest of a run is js-recover's own work (reading,
+-- replaying, building snapshots).
+local timed = flight.request
 
 -- A request nobody answers reached nobody, so it is sent again, for up to
 -- 10 s: a busy cluster is briefly without a JetStream API responder (seen
@@ -118,7 +122,7 @@ local function answered(conn, subject, body, timeout)
   local reply, err = timed(conn, subject, body, timeout)
   local deadline = jsr.monotime() + 10
   while not reply and tostring(err):find("No responders", 1, true) and jsr.monotime() < deadline do
-    os.execute("sleep 0.2")
+    flight.sleep(0.2)
     reply, err = timed(conn, subject, body, timeout)
   end
   return reply, err
@@ -209,20 +213,45 @@ local function compare_settled(conn, want, seconds)
   repeat
     rows = M.compare_one(conn, want)
     if all_ok(rows) then return rows end
-    os.execute("sleep 0.5")
+    flight.sleep(0.5)
   until jsr.monotime() > deadline
   return rows
 end
 
-local function progress_writer(quiet)
+-- The bytes snapshot.write reads for its progress: the store files'
+-- sizes (a rewritten block counted as the store has it).
+local function read_size(r, e)
+  local n = 0
+  for _, f in ipairs(snapshot.files(r, e)) do
+    local p = f.path or f.store_path
+    local fh = p and io.open(p, "rb")
+    if fh then
+      n = n + fh:seek("end")
+      fh:close()
+    end
+  end
+  return n
+end
+
+-- Progress on a terminal (stderr a tty, no --json): streams done of all,
+-- store bytes read of all, the rate and the time left, one line rewritten
+-- in place at most 4 times a second; nothing at all otherwise.
+-- Returns add(bytes, streams [, final]).
+local function progress_writer(quiet, total, streams)
   if quiet or not jsr.isatty(2) then return function() end end
-  local t0 = jsr.monotime()
-  return function(done, total, streams_done, streams)
-    local dt = jsr.monotime() - t0
-    local rate = dt > 0 and done / dt or 0
-    local left = rate > 0 and (total - done) / rate or 0
-    io.stderr:write(("\r%d/%d streams, %s of %s, %s/s, %ds left   "):format(streams_done, streams,
-      tbl.bytes(done), tbl.bytes(total), tbl.bytes(math.floor(rate)), math.floor(left)))
+  local t0, shown, bytes, done = jsr.monotime(), 0, 0, 0
+  return function(nb, ns, final)
+    bytes, done = bytes + nb, done + ns
+    local now = jsr.monotime()
+    if not final and now - shown < 0.25 and done < streams then return end
+    shown = now
+    local dt = now - t0
+    local rate = dt > 0 and bytes / dt or 0
+    local left = rate > 0 and math.max(0, total - bytes) / rate or 0
+    io.stderr:write(("\r%d/%d streams, %s of %s, %s/s, %s left   "):format(done, streams,
+      tbl.bytes(math.min(bytes, total)), tbl.bytes(total), tbl.bytes(math.floor(rate)),
+      math.floor(left) > 0 and require("jsr.age").duration(math.floor(left) * 1000000000) or "0s"))
+    if final then io.stderr:write("\n") end
   end
 end
 
@@ -237,7 +266,11 @@ function M.send(conn, r, e, want, progress)
   -- up on it, then leaves the stream empty (measured on 2.15.3: about 10 s
   -- after the client went, 0 messages, no consumers); wait for that, and
   -- redo that empty stream, for at most 60 s
+  -- (this run found the stream absent or so held: anything else shown
+  -- meanwhile, as several streams cut off at once settle, is looked at
+  -- again until then, and named)
   local deadline = jsr.monotime() + 60
+  local seen
   while not ans and raw and raw.error and raw.error.err_code == 10130 and jsr.monotime() < deadline do
     local info = stream_info(conn, e.name)
     if info and M.half_restored(info, want, e.target_config) then
@@ -245,19 +278,50 @@ function M.send(conn, r, e, want, progress)
       if derr then return nil, ("%s > %s: cannot delete the half-restored stream: %s"):format(e.account, e.name, derr) end
       want.redone = true
     elseif info then
-      break -- someone's stream, not a restore of ours cut off
+      seen = M.describe_existing(info)
+      flight.sleep(1)
     else
       -- not there yet, or no answer (2.9.10 times stream info out while it
       -- gives up on the cut-off restore, measured)
-      os.execute("sleep 1")
+      flight.sleep(1)
     end
     ans, err, raw = request(conn, "$JS.API.STREAM.RESTORE." .. e.name, body, 10000)
   end
-  if not ans then return nil, ("%s > %s: the server refused the restore: %s"):format(e.account, e.name, err) end
+  if not ans then
+    return nil, ("%s > %s: the server refused the restore: %s%s"):format(e.account, e.name, err,
+      require("jsr.placement").hint(e.target_config)
+      .. (seen and ("; the target showed meanwhile " .. seen) or ""))
+  end
   local deliver = ans.deliver_subject
   if type(deliver) ~= "string" or deliver == "" then
     return nil, ("%s > %s: the restore answer has no deliver_subject: %s"):format(e.account, e.name,
       json.encode(ans))
+  end
+  local function check(reply, rerr)
+    if not reply then error(("%s > %s: sending the snapshot: %s"):format(e.account, e.name, rerr), 0) end
+    if #reply > 0 then
+      local aerr = api_error(reply)
+      error(("%s > %s: the server stopped the restore: %s"):format(e.account, e.name, aerr or reply), 0)
+    end
+  end
+  -- The first chunk goes alone, sent again while nobody answers (the
+  -- deliver subject reaches our node a moment after the answer that names
+  -- it); once it is answered, up to INFLIGHT go before the oldest's answer
+  -- is awaited: they reach the server in order, on one connection.
+  local inflight, accepted = {}, false
+  local function send_chunk(chunk)
+    if accepted then
+      inflight[#inflight + 1] = flight.start(conn, deliver, chunk, 10000)
+      if #inflight >= M.INFLIGHT then check(flight.finish(table.remove(inflight, 1))) end
+    else
+      check(answered(conn, deliver, chunk, 10000))
+      accepted = true
+    end
+    chunks_sent = chunks_sent + 1
+    if exit_after and chunks_sent >= exit_after then
+      io.stderr:write(("js-recover: JSR_RESTORE_EXIT_AFTER: exiting after %d chunks\n"):format(chunks_sent))
+      os.exit(99, false)
+    end
   end
   local pending, n = {}, 0
   local function flush(final)
@@ -267,20 +331,14 @@ function M.send(conn, r, e, want, progress)
     while #all - at + 1 >= M.CHUNK or (final and at <= #all) do
       local chunk = all:sub(at, at + M.CHUNK - 1)
       at = at + #chunk
-      local reply, rerr = answered(conn, deliver, chunk, 10000)
-      chunks_sent = chunks_sent + 1
-      if exit_after and chunks_sent >= exit_after then
-        io.stderr:write(("js-recover: JSR_RESTORE_EXIT_AFTER: exiting after %d chunks\n"):format(chunks_sent))
-        os.exit(99, false)
-      end
-      if not reply then error(("%s > %s: sending the snapshot: %s"):format(e.account, e.name, rerr), 0) end
-      if #reply > 0 then
-        local aerr = api_error(reply)
-        error(("%s > %s: the server stopped the restore: %s"):format(e.account, e.name, aerr or reply), 0)
-      end
+      send_chunk(chunk)
     end
     local rest = all:sub(at)
     pending, n = { rest }, #rest
+  end
+  local function drain()
+    flush(true)
+    while #inflight > 0 do check(flight.finish(table.remove(inflight, 1))) end
   end
   local ok, serr = pcall(snapshot.write, r, e, function(b)
     if #b > 0 then
@@ -289,7 +347,7 @@ function M.send(conn, r, e, want, progress)
       flush(false)
     end
   end, progress)
-  if ok then ok, serr = pcall(flush, true) end
+  if ok then ok, serr = pcall(drain) end
   if not ok then return nil, serr end
   local fin, ferr = request(conn, deliver, "", M.FINAL_TIMEOUT_MS)
   if not fin then return nil, ("%s > %s: the server did not take the snapshot: %s"):format(e.account, e.name, ferr) end
@@ -297,12 +355,13 @@ function M.send(conn, r, e, want, progress)
 end
 
 -- What a restore cut off leaves once the server gave up on it: the
--- stream as configured, empty, without consumers, where the store has
--- messages.  Anything else on the target is someone's stream: refused
--- without --force.
+-- stream as configured, empty (never a message), where the store has
+-- messages; without consumers, or (seen on 2.15.3 with several streams
+-- cut off at once) with no more than the store's.  Anything else on the
+-- target is someone's stream: refused without --force.
 function M.half_restored(info, want, cfg)
   local s, c = info.state or {}, info.config or {}
-  return s.messages == 0 and s.last_seq == 0 and (s.consumer_count or 0) == 0 and want.last_seq > 0
+  return s.messages == 0 and s.last_seq == 0 and (s.consumer_count or 0) <= #want.consumers and want.last_seq > 0
     and (c.retention or "limits") == want.retention and c.num_replicas == want.replicas
     and json.encode(c.subjects or json.array()) == json.encode(cfg.subjects or json.array())
 end
@@ -332,7 +391,7 @@ local function print_rows(out, results)
     { "Stream", "Field", "Sent", "Served", "" }, rows), "\n")
 end
 
-local function describe_existing(info)
+function M.describe_existing(info)
   local s = info.state or {}
   return ("%s messages, seq %s..%s, %s consumers, retention %s, R%s"):format(tostring(s.messages),
     tostring(s.first_seq), tostring(s.last_seq), tostring(s.consumer_count),
@@ -368,10 +427,11 @@ function M.run(policy, mode, ...)
     return 2
   end
   local out = cli.human(io.stdout)
-  local wants, total = {}, 0
+  local wants, total, total_read = {}, 0, 0
   for i, e in ipairs(r.streams) do
     wants[i] = M.expected(r, e)
     total = total + wants[i].bytes
+    total_read = total_read + read_size(r, e)
   end
   if opts["dry-run"] then
     local plan = json.array()
@@ -405,60 +465,72 @@ function M.run(policy, mode, ...)
     if opts.json then io.stdout:write(assert(json.encode({ dry_run = true, streams = plan }, { pretty = true })), "\n") end
     return 0
   end
-  local conns = {}
-  local function conn_for(account)
-    if conns[account] then return conns[account] end
+  -- a few connections per account, one per stream in flight: a task
+  -- takes one that is free, or opens one, and gives it back when done
+  local conns, free = {}, {}
+  local function take_conn(account)
+    local list = free[account]
+    if list and #list > 0 then return table.remove(list) end
     local c, cerr = jsr.nats_connect(targets[account])
     if not c then error(("account %s: %s"):format(account, cerr), 0) end
-    conns[account] = c
+    conns[#conns + 1] = c
     return c
+  end
+  local function give_conn(account, c)
+    free[account] = free[account] or {}
+    table.insert(free[account], c)
   end
   local results, failed = {}, false
   local t0 = jsr.monotime()
-  local progress = progress_writer(opts.json)
-  local done = 0
-  local ok, err = pcall(function()
-    for i, e in ipairs(r.streams) do
-      local w = wants[i]
-      local conn = conn_for(e.account)
-      local res = { account = e.account, stream = e.name, note = w.expired and M.expired_note(e, w) or nil,
-                    expired = w.expired }
-      results[#results + 1] = res
-      if mode == "restore" then
-        local info, ierr = stream_info(conn, e.name)
-        if info == nil then error(("%s > %s: cannot ask the target about it: %s"):format(e.account, e.name, ierr), 0) end
-        if info and same_identity(info, w) and all_ok(M.compare_one(conn, w)) then
-          res.action = "skipped"
-          res.why = "already restored identically"
-        elseif info and not opts.force and not M.half_restored(info, w, e.target_config) then
-          res.action = "refused"
-          res.why = "the target has this stream already (" .. describe_existing(info)
-            .. "); --force deletes it and restores the store's"
-          failed = true
-        else
-          if info then
-            local _, derr = request(conn, "$JS.API.STREAM.DELETE." .. e.name, "")
-            if derr then error(("%s > %s: cannot delete the target's stream: %s"):format(e.account, e.name, derr), 0) end
-            if M.half_restored(info, w, e.target_config) then w.redone = true else res.replaced = describe_existing(info) end
-          end
-          local sok, serr = M.send(conn, r, e, w, function(n)
-            done = done + n
-            progress(done, total, i - 1, #r.streams)
-          end)
-          if not sok then error(serr, 0) end
-          res.action = res.replaced and "replaced" or "restored"
-          if w.redone then res.why = "redone: the target held it empty, as a restore cut off leaves it" end
+  local progress = progress_writer(opts.json, total_read, #r.streams)
+  local parallel = math.tointeger(opts.parallel) or M.PARALLEL
+  local function one(i, e)
+    local w = wants[i]
+    local conn = take_conn(e.account)
+    local res = { account = e.account, stream = e.name, note = w.expired and M.expired_note(e, w) or nil,
+                  expired = w.expired }
+    results[i] = res
+    if mode == "restore" then
+      local info, ierr = stream_info(conn, e.name)
+      if info == nil then error(("%s > %s: cannot ask the target about it: %s"):format(e.account, e.name, ierr), 0) end
+      if info and same_identity(info, w) and all_ok(M.compare_one(conn, w)) then
+        res.action = "skipped"
+        res.why = "already restored identically"
+      elseif info and not opts.force and not M.half_restored(info, w, e.target_config) then
+        res.action = "refused"
+        res.why = "the target has this stream already (" .. M.describe_existing(info)
+          .. "); --force deletes it and restores the store's"
+        failed = true
+      else
+        if info then
+          local _, derr = request(conn, "$JS.API.STREAM.DELETE." .. e.name, "")
+          if derr then error(("%s > %s: cannot delete the target's stream: %s"):format(e.account, e.name, derr), 0) end
+          if M.half_restored(info, w, e.target_config) then w.redone = true else res.replaced = M.describe_existing(info) end
         end
-      end
-      if res.action ~= "refused" then
-        res.rows = compare_settled(conn, w, mode == "restore" and 15 or 5)
-        res.ok = all_ok(res.rows)
-        if not res.ok then failed = true end
+        local sok, serr = M.send(conn, r, e, w, function(n) progress(n, 0) end)
+        if not sok then error(serr, 0) end
+        res.action = res.replaced and "replaced" or "restored"
+        if w.redone then res.why = "redone: the target held it empty, as a restore cut off leaves it" end
       end
     end
-  end)
+    if res.action ~= "refused" then
+      res.rows = compare_settled(conn, w, mode == "restore" and 15 or 5)
+      res.ok = all_ok(res.rows)
+      if not res.ok then failed = true end
+    end
+    give_conn(e.account, conn)
+    progress(0, 1)
+  end
+  local next_i = 0
+  local ok, err = pcall(flight.run, function()
+    next_i = next_i + 1
+    local e = r.streams[next_i]
+    if not e then return nil end
+    local i = next_i
+    return function() one(i, e) end
+  end, mode == "restore" and math.max(1, parallel) or 1)
   for _, c in pairs(conns) do c:close() end
-  if jsr.isatty(2) and not opts.json then io.stderr:write("\n") end
+  progress(0, 0, true)
   if not ok then
     say(err, "\n")
     say("a re-run skips what was restored identically and redoes the rest\n")
@@ -466,16 +538,18 @@ function M.run(policy, mode, ...)
   end
   if opts.json then
     local arr = json.array()
-    for _, res in ipairs(results) do
+    for i = 1, #r.streams do
+      local res = results[i]
       local rows = json.array()
       for _, x in ipairs(res.rows or {}) do rows[#rows + 1] = { field = x.what, sent = x.want, served = x.got, ok = x.ok } end
       arr[#arr + 1] = { account = res.account, stream = res.stream, action = res.action, why = res.why,
         replaced = res.replaced, ok = res.ok or false, checks = rows, expired_by_max_age = res.expired }
     end
     io.stdout:write(assert(json.encode({ streams = arr, ok = not failed, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)),
-      seconds_waiting_for_target = json.number(("%.3f"):format(M.waited)), bytes = total }, { pretty = true })), "\n")
+      seconds_waiting_for_target = json.number(("%.3f"):format(flight.waited)), bytes = total }, { pretty = true })), "\n")
   else
-    for _, res in ipairs(results) do
+    for i = 1, #r.streams do
+      local res = results[i]
       if res.action then
         out:write(("%s %s > %s%s\n"):format(res.action, res.account, res.stream,
           res.why and (": " .. res.why) or res.replaced and (" (it replaced " .. res.replaced .. ")") or ""))
@@ -486,7 +560,7 @@ function M.run(policy, mode, ...)
     out:write(failed and "DIFFERENCES: see the rows marked DIFFERS (or refused above)\n"
       or "every stream and consumer is served as it was sent\n")
     out:write(("%d stream(s), %s in %.1f s, %.1f s of it waiting for the target's answers\n"):format(
-      #results, tbl.bytes(total), jsr.monotime() - t0, M.waited))
+      #results, tbl.bytes(total), jsr.monotime() - t0, flight.waited))
   end
   -- a stream whose survivors' copies conflict was left out (said at the start)
   return (failed or #(r.refused or {}) > 0) and 1 or 0
