@@ -108,6 +108,34 @@ local function serves_exactly(server, store, auth, want)
   end
 end
 
+describe("operator mode: nkeys and JWT signatures (no server)", function()
+  local jsr = require "jsr"
+  local opm = require "jsr.operator"
+  -- an operator JWT natscli 0.5.0 made (self-signed; public data)
+  local OP_JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJqdGkiOiI3UVVCUlJTWFRWNU4zSU03TVpZR1FKQ0IzMzdPNUQyTUFDRUZWQTdRSFVMSE1SWVA0V01RIiwiaWF0IjoxNzk2MTg5MTEwLCJpc3MiOiJPQko2U0dPUE5YSVRSM1RaNU4zMlZNRFlURTRIS0cyVENLVUw2QUE1QUdENVVPRlJFQ1lXVTdGWCIsIm5hbWUiOiJPUCIsInN1YiI6Ik9CSjZTR09QTlhJVFIzVFo1TjMyVk1EWVRFNEhLRzJUQ0tVTDZBQTVBR0Q1VU9GUkVDWVdVN0ZYIiwibmF0cyI6eyJzeXN0ZW1fYWNjb3VudCI6IkFBT0s1Tk9CV1AzSDNLRlIyN1JMTUxPRDVSNFlVUzdQRldXVElQNFk2UFhDR0FUMllKWUNFVVUyIiwidHlwZSI6Im9wZXJhdG9yIiwidmVyc2lvbiI6Mn19.ZT_DwK6DcsF33n3j4H6Q-Nv5HO_xwraVTjIYfkJcrFD33AydvLEksBFIvxJkDZ4GNTl69bSwOgqimlgQg0xjDw"
+  local OP_KEY = "OBJ6SGOPNXITR3TZ5N32VMDYTE4HKG2TCKUL6AA5AGD5UOFRECYWU7FX"
+  it("reads a public nkey's role and refuses a changed, short or non-base32 one", function()
+    assert.are.equal("O", jsr.nkey_role(OP_KEY))
+    local changed = OP_KEY:sub(1, 10) .. (OP_KEY:sub(11, 11) == "A" and "B" or "A") .. OP_KEY:sub(12)
+    assert.are.same({ nil, "its checksum is wrong" }, { jsr.nkey_role(changed) })
+    assert.are.same({ nil, "not 56 characters long" }, { jsr.nkey_role(OP_KEY:sub(1, 55)) })
+    assert.are.same({ nil, "holds a character outside base32" }, { jsr.nkey_role(OP_KEY:sub(1, 55) .. "1") })
+    assert.is_false(opm.is_account_key(OP_KEY))
+  end)
+  it("verifies the JWT's ed25519 signature and refuses any change to it", function()
+    local j = assert(opm.decode(OP_JWT))
+    assert.are.equal("operator", j.claims.nats.type)
+    assert.are.equal(OP_KEY, j.claims.iss)
+    assert.is_true(jsr.nkey_verify(OP_KEY, j.signing_input, j.signature))
+    local ok, why = jsr.nkey_verify(OP_KEY, j.signing_input .. "x", j.signature)
+    assert.is_false(ok)
+    assert.matches("does not verify", why, 1, true)
+    ok, why = jsr.nkey_verify(OP_KEY, j.signing_input, j.signature:sub(2))
+    assert.are.same({ false, "the signature is 63 bytes, not 64" }, { ok, why })
+    assert.is_nil(opm.decode("not.a.jwt!"))
+  end)
+end)
+
 for _, server in ipairs(servers.fast()) do
   describe("operator mode on nats-server " .. server.version, function()
     local dir, auth, store, want, conf
