@@ -331,12 +331,11 @@ for _, run in ipairs(runs) do
             .. " not salvaged (not supported yet)", out, 1, true)
         end
       else
+        -- every op these versions log is replayed (the atomic batches of
+        -- 2.12.15 ... 2.15.3 stopped the salvage of their log before): no
+        -- note names an operation
         for note in out:gmatch("salvage:   note: ([^\n]*)") do
-          -- measured on 2.12.15 ... 2.15.3: a batch's entries stop the salvage of that stream's log there
-          assert.matches("^entry %d+: operation 16 %(batch message%)", note)
-        end
-        if has(sv.version, "atomic batches") then
-          assert.matches("salvage: stream ACME > BATCH:\nsalvage:   note: entry %d+: operation 16 %(batch message%)", out)
+          assert.is_nil(note:find("operation %d+"), note)
         end
       end
     end)
