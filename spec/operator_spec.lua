@@ -191,7 +191,11 @@ for _, server in ipairs(servers.fast()) do
       -- the server config alone, without its resolver dir: the operator
       -- file it names and its resolver_preload are enough
       local preload_only = dir .. "/preload-only.conf"
-      fx.write(preload_only, (assert(fx.read(conf)):gsub("\nresolver: {[^\n]*", "")))
+      -- (with the operator's JWT inline instead of the file)
+      local ptext = assert(fx.read(conf)):gsub("\nresolver: {[^\n]*", "")
+      ptext = ptext:gsub('operator: "[^"\n]*"', function() return "operator: " .. auth.operator_jwt end)
+      fx.write(preload_only, ptext)
+      assert.not_matches(auth.operator_path, ptext, 1, true)
       assert.not_matches("resolver: {", fx.read(preload_only), 1, true)
       assert.matches("resolver_preload", fx.read(preload_only), 1, true)
       -- an account directory without streams whose JWT is nowhere: a note
