@@ -36,6 +36,67 @@ local function pub(c, i, o)
   return ns.jspub({}, o)
 end
 
+-- Two copies of one survivor's store, one record changed in the second:
+-- the copies conflict at that sequence, which no rule settles.
+describe("two copies that hold different messages at one sequence", function()
+  local a, b, out
+  setup(function()
+    a, b = fx.unpack("survivor-2.9.10.tar.gz"), fx.unpack("survivor-2.9.10.tar.gz")
+    out = ns.tmpdir()
+    -- the payload's last byte of ORDERS #500 (record: u32 length, u64 seq, ...)
+    local p = b .. "/jetstream/$G/streams/ORDERS/msgs/1.blk"
+    local data = assert(fx.read(p))
+    local o, done = 1, false
+    while o + 22 <= #data and not done do
+      local rl, seq = string.unpack("<I4I8", data, o)
+      local len = rl & 0x7fffffff
+      if seq == 500 then
+        local at = o + len - 9
+        data = data:sub(1, at - 1) .. string.char(data:byte(at) ~ 0xff) .. data:sub(at + 1)
+        done = true
+      end
+      o = o + len
+    end
+    assert(done, "no record 500 in " .. p)
+    fx.write(p, data)
+  end)
+  teardown(function() fx.cleanup(a); fx.cleanup(b); fx.cleanup(out) end)
+
+  it("inspect reports the conflict with its sequence, and only there (exit 1)", function()
+    local code, text, err = fx.run("inspect", a, b, "--json")
+    assert.are.equal(1, code, err)
+    local r = assert(json.decode(text))
+    for _, s in ipairs(r.streams) do
+      if s.name == "ORDERS" then
+        assert.are.equal(1, #s.conflicts, text)
+        assert.are.equal(1, s.conflicts[1].sequences)
+        assert.are.same({ 500 }, s.conflicts[1].examples)
+      else
+        assert.are.same({}, s.conflicts, s.name)
+      end
+    end
+  end)
+
+  it("export leaves the conflicting stream out, named, and the others in (exit 1)", function()
+    local code, text, err = fx.run("export", a, b, out .. "/x")
+    assert.are.equal(1, code, err .. text)
+    assert.matches("LEFT OUT $G > ORDERS", err, 1, true)
+    assert.matches("(first 500)", err, 1, true)
+    assert.is_nil(jsr.lstat(out .. "/x/$G/ORDERS"))
+    assert.are.equal("file", jsr.lstat(out .. "/x/$G/EVENTS/backup.json"))
+  end)
+
+  it("a policy's choose_copy settles it: the copy it names is taken", function()
+    local pol = out .. "/take-first.lua"
+    fx.write(pol, ("return require('jsr.export').run({ choose_copy = function(s, copies) "
+      .. "if s.name == 'ORDERS' then return %q end end }, ...)\n"):format(a))
+    local code, text, err = fx.run("run", pol, a, b, out .. "/y")
+    assert.are.equal(0, code, err .. text)
+    assert.matches("ORDERS: from [^\n]* %(policy", err)
+    assert.are.equal("file", jsr.lstat(out .. "/y/$G/ORDERS/backup.json"))
+  end)
+end)
+
 for vi, server in ipairs(servers.fast()) do
   -- one version stops n4 cleanly, the other kills it
   local early = vi == 1 and "TERM" or "KILL"
