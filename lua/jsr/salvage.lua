@@ -995,7 +995,8 @@ function M.lines(r, applied)
         l = l .. ("; %d message(s) removed by the stream's limits as salvaged messages were stored")
           :format(s.limit_removed)
       end
-      out[#out + 1] = l
+      -- nothing ahead: the first clause follows the name
+      out[#out + 1] = (l:gsub("^(stream [^\n]-):; ", "%1: ", 1))
       for i = 1, math.min(nrej, 5) do
         local j = s.rejections[i]
         out[#out + 1] = ("  refused: entry %d (%s, would be seq %d): %s"):format(j.index, j.subject, j.seq, j.why)
