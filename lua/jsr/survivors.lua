@@ -196,6 +196,8 @@ local function pick(copies, hook, what)
   elseif raft_rule then
     why = ("%s (term %d, index %d against %s's term %d, index %d)"):format(why, b.term, b.index,
       copies[second].label, o.term, o.index)
+    -- 2.9 grants a vote only when both are at least as high (2.10+: the term first)
+    if b.index < o.index then why = why .. "; a 2.9 server would elect neither (it wants both at least as high)" end
   else
     why = why .. " (no Raft position for every copy: the replayed state decides)"
   end
