@@ -1,4 +1,7 @@
--- js-recover export <store> <dir> [options]
+-- js-recover export <store> [<store>...] <dir> [options]
+--
+-- Several survivors' stores before <dir>: each stream from its most
+-- complete copy, as restore takes it.
 --
 -- Writes every stream the policy keeps as a natscli backup directory,
 -- <dir>/<ACCOUNT>/<STREAM>/backup.json and stream.tar.s2, for a cluster

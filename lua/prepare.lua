@@ -1,4 +1,11 @@
 -- js-recover prepare <store> [options]
+-- js-recover prepare <store> <store>... --into DIR [options]
+--
+-- Several survivors' stores: DIR (new, written whole or not at all) gets
+-- each stream's and consumer's most complete copy as replayed (the rule:
+-- jsr/survivors.lua, shown by `js-recover inspect S1 S2`), then is
+-- prepared as below; the stores given are only read, `undo DIR` takes the
+-- prepare back.  Streams whose copies conflict are left out (exit 1).
 --
 -- Rewrites a surviving node's store so a standalone nats-server loads every
 -- stream, consumer and message:

@@ -1,4 +1,9 @@
--- js-recover restore <store> --server URL [options]
+-- js-recover restore <store> [<store>...] --server URL [options]
+--
+-- Several survivors' stores: each stream from its most complete copy, its
+-- consumers each from theirs (`js-recover inspect S1 S2` shows the copies
+-- and why); a stream whose copies hold different messages at one sequence
+-- is left out (exit 1) unless a policy's choose_copy names the copy.
 --
 -- Restores every stream the policy keeps straight from the survivor's
 -- store into the new cluster, through its restore API: the stream as

@@ -32,6 +32,8 @@ static const char usage[] =
     "  js-recover inspect /var/lib/nats.recovery\n"
     "  js-recover prepare /var/lib/nats.recovery\n"
     "and follow the steps prepare prints.\n"
+    "Several survivors' stores: give them all (inspect, restore, export; prepare\n"
+    "with --into DIR): each stream is taken from its most complete copy.\n"
     "\n"
     "Exit codes: 0 done; 1 the store has problems (listed); 2 usage error;\n"
     "3 failure (the message names the file and the reason).\n";
