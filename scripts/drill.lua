@@ -46,6 +46,11 @@ if mode == "variants" then
     { role = "leader", signal = "TERM", rejects = true },
     { role = "leader", signal = "KILL", rejects = true },
     { role = "follower", signal = "TERM", rejects = true },
+    -- encrypted, SIGKILLed, with deletes, purges and acks right before the
+    -- crash: the encrypted stream and consumer logs hold entries ahead of
+    -- the store, replayed with the key
+    { role = "follower", signal = "KILL", cipher = "chacha", rejects = true },
+    { role = "leader", signal = "KILL", cipher = "aes", rejects = true },
   }
   local failed = 0
   local servers = require("spec.support.servers")

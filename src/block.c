@@ -416,7 +416,8 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
         rec.tombstone = (rawseq & JSR_TBIT) != 0;
         rec.seq = rawseq & ~(JSR_EBIT | JSR_TBIT);
         rec.ts = (int64_t)le64(r + 12);
-        rec.deleted = rawseq == 0 || (rawseq & (JSR_EBIT | JSR_TBIT)) ||
+        rec.marked = rawseq == 0 || (rawseq & (JSR_EBIT | JSR_TBIT)) != 0;
+        rec.deleted = rec.marked ||
                       (ix && ix->valid && rec.seq < ix->first_seq) || in_dmap(ix, rec.seq);
         char why[160];
         int h = check_record(r, rl, has_hdr, key, &rec, why, sizeof why);

@@ -12,6 +12,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <sodium.h>
 
 #include "jsr/block.h"
 #include "jsr/fsops.h"
@@ -226,6 +227,8 @@ static int on_record(void *ud, const jsr_record *r)
     lua_setfield(L, -2, "offset");
     lua_pushboolean(L, r->deleted);
     lua_setfield(L, -2, "deleted");
+    lua_pushboolean(L, r->marked);
+    lua_setfield(L, -2, "marked");
     lua_pushboolean(L, r->hash_ok);
     lua_setfield(L, -2, "hash_ok");
     if (r->tombstone) {
@@ -276,6 +279,47 @@ static int read_sealed_index(const char *path, const jsr_block_cipher *bc, jsr_b
     free(out);
     free(data);
     return ok;
+}
+
+/* block_index_open(idx_path, {keyfile=N.key, account=, context=}) -> bytes | nil, message
+ * An encrypted block's 2.9 index file in plaintext: the form a plaintext
+ * store keeps it in (a snapshot for a target with another key, or none). */
+static int l_block_index_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const char *keyfile, *account, *context;
+    jsr_lua_keyfile_need(L, 2, "block_index_open", &keyfile, &account, &context);
+    char err[JSR_ERRLEN], *data = NULL;
+    size_t n, plen = 0;
+    jsr_cipher c;
+    unsigned char seed[32], nonce[24];
+    if (!jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, sizeof err) ||
+        !jsr_read_file(path, 64u << 20, &data, &n, err, sizeof err)) {
+        sodium_memzero(seed, sizeof seed);
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    size_t nl = jsr_cipher_nonce_len(c);
+    unsigned char *in = malloc(nl + n), *out = malloc(n + 1);
+    int ok = in && out;
+    if (ok) {
+        memcpy(in, nonce, nl);
+        memcpy(in + nl, data, n);
+        ok = jsr_aead_open(c, seed, in, nl + n, out, &plen);
+    }
+    sodium_memzero(seed, sizeof seed);
+    free(data);
+    free(in);
+    if (!ok) {
+        free(out);
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: does not open with its block's key (tampered or truncated)", path);
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)out, plen);
+    free(out);
+    return 1;
 }
 
 /* A block's entry in index.db as the index scan_block checks it against:
@@ -347,6 +391,16 @@ void jsr_lua_keyfile_opts(lua_State *L, int t, const char *fn, const char **keyf
         *context = lua_tostring(L, -1);
     if (*keyfile && (!*account || !*context))
         luaL_error(L, "%s: keyfile needs account and context", fn);
+}
+
+void jsr_lua_keyfile_need(lua_State *L, int t, const char *fn, const char **keyfile,
+                          const char **account, const char **context)
+{
+    *keyfile = *account = *context = NULL;
+    luaL_checktype(L, t, LUA_TTABLE);
+    jsr_lua_keyfile_opts(L, t, fn, keyfile, account, context);
+    if (!*keyfile)
+        luaL_error(L, "%s: keyfile, account and context are needed", fn);
 }
 
 static jsr_block_buf *shared_buf(lua_State *L)
@@ -563,7 +617,8 @@ static int mark_options(lua_State *L, int i, jsr_hhkey *key, int *has_key)
         }
         lua_pop(L, 1);
     }
-    luaL_argcheck(L, !(encrypted && *has_key), i, "an encrypted block cannot be rehashed");
+    luaL_argcheck(L, !(encrypted && *has_key), i,
+                  "an encrypted block cannot be rehashed without its keyfile");
     return encrypted;
 }
 
@@ -589,6 +644,32 @@ static int l_block_mark_deleted(lua_State *L)
         luaL_pushfail(L);
         lua_pushstring(L, err);
         return 2;
+    }
+    /* keyfile=N.key (with account, context): an encrypted block decrypted
+     * first, then handled as plaintext (decoded, marked, rehashed); the
+     * caller encrypts the result again (block_crypt) or sends it plain */
+    const char *keyfile = NULL, *account = NULL, *context = NULL;
+    if (lua_istable(L, 3))
+        jsr_lua_keyfile_opts(L, 3, "block_mark_deleted", &keyfile, &account, &context);
+    if (keyfile) {
+        jsr_cipher c;
+        unsigned char seed[32], nonce[24];
+        jsr_block_cipher bc;
+        int ok = jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, sizeof err);
+        if (ok && !(ok = jsr_block_cipher_init(&bc, c, seed, nonce)))
+            jsr_errf(err, sizeof err, "%s: the block cipher does not start", keyfile);
+        sodium_memzero(seed, sizeof seed);
+        if (ok) {
+            if (!(ok = jsr_block_cipher_xor(&bc, (unsigned char *)data, n, 0)))
+                jsr_errf(err, sizeof err, "%s: decrypting it failed (libsodium/OpenSSL)", path);
+            jsr_block_cipher_free(&bc);
+        }
+        if (!ok) {
+            free(data);
+            luaL_pushfail(L);
+            lua_pushstring(L, err);
+            return 2;
+        }
     }
     /* a compressed block's offsets (from scan_block) are in its decoded
      * bytes: those are marked, and the block is written back uncompressed,
@@ -658,20 +739,42 @@ static int l_block_compressed(lua_State *L)
     lua_pushboolean(L, r);
     return 1;
 }
-/* block_indexed_last(blk_path, idx_path) -> last_seq, first_seq, msgs, last_ts | nil
+/* block_indexed_last(blk_path, idx_path [, keys]) -> last_seq, first_seq, msgs, last_ts | nil
  * The block's last sequence from its 2.9 index file alone, when the index
  * describes the block as it is: its last-record hash equals the block's
  * final 8 bytes (every record ends with its hash), the rule the server
  * uses to trust an index; or, for an empty block, an index of no messages
- * (then first = last + 1).  nil: read the block instead.  Plaintext only. */
+ * (then first = last + 1).  nil: read the block instead. */
 static int l_block_indexed_last(lua_State *L)
 {
     const char *blk = luaL_checkstring(L, 1);
     const char *idx = luaL_checkstring(L, 2);
     jsr_block_index ix;
     char err[JSR_ERRLEN];
-    if (!jsr_block_index_read(idx, &ix, err, sizeof err) || !ix.valid) {
+    /* {keyfile=, account=, context=}: an encrypted block, whose index is
+     * sealed with the block's key and whose last 8 bytes are compared
+     * decrypted, as the server does (filestore.go recoverMsgBlock) */
+    const char *keyfile = NULL, *account = NULL, *context = NULL;
+    if (lua_istable(L, 3))
+        jsr_lua_keyfile_opts(L, 3, "block_indexed_last", &keyfile, &account, &context);
+    jsr_block_cipher bc, *dec = NULL;
+    if (keyfile) {
+        jsr_cipher c;
+        unsigned char seed[32], nonce[24];
+        int ok = jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, sizeof err) &&
+                 jsr_block_cipher_init(&bc, c, seed, nonce);
+        sodium_memzero(seed, sizeof seed);
+        if (!ok) {
+            luaL_pushfail(L);
+            return 1;
+        }
+        dec = &bc;
+    }
+    if (!(dec ? read_sealed_index(idx, dec, &ix, err, sizeof err)
+              : jsr_block_index_read(idx, &ix, err, sizeof err)) || !ix.valid) {
         jsr_block_index_free(&ix);
+        if (dec)
+            jsr_block_cipher_free(dec);
         luaL_pushfail(L);
         return 1;
     }
@@ -686,9 +789,12 @@ static int l_block_indexed_last(lua_State *L)
         match = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
                 ((st.st_size == 0 && ix.msgs == 0) ||
                  (ix.msgs > 0 && st.st_size >= 8 && pread(fd, tail, 8, st.st_size - 8) == 8 &&
+                  (!dec || jsr_block_cipher_xor(dec, tail, 8, (uint64_t)st.st_size - 8)) &&
                   memcmp(tail, ix.lchk, 8) == 0));
         close(fd);
     }
+    if (dec)
+        jsr_block_cipher_free(dec);
     uint64_t last = ix.last_seq, first = ix.first_seq, msgs = ix.msgs;
     int64_t last_ts = ix.last_ts;
     jsr_block_index_free(&ix);
@@ -717,6 +823,7 @@ void jsr_block_register(lua_State *L)
         {"block_mark_deleted", l_block_mark_deleted},
         {"records_mark_deleted", l_records_mark_deleted},
         {"block_indexed_last", l_block_indexed_last},
+        {"block_index_open", l_block_index_open},
         {NULL, NULL},
     };
     luaL_setfuncs(L, f, 0);

@@ -146,6 +146,172 @@ int jsr_unwrap_keyfile(lua_State *L, const char *keyfile, const char *account,
     return unwrap(L, keyfile, account, context, c, seed, nonce, &which, err, errlen);
 }
 
+/* {keyfile=, account=, context=} at index t -> the block's cipher */
+static int block_cipher_of(lua_State *L, int t, const char *fn, jsr_block_cipher *bc, char *err,
+                           size_t errlen)
+{
+    const char *keyfile, *account, *context;
+    jsr_lua_keyfile_need(L, t, fn, &keyfile, &account, &context);
+    jsr_cipher c;
+    unsigned char seed[32], nonce[24];
+    int ok = jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, errlen);
+    ok = ok && jsr_block_cipher_init(bc, c, seed, nonce);
+    sodium_memzero(seed, sizeof seed);
+    if (!ok && !err[0])
+        jsr_errf(err, errlen, "%s: the block cipher does not start", keyfile);
+    return ok;
+}
+
+/* block_crypt(bytes, {keyfile=N.key, account=, context="STREAM:N" [, offset=n]})
+ * -> bytes | nil, message
+ * XORs bytes that sit at offset (default 0) of block N with its keystream:
+ * decrypts what is on disk, or encrypts plaintext the way the server
+ * writes that block (the same key and nonce as its N.key says, as the
+ * server's own rewrite of a block does: filestore.go compact). */
+static int l_block_crypt(lua_State *L)
+{
+    size_t n;
+    const char *in = luaL_checklstring(L, 1, &n);
+    lua_Integer off = 0;
+    if (lua_getfield(L, 2, "offset") != LUA_TNIL)
+        off = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    luaL_argcheck(L, off >= 0, 2, "offset must not be negative");
+    char err[JSR_ERRLEN] = "";
+    jsr_block_cipher bc;
+    if (!block_cipher_of(L, 2, "block_crypt", &bc, err, sizeof err)) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n);
+    memcpy(out, in, n);
+    int ok = jsr_block_cipher_xor(&bc, out, n, (uint64_t)off);
+    jsr_block_cipher_free(&bc);
+    if (!ok) {
+        luaL_pushfail(L);
+        lua_pushstring(L, "block_crypt: the keystream failed (libsodium/OpenSSL)");
+        return 2;
+    }
+    luaL_pushresultsize(&b, n);
+    return 1;
+}
+
+/* block_seal_new(bytes, {account=, context="STREAM:N", cipher="chacha"|"aes"})
+ * -> ciphertext, N.key bytes | nil, message
+ * A new block encrypted as the server creates one (filestore.go
+ * genEncryptionKeys): a random seed, sealed under the key-encryption key
+ * PRF(server key, account || context) with a fresh nonce (the key file),
+ * and the block XORed with the seed's keystream under that nonce. */
+static int l_block_seal_new(lua_State *L)
+{
+    size_t n;
+    const char *in = luaL_checklstring(L, 1, &n);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "account");
+    lua_getfield(L, 2, "context");
+    lua_getfield(L, 2, "cipher");
+    const char *account = luaL_checkstring(L, -3), *context = luaL_checkstring(L, -2);
+    const char *cname = luaL_checkstring(L, -1);
+    jsr_cipher c;
+    if (strcmp(cname, "chacha") == 0)
+        c = JSR_CIPHER_CHACHA;
+    else if (strcmp(cname, "aes") == 0)
+        c = JSR_CIPHER_AES;
+    else
+        return luaL_error(L, "block_seal_new: cipher %s is not chacha or aes", cname);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REG_KEY) != LUA_TSTRING) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: a new encrypted block needs the server's key (--key-file or JSR_KEY)",
+                        context);
+        return 2;
+    }
+    size_t kl;
+    const char *k = lua_tolstring(L, -1, &kl);
+    unsigned char kek[32], seed[JSR_SEED_LEN], keyfile[24 + JSR_SEED_LEN + JSR_TAG_LEN];
+    size_t klen = 0;
+    randombytes_buf(seed, sizeof seed);
+    int ok = jsr_prf(k, kl, account, context, kek) &&
+             jsr_aead_seal(c, kek, seed, sizeof seed, keyfile, &klen);
+    sodium_memzero(kek, sizeof kek);
+    jsr_block_cipher bc;
+    ok = ok && jsr_block_cipher_init(&bc, c, seed, keyfile);
+    sodium_memzero(seed, sizeof seed);
+    if (!ok) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: the new block's key could not be made (libsodium/OpenSSL)", context);
+        return 2;
+    }
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n);
+    memcpy(out, in, n);
+    ok = jsr_block_cipher_xor(&bc, out, n, 0);
+    jsr_block_cipher_free(&bc);
+    if (!ok) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: the keystream failed (libsodium/OpenSSL)", context);
+        return 2;
+    }
+    luaL_pushresultsize(&b, n);
+    lua_pushlstring(L, (const char *)keyfile, klen);
+    return 2;
+}
+
+/* sealed_open(path, {keyfile=, account=, context=}) -> plaintext | nil, message
+ * A file sealed whole with its asset's key (o.dat under the consumer's
+ * meta.key, context "STREAM.CONSUMER"), as meta.inf is. */
+static int l_sealed_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const char *keyfile, *account, *context;
+    jsr_lua_keyfile_need(L, 2, "sealed_open", &keyfile, &account, &context);
+    char err[JSR_ERRLEN], *data = NULL, *plain;
+    size_t n, plen;
+    const char *cipher, *which;
+    if (!jsr_keys_set(L)) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: encrypted; reading it needs the server's key (--key-file or JSR_KEY)",
+                        path);
+        return 2;
+    }
+    if (!jsr_read_file(path, (size_t)1 << 30, &data, &n, err, sizeof err) ||
+        !jsr_meta_decrypt(L, keyfile, account, context, path, data, n, &plain, &plen, &cipher,
+                          &which, err, sizeof err)) {
+        free(data);
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    free(data);
+    lua_pushlstring(L, plain, plen);
+    sodium_memzero(plain, plen);
+    free(plain);
+    return 1;
+}
+
+/* sealed_seal(path, plaintext, {keyfile=, account=, context=}) -> bytes | nil, message
+ * The bytes of path sealed as the server writes it; nothing is written. */
+static int l_sealed_seal(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t n;
+    const char *plain = luaL_checklstring(L, 2, &n);
+    const char *keyfile, *account, *context;
+    jsr_lua_keyfile_need(L, 3, "sealed_seal", &keyfile, &account, &context);
+    char err[JSR_ERRLEN], *ct;
+    size_t ctlen;
+    if (!jsr_meta_encrypt(L, keyfile, account, context, path, plain, n, &ct, &ctlen, err,
+                          sizeof err)) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushlstring(L, ct, ctlen);
+    free(ct);
+    return 1;
+}
+
 static int l_has_keys(lua_State *L)
 {
     lua_pushboolean(L, jsr_keys_set(L));
@@ -160,4 +326,12 @@ void jsr_crypto_register(lua_State *L)
         luaL_error(L, "libsodium failed to start");
     lua_pushcfunction(L, l_set_keys);
     lua_setfield(L, -2, "set_keys");
+    static const luaL_Reg f[] = {
+        {"block_crypt", l_block_crypt},
+        {"block_seal_new", l_block_seal_new},
+        {"sealed_open", l_sealed_open},
+        {"sealed_seal", l_sealed_seal},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, f, 0);
 }

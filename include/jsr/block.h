@@ -35,6 +35,7 @@ typedef struct {
     int64_t ts;
     int deleted;     /* deleted bit, seq 0, below the index's first, or in its delete map */
     int tombstone;   /* a 2.10+ delete tombstone (deleted too): seq is the message it removed */
+    int marked;      /* deleted in its own bytes (deleted bit or seq 0), not by an index only */
     int hash_ok;
     const unsigned char *subject;
     size_t subject_len;

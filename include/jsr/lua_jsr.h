@@ -24,6 +24,9 @@ const jsr_indexdb *jsr_lua_indexdb(lua_State *L, int i);
  * raises an error naming fn. */
 void jsr_lua_keyfile_opts(lua_State *L, int t, const char *fn, const char **keyfile,
                           const char **account, const char **context);
+/* The same, all three required (a Lua error naming fn otherwise). */
+void jsr_lua_keyfile_need(lua_State *L, int t, const char *fn, const char **keyfile,
+                          const char **account, const char **context);
 
 /* Adds jsr.set_keys; the helpers below use the keys it set. */
 void jsr_crypto_register(lua_State *L);

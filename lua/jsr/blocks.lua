@@ -207,7 +207,10 @@ function M.tail(stream)
     -- test) gives the last sequence without reading the block, which may
     -- be 8 MiB
     local last, _, _, last_ts
-    if b.idx and not b.key then last, _, _, last_ts = jsr.block_indexed_last(b.path, b.idx) end
+    if b.idx and (not b.key or jsr.has_keys()) then
+      last, _, _, last_ts = jsr.block_indexed_last(b.path, b.idx, b.key and { keyfile = b.key,
+        account = stream.account, context = stream.name .. ":" .. b.index } or nil)
+    end
     if last then
       s.blocks, s.indexed, s.last_seq, s.last_ts = s.blocks + 1, s.indexed + 1, last, last_ts
       break

@@ -21,6 +21,7 @@ local guard = require "jsr.guard"
 local age = require "jsr.age"
 local removal = require "jsr.removal"
 local raft = require "jsr.raft"
+local sealed = require "jsr.sealed"
 local subject_matches = require("jsr.lost").subject_matches
 local json = jsr.json
 
@@ -473,7 +474,7 @@ local function consumer_states(s, salv)
   local out = {}
   for _, c in ipairs(s.consumers) do
     local cs = salv.consumers[c.path]
-    local bytes = cs and cs.write and cs.write.data or read_file(c.path .. "/o.dat")
+    local bytes = cs and cs.write and cs.write.data or sealed.odat(s, c)
     local st = bytes and raft.consumer_state(bytes)
     if not st or not c.config then return nil, c.name end
     out[#out + 1] = { name = c.name, config = c.config, state = st }
@@ -613,7 +614,13 @@ function M.apply(plan, opts)
   local function check(ok, err) if not ok then c:close(); error(err, 0) end end
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
   -- 0640: as the server creates its block and state files
-  for _, w in ipairs(plan.salvage_writes or {}) do check(c:write_file(w.path, w.data, 416)) end
+  for _, w in ipairs(plan.salvage_writes or {}) do
+    -- an encrypted store's files go back encrypted (jsr/sealed.lua)
+    local data, extra = sealed.disk_bytes(w)
+    check(data, extra)
+    check(c:write_file(w.path, data, 416))
+    if type(extra) == "table" then check(c:write_file(extra.path, extra.data, 416)) end
+  end
   for _, b in ipairs(plan.expired) do removal.apply(c, b, check, opts) end
   -- index files of a rewritten block: the server rebuilds them
   for _, pth in ipairs(plan.salvage_removals or {}) do check(c:rmtree(pth, { purge = opts.purge })) end

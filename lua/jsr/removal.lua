@@ -7,6 +7,7 @@
 -- in its one journaled set, so undo takes them back with everything else.
 local jsr = require "jsr"
 local blocks = require "jsr.blocks"
+local sealed = require "jsr.sealed"
 
 local M = {}
 
@@ -57,7 +58,8 @@ function M.collect(stream, want)
     local e = by_path[b.path]
     if not e then
       e = { path = b.path, key = stream.name .. "-" .. b.index, offsets = {}, encrypted = b.key ~= nil,
-            index_files = {}, last = b.path == newest, reasons = {}, v210 = v210 }
+            keys = sealed.block_keys(stream, b), index_files = {}, last = b.path == newest, reasons = {},
+            v210 = v210 }
       -- the server rebuilds a block's index from its records when the
       -- index is gone; a stale one would hide the deletion
       for _, ext in ipairs { ".idx", ".fss" } do
@@ -77,10 +79,6 @@ function M.collect(stream, want)
     if p.kind == "unchecked" or p.kind == "io" then return nil, p.message end
   end
   for _, e in ipairs(out.blocks) do
-    -- a 2.10+ record's hash must be computed again, which needs its bytes
-    if v210 and e.encrypted then
-      return nil, "an encrypted 2.10+ store: removing records from it is not supported yet"
-    end
     -- a block the scan stopped in was not read to its end
     e.whole = e.path ~= stopped_in and #e.offsets == live[e.path]
     e.last_seq, e.last_ts = ends[e.path][1], ends[e.path][2]
@@ -121,11 +119,22 @@ function M.deleted_record(rec, key)
   return assert(jsr.records_mark_deleted(rec, { 0 }, { key = key }))
 end
 
+-- marked(block) -> the block's bytes in plaintext (decrypted, decoded)
+-- with its taken records marked deleted and rehashed (2.10+ check every
+-- record's hash, the deleted bit included) | nil, message
+function M.marked(b)
+  local o = { key = b.key }
+  if b.keys then
+    o.keyfile, o.account, o.context = b.keys.keyfile, b.keys.account, b.keys.context
+  end
+  return jsr.block_mark_deleted(b.path, b.mark or b.offsets, o)
+end
+
 -- apply(changes, block, check, opts): stages one block's removal.  A whole
 -- older block goes (the stream starts at the next); a 2.9 newest block,
 -- emptied, stays as an empty file with an index of no messages, which keeps
 -- the stream's last sequence; otherwise the records are marked deleted
--- (rehashed when plaintext) and the index files removed (2.10+: the
+-- (rehashed; an encrypted block decrypted and encrypted again) and the index files removed (2.10+: the
 -- stream's index.db), so the server rebuilds them from the records, whose
 -- deleted marks keep the last sequence.
 function M.apply(c, b, check, opts)
@@ -141,9 +150,11 @@ function M.apply(c, b, check, opts)
     check(c:write_file(idx, M.empty_index(b.last_seq, b.last_ts), 416))
     for _, f in ipairs(b.index_files) do if f ~= idx then check(c:rmtree(f, purge)) end end
   else
-    local data, err = jsr.block_mark_deleted(b.path, b.mark or b.offsets,
-      { encrypted = b.encrypted, key = not b.encrypted and b.key or nil })
+    local data, err = M.marked(b)
     check(data, err)
+    -- an encrypted block goes back under its own keystream (its N.key
+    -- stays), as the server itself rewrites a block
+    if b.keys then data, err = jsr.block_crypt(data, b.keys); check(data, err) end
     check(c:write_file(b.path, data, 416))
     for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
   end

@@ -18,6 +18,7 @@ local blocks = require "jsr.blocks"
 local lost = require "jsr.lost"
 local removal = require "jsr.removal"
 local replay = require "jsr.replay"
+local sealed = require "jsr.sealed"
 local json = jsr.json
 
 local M = {}
@@ -116,8 +117,10 @@ local function plan_stream(r, s, sa, sys, keep)
     group_finding(r, out, f, "salvage stops before it")
     return false
   end
-  if s.encrypted then
-    out.notes[#out.notes + 1] = "encrypted stream: its log is not salvaged (not supported yet)"
+  -- an encrypted store's group log is keyed like the meta group's (raft.log)
+  if s.encrypted and not jsr.has_keys() then
+    out.notes[#out.notes + 1] = "encrypted stream: its log is not salvaged without the server's key "
+      .. "(--key-file or JSR_KEY)"
     return out
   end
   -- a log with nothing in it has nothing to salvage: its snapshot and the
@@ -640,8 +643,17 @@ local function plan_stream(r, s, sa, sys, keep)
   if #records > 0 then
     out.block = ("%s/msgs/%d.blk"):format(s.path, target)
     local head = ""
+    -- an encrypted store's block is written encrypted (sealed.disk_bytes):
+    -- the torn block's own keystream, or a new block with its own N.key
+    local bkeys = files[#files] and torn and sealed.block_keys(s, files[#files])
+    if bkeys then bkeys.kind = "block" end
+    if not torn and s.encrypted then
+      bkeys = { kind = "new_block", account = s.account, context = s.name .. ":" .. target,
+                cipher = s.info and s.info.cipher or "chacha" }
+    end
     if torn then
       head = read_file(out.block)
+      if head and bkeys then head = jsr.block_crypt(head, bkeys) end
       if not head or #head < torn then
         out.notes[#out.notes + 1] = out.block .. ": cannot read it again; its log is not salvaged"
         out.appended, out.first, out.last, out.block = 0, nil, nil, nil
@@ -655,7 +667,7 @@ local function plan_stream(r, s, sa, sys, keep)
         if jsr.lstat(pth) then out.remove[#out.remove + 1] = pth end
       end
     end
-    out.write = { path = out.block, data = head .. table.concat(records) }
+    out.write = { path = out.block, data = head .. table.concat(records), seal = bkeys }
   end
   return out
 end
@@ -757,8 +769,9 @@ local function plan_consumer(r, s, c, ca, sys, keep)
                 group = ca.group.name, delivered = 0, acks = 0, uncertain = 0, dropped = 0,
                 log_ahead = 0, notes = {} }
   r.consumers[c.path] = out
-  if s.encrypted then
-    out.notes[#out.notes + 1] = "encrypted consumer: its log is not salvaged (not supported yet)"
+  if s.encrypted and not jsr.has_keys() then
+    out.notes[#out.notes + 1] = "encrypted consumer: its log is not salvaged without the server's key "
+      .. "(--key-file or JSR_KEY)"
     return out
   end
   local function stop_at(f)
@@ -768,7 +781,11 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   local odat_path = c.path .. "/o.dat"
   local log_files = jsr.block_files(gdir)
   if log_files and raft.is_empty(log_files) then return out end
-  local raw = read_file(odat_path)
+  local raw, rerr = sealed.odat(s, c)
+  if not raw and rerr then
+    out.notes[#out.notes + 1] = rerr .. "; not salvaged"
+    return out
+  end
   local st, err
   if raw then
     st, err = raft.consumer_state(raw)
@@ -857,7 +874,9 @@ local function plan_consumer(r, s, c, ca, sys, keep)
     return out
   end
   if out.acks + out.delivered > 0 then
-    out.write = { path = odat_path, data = jsr.consumer_state_encode(st) }
+    local k = sealed.consumer_keys(s, c)
+    if k then k.kind = "file" end
+    out.write = { path = odat_path, data = jsr.consumer_state_encode(st), seal = k }
   end
   return out
 end

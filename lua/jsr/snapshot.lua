@@ -10,6 +10,7 @@ local jsr = require "jsr"
 local model = require "jsr.model"
 local prepare = require "jsr.prepare"
 local removal = require "jsr.removal"
+local sealed = require "jsr.sealed"
 local json = jsr.json
 
 local M = {}
@@ -51,9 +52,9 @@ function M.plan(store, policy, opts)
   local r = { model = m, plan = plan, streams = {}, problems = {} }
   for _, p in ipairs(plan.problems) do r.problems[#r.problems + 1] = p end
   for _, s in ipairs(m.streams) do
-    if s.encrypted then
+    if s.encrypted and not jsr.has_keys() then
       r.problems[#r.problems + 1] = { path = s.path, message = s.path .. ": an encrypted stream: "
-        .. "export and restore do not decrypt blocks yet (prepare, a standalone server and natscli do)" }
+        .. "its snapshot is sent decrypted, which needs the server's key (--key-file or JSR_KEY)" }
     end
   end
   for _, e in ipairs(plan.streams) do
@@ -113,6 +114,25 @@ function M.configure(r, own, opts)
   end
 end
 
+local function file_size(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+-- Is the block at path compressed?  An encrypted one (keys) says so once
+-- its first bytes are decrypted.
+local function compressed(path, keys)
+  if not keys then return jsr.block_compressed(path) end
+  local f = assert(io.open(path, "rb"))
+  local head = f:read(4) or ""
+  f:close()
+  local plain = assert(jsr.block_crypt(head, keys))
+  return #plain == 4 and plain:sub(1, 3) == "cmp" and plain:byte(4) ~= 0
+end
+
 local function block_index(name)
   return tonumber(name:match("^(%d+)%.%a+$")) or math.huge
 end
@@ -157,26 +177,43 @@ function M.files(r, entry)
         over[idx] = function() return text end
         for _, f in ipairs(b.index_files) do if f ~= idx then drop[f] = true end end
       else
-        over[b.path] = function()
-          return assert(jsr.block_mark_deleted(b.path, b.offsets,
-            { encrypted = b.encrypted, key = not b.encrypted and b.key or nil }))
-        end
+        over[b.path] = function() return assert(removal.marked(b)) end
         for _, f in ipairs(b.index_files) do drop[f] = true end
       end
     end
   end
   local out = {}
-  local function add(name, path)
+  local function add(name, path, keys)
     if drop[path] then return end
     if over[path] then
       out[#out + 1] = { name = name, make = over[path], store_path = path, last_seq = empty_last[path] }
       over[path] = nil
     elseif jsr.lstat(path) == "file" then
-      out[#out + 1] = { name = name, path = path }
+      out[#out + 1] = { name = name, path = path, keys = keys }
     end
   end
-  add("meta.inf", dir .. "/meta.inf")
-  add("meta.sum", dir .. "/meta.sum")
+  -- An encrypted stream goes in plaintext (the target has its own key, or
+  -- none): meta files and o.dat opened, their sums computed again over the
+  -- plaintext, blocks decrypted as they stream (keys), a 2.9 block's
+  -- index opened, the key files, 1.fss and index.db left out (the target
+  -- rebuilds them from the blocks).
+  local enc = jsr.lstat(dir .. "/meta.key") ~= nil
+  local function meta_of(name, mdir, sumkey, context)
+    local text
+    local function plain()
+      text = text or assert(sealed.meta_plain(mdir, entry.account, context))
+      return text
+    end
+    out[#out + 1] = { name = name .. "meta.inf", make = plain }
+    out[#out + 1] = { name = name .. "meta.sum", make = function() return jsr.metasum(sumkey, plain()) end }
+  end
+  if enc then
+    meta_of("", dir, entry.name, entry.name)
+    drop[dir .. "/msgs/index.db"] = true
+  else
+    add("meta.inf", dir .. "/meta.inf")
+    add("meta.sum", dir .. "/meta.sum")
+  end
   local names = jsr.listdir(dir .. "/msgs") or {}
   -- blocks salvage creates are not on disk yet
   for p in pairs(over) do
@@ -191,16 +228,27 @@ function M.files(r, entry)
   local seen = {}
   for _, n in ipairs(names) do
     local p = dir .. "/msgs/" .. n
-    if not seen[n] and not n:match("%.key$") then
+    if not seen[n] and not n:match("%.key$") and not (enc and (n:match("%.idx$") or n:match("%.fss$"))) then
       seen[n] = true
+      local bi = n:match("^(%d+)%.blk$")
+      local keys = bi and enc and jsr.lstat(dir .. "/msgs/" .. bi .. ".key") and
+        { keyfile = dir .. "/msgs/" .. bi .. ".key", account = entry.account, context = entry.name .. ":" .. bi }
       -- a compressed block goes decoded: the restoring server's own
       -- config decides its compression, and index.db then goes too
-      if n:match("%.blk$") and not over[p] and not drop[p] and jsr.lstat(p) == "file"
-          and jsr.block_compressed(p) then
-        over[p] = function() return assert(jsr.block_mark_deleted(p, {})) end
+      if bi and not over[p] and not drop[p] and jsr.lstat(p) == "file" and compressed(p, keys) then
+        local b = { path = p, offsets = {}, key = entry.name .. "-" .. bi, keys = keys or nil }
+        over[p] = function() return assert(removal.marked(b)) end
         decoded = true
       end
-      add("msgs/" .. n, p)
+      add("msgs/" .. n, p, keys or nil)
+      -- a 2.9 block's sealed index goes opened, as a plaintext store
+      -- keeps it: its delete map and, for an emptied block, the stream's
+      -- last sequence
+      local idx = bi and keys and dir .. "/msgs/" .. bi .. ".idx"
+      if idx and not drop[p] and not drop[idx] and jsr.lstat(idx) == "file" then
+        out[#out + 1] = { name = "msgs/" .. bi .. ".idx", sealed = idx, make = function()
+          return assert(jsr.block_index_open(idx, keys)) end }
+      end
     end
   end
   if decoded then
@@ -212,20 +260,18 @@ function M.files(r, entry)
       local text, sum = c.meta_override, c.meta_sum
       out[#out + 1] = { name = "obs/" .. cn .. "/meta.inf", make = function() return text end }
       out[#out + 1] = { name = "obs/" .. cn .. "/meta.sum", make = function() return sum end }
+    elseif enc then
+      meta_of("obs/" .. cn .. "/", c.path, entry.name .. "/" .. cn, entry.name .. "." .. cn)
     else
       for _, f in ipairs { "meta.inf", "meta.sum" } do add("obs/" .. cn .. "/" .. f, c.path .. "/" .. f) end
     end
-    add("obs/" .. cn .. "/o.dat", c.path .. "/o.dat")
+    local odat = c.path .. "/o.dat"
+    if enc and not over[odat] and jsr.lstat(odat) == "file" then
+      over[odat] = function() return assert(sealed.odat(entry, c)) end
+    end
+    add("obs/" .. cn .. "/o.dat", odat)
   end
   return out
-end
-
-local function file_size(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local n = f:seek("end")
-  f:close()
-  return n
 end
 
 -- write(r, entry, sink [, progress]) -> tar_bytes
@@ -248,11 +294,17 @@ function M.write(r, entry, sink, progress)
       local size = assert(file_size(f.path))
       w:file(f.name, size)
       local left = size
+      local keys = f.keys and { keyfile = f.keys.keyfile, account = f.keys.account, context = f.keys.context }
       while left > 0 do
         local piece = fh:read(math.min(M.PIECE, left))
         if not piece then
           fh:close()
           error(("%s: ended after %d of %d bytes while it was read"):format(f.path, size - left, size), 0)
+        end
+        -- an encrypted block decrypted piece by piece, at its offset
+        if keys then
+          keys.offset = size - left
+          piece = assert(jsr.block_crypt(piece, keys))
         end
         w:write(piece)
         left = left - #piece
@@ -347,14 +399,18 @@ function M.state(r, entry)
       if f.last_seq and f.last_seq > st.last_record_seq then st.last_record_seq = f.last_seq end
       return st
     end
+    -- an encrypted block's index is read sealed, with the block's keys
+    local ipath = idx and (idx.path or (f.keys and idx.sealed))
     if file_size(f.path) == 0 then
       -- an emptied block: its index keeps the last sequence
-      local last = idx and idx.path and jsr.block_indexed_last(f.path, idx.path)
+      local last = ipath and jsr.block_indexed_last(f.path, ipath, f.keys)
       return { live = 0, live_bytes = 0, first_seq = 0, last_seq = 0, last_record_seq = last or 0,
                tombstone_seqs = {} }
     end
+    local k3 = f.keys or {}
     return assert(jsr.scan_block(f.path, entry.name .. "-" .. i,
-      { index = not db and idx and idx.path or nil, indexdb = db, block_index = db and math.tointeger(tonumber(i)) or nil,
+      { keyfile = k3.keyfile, account = k3.account, context = k3.context,
+        index = not db and ipath or nil, indexdb = db, block_index = db and math.tointeger(tonumber(i)) or nil,
         last = k == #blocks, deleted = skip and list or nil,
         records = each and function(rec)
           if not rec.deleted then

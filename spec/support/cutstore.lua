@@ -7,6 +7,9 @@
 --
 -- opts.torn: end the block in a crash's partial record (a header that
 -- announces a record on that subject, cut after 40 bytes).
+-- opts.cipher ("chacha" | "aes"): an encrypted store (the server's key set
+-- with jsr.set_keys): the block is written encrypted under a new 1.key,
+-- as the server writes a new block.
 local jsr = require "jsr"
 local blocks = require "jsr.blocks"
 
@@ -25,10 +28,20 @@ return function(sdir, name, account, keep, opts)
   if opts and opts.torn then
     parts[#parts + 1] = jsr.block_record(name .. "-1", keep + 1, 1, opts.torn, nil, ("t"):rep(170)):sub(1, 40)
   end
-  if #parts > 0 then
-    local f = assert(io.open(sdir .. "/msgs/1.blk", "wb"))
-    assert(f:write(table.concat(parts)))
+  local function put(path, data)
+    local f = assert(io.open(path, "wb"))
+    assert(f:write(data))
     assert(f:close())
+  end
+  if #parts > 0 then
+    local data = table.concat(parts)
+    if opts and opts.cipher then
+      local key
+      data, key = assert(jsr.block_seal_new(data, { account = account, context = name .. ":1",
+                                                    cipher = opts.cipher }))
+      put(sdir .. "/msgs/1.key", key)
+    end
+    put(sdir .. "/msgs/1.blk", data)
   end
   return #recs
 end
