@@ -264,12 +264,51 @@ describe("crafted stream- and consumer-group entries", function()
     local prep = check_refused_then_skipped(store, path, offsets[2], 1003, "stream message cut off")
     assert.matches("salvage: stream $G > JOBS:", prep, 1, true)
 
-    one_entry(JOBS_GROUP, 1002, normal(99, "x"), "operation 99, not one of a stream group's")
+    -- a clear note, never "of a newer server" for an op a known version writes
+    one_entry(JOBS_GROUP, 1002, normal(99, "x"), "operation 99, unknown to js-recover in a stream group's log "
+      .. "(it knows 4, 5, 6, 14, 15, 16, 17: every one up to nats-server 2.15.3)")
+  end)
+
+  -- Atomic batches (ops 16, 17; 2.12+) as the server applies them
+  -- (jetstream_cluster.go applyStreamEntries, jetstream_batching.go
+  -- rejectBatchState; docs/FORMAT.md "Ops of a stream's log"): stored only
+  -- at the commit; abandoned by any other entry or a gap in its numbering,
+  -- when clfs grows by the entries seen; held, not stored, when the log
+  -- ends first.  JOBS's snapshot (index 1001) says last 1000, clfs 0, and
+  -- the store ends at 1000: the leader numbers the next message lseq 1000.
+  it("atomic batches: stored at the commit, abandoned ones counted as refused, a cut-off one not stored", function()
+    local function msg(lseq, subject)
+      return string.char(4) .. string.pack("<I8i8s2s2s2s4", lseq, 1795663360000000000 + lseq, subject, "", "",
+        "payload " .. subject)
+    end
+    local function batch(op, id, seq, lseq, subject)
+      return { type = 0, data = string.char(op) .. string.pack("<s2", id) .. string.char(seq) .. msg(lseq, subject) }
+    end
+    local store = with_group_entries(JOBS_GROUP, 1002, {
+      batch(16, "A", 1, 1000, "jobs.a1"), batch(16, "A", 2, 1001, "jobs.a2"),
+      { type = 0, data = msg(1002, "jobs.after") },                -- abandons A: clfs 2, stored at 1001
+      batch(16, "B", 1, 1003, "jobs.b1"), batch(17, "B", 2, 1004, "jobs.b2"), -- committed: 1002, 1003
+      batch(16, "C", 1, 1005, "jobs.c1"), batch(17, "C", 3, 1006, "jobs.c3"), -- a gap: abandoned, clfs 4
+      batch(16, "D", 1, 1007, "jobs.d1"),                          -- the log ends: held
+    })
+    finally(function() fx.cleanup(store) end)
+    local code, out, err = fx.run("inspect", store, "--json")
+    assert.are.equal(0, code, err .. out)
+    local jobs
+    for _, x in ipairs(json.decode(out).log_ahead.streams) do if x.stream == "JOBS" then jobs = x end end
+    assert.is_table(jobs, out)
+    assert.are.same({ 3, 1001, 1003, 1, 2, 2, 1, 4 }, { jobs.appended, jobs.first, jobs.last, jobs.batches,
+      jobs.batch_messages, jobs.batches_abandoned, jobs.batch_cut, jobs.clfs })
+    local _, text = fx.run("inspect", store)
+    assert.matches("note: entry 1002: atomic batch A abandoned after 2 message(s), before its commit", text, 1, true)
+    assert.matches("note: entry 1007: atomic batch C abandoned after 2 message(s)", text, 1, true)
+    assert.matches("note: entry 1009: atomic batch D: the log ends after 1 of its message(s), before its commit",
+      text, 1, true)
   end)
 
   it("a consumer update cut off, or an unknown op, stops worker's salvage there", function()
     local out = one_entry(WORKER_GROUP, 5000, normal(8, "\x80"), "ack update cut off")
     assert.matches("consumer $G > JOBS > worker:", out, 1, true)
-    one_entry(WORKER_GROUP, 5000, normal(2, "{}"), "operation 2, not one of a consumer group's")
+    one_entry(WORKER_GROUP, 5000, normal(2, "{}"), "operation 2, unknown to js-recover in a consumer group's log")
   end)
 end)
