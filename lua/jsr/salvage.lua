@@ -440,7 +440,10 @@ local function plan_stream(r, s, sa, sys, keep)
           stopped = true
           return
         end
-        if subj ~= msg.subject then msg = setmetatable({ subject = subj }, { __index = msg }) end
+        if subj ~= msg.subject then
+          msg = setmetatable({ subject = subj }, { __index = msg })
+          ev = { index = index, msg = msg } -- a refusal names the subject stored
+        end
       end
       local seq = L + 1
       local rec
