@@ -95,6 +95,12 @@ local report = { store_dir = m.store.store_dir, accounts = {}, streams = {}, raf
 -- operator mode: accounts are public keys; their JWTs give their names
 local opinfo = operator.gather(m, operator.from_opts(opts))
 report.operator = operator.json(opinfo)
+-- the server's JetStream domain (not in the store: from --config) and the
+-- domains the streams source from (jsr/domain.lua)
+local domain = require "jsr.domain"
+local own_domain = domain.own { config = opts.config }
+local domain_refs = domain.referenced(m)
+report.domain = { name = own_domain.name, source = own_domain.source, referenced = json.array(domain_refs) }
 local account_name = {}
 for _, a in ipairs(m.accounts) do
   local ra = { name = a.name, system = a.system, streams = #a.streams, raft_groups = #a.raft }
@@ -187,6 +193,7 @@ local function placement(p)
   return table.concat(parts, " ")
 end
 for _, l in ipairs(operator.lines(opinfo, m)) do stdout:write(l, "\n") end
+for _, l in ipairs(domain.lines(own_domain, domain_refs)) do stdout:write(l, "\n") end
 if opinfo.mode then stdout:write("\n") end
 local rows = {}
 for i, s in ipairs(report.streams) do

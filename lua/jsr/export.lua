@@ -52,7 +52,7 @@ function M.open(cmd, opts, store, policy)
   -- the mappings first, so that a policy's restore_config sees them done
   local hook = own.restore_config
   own.restore_config = function(stream, cfg)
-    placement.apply(cfg, maps)
+    placement.apply(cfg, maps, stream)
     return hook(stream, cfg)
   end
   local r, err = snapshot.plan(store, prep, { skip_bad = opts["skip-bad"] })

@@ -100,18 +100,21 @@ local function config_text(node, route_ports, cluster_name, enc, auth)
     enc and ('  key: "%s"\n  cipher: %s'):format(enc.key, enc.cipher or "chacha") or "",
     "  max_memory_store: 256MB",
     "  max_file_store: 8GB",
+    node.jetstream or "",
     "}",
-    "cluster {",
+    -- one node is a standalone server (a cluster of one never elects a meta leader)
+    #routes > 1 and table.concat({ "cluster {",
     ('  name: "%s"'):format(cluster_name),
     ('  listen: "127.0.0.1:%d"'):format(node.route_port),
     ("  routes: [%s]"):format(table.concat(routes, ", ")),
-    "}",
+    "}" }, "\n") or "",
     auth and auth(node) or table.concat({ "accounts {",
     ('  SYS: { users: [ { user: "%s", password: "%s" } ] }'):format(u.SYS.user, u.SYS.password),
     ('  ACME: { jetstream: enabled, users: [ { user: "%s", password: "%s" } ] }'):format(u.ACME.user, u.ACME.password),
     ('  BETA: { jetstream: enabled, users: [ { user: "%s", password: "%s" } ] }'):format(u.BETA.user, u.BETA.password),
     "}",
     "system_account: SYS" }, "\n"),
+    node.extra or "",
     "",
   }, "\n")
 end
@@ -251,10 +254,13 @@ function Cluster:stop_all()
 end
 
 --- Starts a 3-node cluster under opts.dir (a directory the caller owns).
--- opts.nodes (default 3), opts.attempts (port retries, default 5)
+-- opts.nodes (default 3; 1: a standalone server), opts.attempts (port retries, default 5)
 -- opts.key, opts.cipher ("chacha" | "aes"): encrypted stores (jetstream { key, cipher })
 -- opts.bin: the nats-server binary (spec/support/servers.lua), default Debian's
 -- opts.tags: {[node name] = {tag...}}, server tags besides "node:<name>"
+-- opts.prefix: node names (default "n": n1, n2, ...)
+-- opts.jetstream: more lines in each node's jetstream block (a domain);
+-- opts.extra(node) -> config text added at the end (a leafnodes block)
 -- opts.auth(node) -> config text in place of the accounts block (operator
 -- mode: spec/support/opcluster.lua); opts.sys: the system user for jsload
 -- ({creds = F}), default USERS.SYS
@@ -267,7 +273,7 @@ function M.start(opts)
     local cname = ("drill%d"):format(math.random(100000, 999999))
     local c = setmetatable({ dir = dir, nodes = {}, name = cname, sys = opts.sys or "SYS" }, Cluster)
     for i = 1, count do
-      local name = "n" .. i
+      local name = (opts.prefix or "n") .. i
       local node = { name = name, tag = "node:" .. name, tags = opts.tags and opts.tags[name],
                      id = require("jsr").node_id(name),
                      store_dir = dir .. "/" .. name, route_port = ports[i],
@@ -276,8 +282,11 @@ function M.start(opts)
       c.nodes[i] = node
     end
     local enc = opts.key and { key = opts.key, cipher = opts.cipher } or nil
-    for _, node in ipairs(c.nodes) do write_file(node.conf, config_text(node, ports, cname, enc, opts.auth)) end
-    local ok, err = c:boot(opts.bin, 20, 40)
+    for _, node in ipairs(c.nodes) do
+      node.jetstream, node.extra = opts.jetstream, opts.extra and opts.extra(node)
+      write_file(node.conf, config_text(node, ports, cname, enc, opts.auth))
+    end
+    local ok, err = c:boot(opts.bin, 20, count > 1 and 40 or nil)
     if ok then return c end
     last_err = err
   end
@@ -294,7 +303,7 @@ function Cluster:boot(bin, start_timeout, meta_timeout)
       node.srv = ns.start { config = node.conf, log_path = node.log, timeout = start_timeout, bin = bin }
       node.url = node.srv.url
     end
-    self:wait_meta(meta_timeout)
+    if meta_timeout then self:wait_meta(meta_timeout) end
   end)
   if ok then return true end
   self:stop_all()

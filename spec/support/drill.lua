@@ -362,6 +362,8 @@ local function recover(opts, store, dir)
   local code, iout, ierr = js_recover("inspect", copy, "--json", table.unpack(keyarg))
   if code ~= 0 then error(("js-recover inspect exited %s: %s%s"):format(tostring(code), ierr, iout), 0) end
   out.inspect = assert(json.decode(iout))
+  -- opts.prepare_args: more for prepare (--config F, --domain X)
+  for _, x in ipairs(opts.prepare_args or {}) do keyarg[#keyarg + 1] = x end
   local pcode, pout, perr = js_recover("prepare", copy, table.unpack(keyarg))
   if pcode ~= 0 then error(("js-recover prepare exited %s: %s%s"):format(tostring(pcode), perr, pout), 0) end
   out.prepare_out = pout
