@@ -92,17 +92,19 @@ local function node_of(m)
   return nil, rep
 end
 
--- A consumer's position as the snapshot holds it (o.dat after salvage).
-local function consumer_position(r, e, c)
-  local dirname = c.path:match("([^/]+)$")
+-- Each consumer's position as the snapshot holds it (o.dat after
+-- salvage), by consumer directory: the file set listed once per stream.
+local function consumer_positions(r, e)
+  local out = {}
   for _, f in ipairs(snapshot.files(r, e)) do
-    if f.name == "obs/" .. dirname .. "/o.dat" then
+    local dirname = f.name:match("^obs/(.+)/o%.dat$")
+    if dirname then
       local bytes = f.make and f.make() or require("jsr.files").read(f.path)
       local cs = bytes and raft.consumer_state(bytes)
-      if cs then return { ack_floor = cs.ack_floor.stream, delivered = cs.delivered.stream } end
+      if cs then out[dirname] = { ack_floor = cs.ack_floor.stream, delivered = cs.delivered.stream } end
     end
   end
-  return { ack_floor = 0, delivered = 0 }
+  return out
 end
 
 -- each_record(r, e, fn): fn(seq, body) for every record of the copy's
@@ -224,9 +226,10 @@ function M.survey(sources, policy)
       local p = pos[key] or { consumers = {} }
       local copy = { order = i, store = m.store.store_dir, node = node, label = label, r = src.r, e = e,
                      state = st, last_seq = st.last_seq, count = st.messages, pos = p.stream, consumers = {} }
+      local cps = consumer_positions(src.r, e)
       for _, c in ipairs(e.consumers) do
         local cname = c.config and (c.config.durable_name or c.config.name) or c.path:match("([^/]+)$")
-        local cp = consumer_position(src.r, e, c)
+        local cp = cps[c.path:match("([^/]+)$")] or { ack_floor = 0, delivered = 0 }
         copy.consumers[cname] = { order = i, store = copy.store, node = node, label = label, r = src.r, c = c,
           ack_floor = cp.ack_floor, delivered = cp.delivered, last_seq = cp.ack_floor, count = cp.delivered,
           pos = p.consumers[c.name] or p.consumers[cname] }
@@ -380,7 +383,9 @@ end
 local function distinct(stores)
   local seen = {}
   for _, st in ipairs(stores) do
-    local real = jsr.realpath(st) or st
+    -- a store_dir and its jetstream/ are one store
+    local opened = jsr.open(st)
+    local real = opened and (jsr.realpath(opened.store_dir) or opened.store_dir) or jsr.realpath(st) or st
     if seen[real] then return nil, ("%s is given twice (as %s and %s)"):format(real, seen[real], st) end
     seen[real] = st
   end
