@@ -153,7 +153,7 @@ function M.run(policy, ...)
     b.config = e.target_config
     b.state = snapshot.state_json(state)
     assert(write_whole(sdir .. "/backup.json", assert(json.encode(b, { pretty = true })) .. "\n"))
-    written[#written + 1] = { account = e.account, stream = e.name, dir = sdir, messages = state.messages,
+    written[#written + 1] = { account = e.account, stream = e.name, from = e.chosen_from, dir = sdir, messages = state.messages,
       bytes = state.bytes, first_seq = state.first_seq, last_seq = state.last_seq,
       consumers = #e.consumers, snapshot_bytes = bytes, tar_bytes = tar }
     if not opts.json then

@@ -447,7 +447,7 @@ function M.run(policy, mode, ...)
       for _, k in ipairs(json.keys(before)) do
         if texts[k] == nil then changes[#changes + 1] = { field = k, old = old[k] } end
       end
-      plan[#plan + 1] = { account = e.account, stream = e.name, messages = w.messages, bytes = w.bytes,
+      plan[#plan + 1] = { account = e.account, stream = e.name, from = e.chosen_from, messages = w.messages, bytes = w.bytes,
         first_seq = w.first_seq, last_seq = w.last_seq, consumers = #e.consumers, changes = changes,
         expired_by_max_age = w.expired }
       if not opts.json then
@@ -487,7 +487,7 @@ function M.run(policy, mode, ...)
   local function one(i, e)
     local w = wants[i]
     local conn = take_conn(e.account)
-    local res = { account = e.account, stream = e.name, note = w.expired and M.expired_note(e, w) or nil,
+    local res = { account = e.account, stream = e.name, from = e.chosen_from, note = w.expired and M.expired_note(e, w) or nil,
                   expired = w.expired }
     results[i] = res
     if mode == "restore" then
@@ -542,7 +542,7 @@ function M.run(policy, mode, ...)
       local res = results[i]
       local rows = json.array()
       for _, x in ipairs(res.rows or {}) do rows[#rows + 1] = { field = x.what, sent = x.want, served = x.got, ok = x.ok } end
-      arr[#arr + 1] = { account = res.account, stream = res.stream, action = res.action, why = res.why,
+      arr[#arr + 1] = { account = res.account, stream = res.stream, from = res.from, action = res.action, why = res.why,
         replaced = res.replaced, ok = res.ok or false, checks = rows, expired_by_max_age = res.expired }
     end
     io.stdout:write(assert(json.encode({ streams = arr, ok = not failed, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)),
