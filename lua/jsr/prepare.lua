@@ -221,6 +221,9 @@ function M.plan(m, policy, opts)
             }
             -- the salvage replays the log under the cluster's retention
             s.cluster_retention = entry.original.retention
+            -- and the time limits it had (filled in below), which the
+            -- replay needs too (a TTL raised to subject_delete_marker_ttl)
+            s.cluster_limits = entry.original
             -- the time limits as the cluster had them: an earlier run's
             -- record, when it suspended them, else the config as read
             local o = age.record_stream(cfg, entry.original)

@@ -76,9 +76,9 @@ M.CREATED_SKEW_NS = 1000000000
 -- last wrote it), and for an interest stream its consumers' filters and
 -- creation times (consumers: the model's, as they were when the survivor
 -- stopped: one deleted since had interest then, but the server removed
--- what only it wanted when it went; retention: the cluster's, when
--- prepare has changed the config already).
-function M.config(c, consumers, retention)
+-- what only it wanted when it went; retention, sdm_ttl: the cluster's,
+-- when prepare has changed the config already).
+function M.config(c, consumers, retention, sdm_ttl)
   c = type(c) == "table" and c or {}
   local filters
   if (retention or c.retention) == "interest" then
@@ -101,9 +101,50 @@ function M.config(c, consumers, retention)
     max_per = num(c.max_msgs_per_subject, -1), new_per = c.discard_new_per_subject == true,
     max_size = num(c.max_msg_size, -1),
     rollup_ok = c.allow_rollup_hdrs == true and c.deny_purge ~= true,
+    sdm_ttl = num(sdm_ttl or c.subject_delete_marker_ttl, 0),
     transform = type(c.subject_transform) == "table" and type(c.subject_transform.dest) == "string"
       and c.subject_transform.dest ~= "" and c.subject_transform or nil,
   }
+end
+
+-- Go's time.ParseDuration for what a Nats-TTL holds ("90s", "1h30m",
+-- "1.5h"): seconds, or nil
+local UNITS = { ns = 1e-9, us = 1e-6, ["\194\181s"] = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }
+local function duration(v)
+  if v == "" or v == "0" then return v == "0" and 0 or nil end
+  local total, pos = 0, 1
+  while pos <= #v do
+    local n, u, nxt = v:match("^(%d*%.?%d+)(%a+)()", pos)
+    if not n then n, u, nxt = v:match("^(%d*%.?%d+)(\194\181s)()", pos) end
+    if not n or not UNITS[u] then return nil end
+    total, pos = total + tonumber(n) * UNITS[u], nxt
+  end
+  return total
+end
+
+-- ttl_floor(cfg, hdrs) -> hdrs: 2.11+ raises a message's Nats-TTL below
+-- the stream's subject_delete_marker_ttl to it as it stores the message
+-- (unless max_msgs_per_subject is 1): the header is taken out and added
+-- again last, in seconds (stream.go processJetStreamMsg; docs/FORMAT.md
+-- "Ops of a stream's log")
+function M.ttl_floor(cfg, hdrs)
+  if cfg.sdm_ttl <= 0 or cfg.max_per == 1 or not hdrs then return hdrs end
+  local v = M.header(hdrs, "Nats-TTL")
+  if not v then return hdrs end
+  local ttl
+  if v:lower() ~= "never" then
+    local d = duration(v)
+    ttl = d and (d >= 1 and math.floor(d) or 0) or math.tointeger(tonumber(v:match("^%d+$") or ""))
+  end
+  local floor = cfg.sdm_ttl // 1000000000
+  if not ttl or ttl <= 0 or ttl >= floor then return hdrs end
+  local h = hdrs
+  repeat
+    local a, b = h:find("\nNats%-TTL:[^\r\n]*\r\n")
+    if a then h = h:sub(1, a) .. h:sub(b + 1) end
+  until not a
+  if #h <= 12 then h = "NATS/1.0\r\n\r\n" end
+  return h:sub(1, -3) .. ("Nats-TTL: %d\r\n\r\n"):format(floor)
 end
 
 local function tokens(subject)

@@ -273,7 +273,8 @@ local function plan_stream(r, s, sa, sys, keep)
   -- rule needs the whole stream (a purge, a limit, a KV create, a rollup),
   -- else its newest blocks back to where the log starts and the oldest
   -- entry's duplicate window; none for deletes alone.
-  local cfg = replay.config(s.config, s.consumers, s.cluster_retention)
+  local cfg = replay.config(s.config, s.consumers, s.cluster_retention,
+    s.cluster_limits and s.cluster_limits.subject_delete_marker_ttl)
   out.retention = s.cluster_retention or (type(s.config) == "table" and s.config.retention) or "limits"
   local any_msg, full, since = false, behind or (not base and (first_index or 1) > 2), nil
   if cfg.max_msgs > 0 or cfg.max_bytes > 0 or cfg.max_per > 0 then full = true end
@@ -507,6 +508,8 @@ local function plan_stream(r, s, sa, sys, keep)
             out.dropped = out.dropped + 1
             stopped = true
           else
+            local hdrs = replay.ttl_floor(cfg, msg.headers)
+            if hdrs ~= msg.headers then msg = setmetatable({ headers = hdrs }, { __index = msg }) end
             records[#records + 1] = jsr.block_record(key, seq, msg.ts, msg.subject, msg.headers, msg.payload)
             appended_at[seq] = #records
             out.appended = out.appended + 1

@@ -27,6 +27,7 @@ M.at_least = at_least
 local ALL = {
   { "XFORM", "2.10.0" },  -- a subject transform, applied as a message is stored
   { "TTLM", "2.11.0" },   -- per-message TTLs run out: delete markers, the server's deletes
+  { "TTLR", "2.11.0" },   -- a TTL below the marker TTL, raised to it when stored
   { "COUNT", "2.12.0" },  -- counters: the leader logs each total
   { "BATCH", "2.12.0" },  -- atomic batches: ops 16 and 17
   { "BIGB", "2.12.0" },   -- a batch of 1000 over two append entries (the spec cuts the second)
@@ -80,6 +81,11 @@ function N:publishes()
     r:pub("ttl.a", "a1", "Nats-TTL:2s"); r:pub("ttl.a", "a2", "Nats-TTL:2s")
     r:pub("ttl.b", "b1", "Nats-TTL:2s")
     r:pub("ttl.keep", "forever", "Nats-TTL:never"); r:pub("ttl.plain", "no ttl")
+    -- marker TTL 1 h: a TTL below it is raised to it as it is stored
+    r:create { name = "TTLR", subjects = { "ttr.>" }, allow_msg_ttl = true, allow_rollup_hdrs = true,
+               subject_delete_marker_ttl = 3600 * 1000000000 }
+    r:pub("ttr.a", "raised", "Nats-TTL:5s", "X-Other:kept"); r:pub("ttr.b", "raised too", "Nats-TTL:90")
+    r:pub("ttr.c", "above the floor", "Nats-TTL:2h")
   end
   if has.COUNT then
     -- natscli takes a counter stream only with direct gets
