@@ -245,6 +245,11 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
 
   it("restore takes every stream from its chosen copy: nothing lost that a disk held, nothing resurrected", function()
     assert.are.equal(0, rcode, rerr .. rout)
+    local res = assert(json.decode(rout))
+    local from = {}
+    for _, x in ipairs(res.streams) do from[x.stream] = jsr.realpath(x.from) end
+    assert.are.same({ BOTH = jsr.realpath(n5), ONE5 = jsr.realpath(n5), L5 = jsr.realpath(n5),
+                      ONE4 = jsr.realpath(n4) }, from)
     local text = drill.scorecard_text { name = "survivors-" .. server.version, card = card, score = card.score,
       survivor = "n4+n5", survivor_stop = "SIG" .. early .. " early, SIGKILL", timings = {} }
     local m = card.messages
