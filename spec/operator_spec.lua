@@ -64,11 +64,12 @@ local function settle(c, auth)
 end
 
 -- the cluster loaded, what it served recorded, n2 and n3 SIGKILLed, then
--- n1 (the survivor): dir, auth, n1's store_dir and config, what was served
-local function survivor(server, push)
-  local dir = ns.tmpdir()
+-- n1 (the survivor), all under dir (made by the caller, so its teardown
+-- removes it whatever failed): auth, n1's store_dir and config, what was served
+local function survivor(server, dir, push, enc)
   local auth = op.make(dir)
-  local c = op.start { dir = dir, auth = auth, bin = server.bin, push = push }
+  local c = op.start { dir = dir, auth = auth, bin = server.bin, push = push,
+                       key = enc and enc.key, cipher = enc and enc.cipher }
   local want = {}
   local ok, err = pcall(function()
     load(auth, c.nodes[1].url)
@@ -82,16 +83,18 @@ local function survivor(server, push)
   end)
   c:stop_all()
   assert(ok, err)
-  return dir, auth, c.nodes[1].store_dir, c.nodes[1].conf, want
+  return auth, c.nodes[1].store_dir, c.nodes[1].conf, want
 end
 
 -- a standalone server on the prepared store serves each account's user
 -- every stream, message and consumer position as the cluster did
-local function serves_exactly(server, store, auth, want)
-  local srv = ns.start { config = store .. "/recovery.conf", bin = server.bin, timeout = 30 }
+local function serves_exactly(server, store, auth, want, env)
+  local srv = ns.start { config = store .. "/recovery.conf", bin = server.bin, timeout = 30, env = env,
+                         log_path = store .. "/../standalone.log" }
   finally(function() srv:stop() end)
   for _, name in ipairs { "ACME", "BETA" } do
-    local got = served(srv.url, auth.accounts[name].creds)
+    local ok, got = pcall(served, srv.url, auth.accounts[name].creds)
+    if not ok then error(tostring(got) .. "\nstandalone server log:\n" .. srv:log():sub(-3000), 0) end
     for sname, w in pairs(want[name]) do
       local g = got[sname]
       assert.is_table(g, name .. " > " .. sname)
@@ -139,7 +142,10 @@ end)
 for _, server in ipairs(servers.fast()) do
   describe("operator mode on nats-server " .. server.version, function()
     local dir, auth, store, want, conf
-    setup(function() dir, auth, store, conf, want = survivor(server, false) end)
+    setup(function()
+      dir = ns.tmpdir()
+      auth, store, conf, want = survivor(server, dir, false)
+    end)
     teardown(function() if dir then ns.rmtree(dir) end end)
 
     it("made what it meant to: the accounts' streams on the survivor, named by public key", function()
@@ -276,7 +282,10 @@ for _, server in ipairs(servers.fast()) do
 
   describe("operator mode on nats-server " .. server.version .. ", accounts pushed to the running cluster", function()
     local dir, auth, store, want, conf
-    setup(function() dir, auth, store, conf, want = survivor(server, true) end)
+    setup(function()
+      dir = ns.tmpdir()
+      auth, store, conf, want = survivor(server, dir, true)
+    end)
     teardown(function() if dir then ns.rmtree(dir) end end)
 
     it("their JWTs are only in the resolver dir; prepare --config finds them there and the standalone server serves everything", function()
@@ -296,6 +305,34 @@ for _, server in ipairs(servers.fast()) do
         assert.matches(('# %s, from %s/jwt/%s.jwt\n  "%s": "%s"'):format(a.name, store, a.pub, a.pub, a.jwt), rc, 1, true)
       end
       serves_exactly(server, store, auth, want)
+    end)
+  end)
+
+  describe("operator mode on nats-server " .. server.version .. ", an encrypted store", function()
+    local enc = { key = "operator-spec-key-" .. server.version, cipher = "aes" }
+    local dir, auth, store, want, conf
+    setup(function()
+      dir = ns.tmpdir()
+      auth, store, conf, want = survivor(server, dir, false, enc)
+    end)
+    teardown(function() if dir then ns.rmtree(dir) end end)
+
+    it("prepare with the key and the JWTs; the standalone server, given the key, serves everything", function()
+      local keyfile = dir .. "/js.key"
+      fx.write(keyfile, enc.key .. "\n")
+      -- really encrypted: without the key inspect cannot read the meta files
+      local code, out, err = fx.run("inspect", store, "--json", "--config", conf)
+      assert.are.equal(1, code, err)
+      local r = assert(json.decode(out))
+      assert.is_true(#r.streams > 0)
+      for _, st in ipairs(r.streams) do assert.is_true(st.encrypted, st.name) end
+      code, out, err = fx.run("prepare", store, "--config", conf, "--key-file", keyfile)
+      assert.are.equal(0, code, out .. err)
+      local text = assert(fx.read(store .. "/recovery.conf"))
+      assert.matches("key: $JSR_KEY", text, 1, true)
+      assert.matches('operator: "' .. auth.operator_jwt .. '"', text, 1, true)
+      assert.not_matches(enc.key, text, 1, true)
+      serves_exactly(server, store, auth, want, { JSR_KEY = enc.key })
     end)
   end)
 end

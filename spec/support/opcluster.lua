@@ -96,7 +96,7 @@ function M.config(auth, resolver_dir, pushed)
   }, "\n")
 end
 
---- start{dir=, auth=, bin=, push=}: the 3-node cluster of cluster.lua in
+--- start{dir=, auth=, bin=, push=, key=, cipher=}: the 3-node cluster of cluster.lua in
 -- operator mode (jsload talks to the meta group as the system user).
 -- push: the accounts are not preloaded but pushed once the cluster runs
 -- (`nats auth account push` as the system user), as an operator adds
@@ -105,7 +105,7 @@ end
 function M.start(opts)
   local auth = assert(opts.auth, "opcluster.start needs auth (opcluster.make)")
   local c = cluster.start {
-    dir = opts.dir, bin = opts.bin, nodes = opts.nodes,
+    dir = opts.dir, bin = opts.bin, nodes = opts.nodes, key = opts.key, cipher = opts.cipher,
     auth = function(node) return M.config(auth, node.store_dir .. "/jwt", opts.push) end,
     sys = { creds = auth.system.creds },
   }
