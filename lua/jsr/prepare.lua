@@ -341,6 +341,22 @@ function M.plan(m, policy, opts)
     end
   end
 
+  -- Operator mode (accounts named by public key): the accounts' own JWTs
+  -- serve them, and their users log in with their own .creds, so no users
+  -- or passwords are made (jsr/operator.lua).  Only for a recovery.conf:
+  -- opts.operator is prepare's (restore and export, which plan without
+  -- it, send streams to a cluster that has its own JWTs).
+  local operator = require "jsr.operator"
+  local opinfo = opts.operator and operator.gather(m, opts.operator) or { mode = false }
+  if opinfo.mode then
+    plan.operator_mode = true
+    plan.operator = operator.plan(m, opinfo, plan.accounts, problem,
+      function(n) plan.notes[#plan.notes + 1] = n end)
+    for _, a in ipairs(plan.accounts) do
+      a.jwt_name = opinfo.accounts[a.name] and opinfo.accounts[a.name].name
+    end
+  end
+
   -- Keep credentials stable across runs, so re-running changes nothing.
   local prev_accounts = {}
   for _, a in ipairs(previous.accounts or {}) do prev_accounts[a.name] = a end
@@ -359,7 +375,7 @@ function M.plan(m, policy, opts)
   end
   for _, a in ipairs(plan.accounts) do
     local p = prev_accounts[a.name]
-    if a.name ~= "$G" then
+    if a.name ~= "$G" and not plan.operator_mode then
       a.user = p and p.user or user_for(a.name)
       a.password = p and p.password or jsr.random_hex(12)
       a.password_bcrypt = p and p.password_bcrypt or jsr.bcrypt(a.password)
@@ -412,7 +428,7 @@ function M.plan(m, policy, opts)
   plan.config_path = m.store.store_dir .. "/" .. CONFIG
   if #plan.problems == 0 then
     plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
-      plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil)
+      plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil, plan.operator)
   end
   plan.report_path = m.store.store_dir .. "/" .. REPORT
   return plan
@@ -428,7 +444,7 @@ function M.report(plan)
   r.port = plan.port
   r.accounts = json.array()
   for _, a in ipairs(plan.accounts) do
-    r.accounts[#r.accounts + 1] = { name = a.name, original_name = a.original_name,
+    r.accounts[#r.accounts + 1] = { name = a.name, original_name = a.original_name, jwt_name = a.jwt_name,
       user = a.user, password = a.password, password_bcrypt = a.password_bcrypt,
       anonymous = a.anonymous or nil }
   end
@@ -720,7 +736,9 @@ function M.print_next_steps(plan, out)
   end
   out:write("  2. check that it serves every stream, then back each one up:\n")
   for _, a in ipairs(plan.accounts) do
-    local creds = a.user and ("--user %s --password %s "):format(a.user, a.password) or ""
+    local creds = a.user and ("--user %s --password %s "):format(a.user, a.password)
+      -- operator mode: a user of the account, with their own credentials
+      or plan.operator_mode and ("--creds <a user of %s>.creds "):format(a.jwt_name or a.name) or ""
     out:write(("       nats --server nats://127.0.0.1:%d %sstream report    # account %s\n")
       :format(plan.port, creds, a.name))
   end
@@ -802,16 +820,17 @@ usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] 
                           [--keep-age-limits] [--allow-newer]
        js-recover prepare <store> <store>... --into DIR   (several survivors: DIR, new, gets each
                           stream's most complete copy, then is prepared)
+                          [--resolver-dir D] [--operator-jwt F] [--config F]   (operator mode)
                           [--key-file F] [--prev-key-file F]   (or JSR_KEY, JSR_PREV_KEY)
 ]]
 
 -- Runs the whole prepare with a policy (a table of hooks, or nil for the
 -- defaults) and the command-line arguments.  Returns the exit code.
 function M.run(policy, ...)
-  local opts, args = cli.parse({ ... }, keys.with {
+  local opts, args = cli.parse({ ... }, require("jsr.operator").with(keys.with {
     ["dry-run"] = "flag", ["skip-bad"] = "flag", purge = "flag", json = "flag", port = "number",
     ["force-open"] = "flag", ["keep-age-limits"] = "flag", ["allow-newer"] = "flag", into = "string",
-  })
+  }))
   if not opts then
     io.stderr:write("js-recover prepare: ", args, "\n", usage)
     return 2
@@ -892,11 +911,15 @@ function M.run(policy, ...)
   -- last (jsr/lost.lua)
   local lost = require("jsr.lost").analyze(m)
   local plan = M.plan(m, policy, { skip_bad = opts["skip-bad"], port = opts.port,
-    keep_age_limits = opts["keep-age-limits"] })
+    keep_age_limits = opts["keep-age-limits"], operator = require("jsr.operator").from_opts(opts) })
   if #plan.problems > 0 then
     io.stderr:write("js-recover prepare: nothing changed; these entries cannot be read:\n")
     for _, p in ipairs(plan.problems) do io.stderr:write("  ", p.message, "\n") end
     io.stderr:write("Fix them, or run again with --skip-bad to leave them out (reported).\n")
+    if plan.operator_mode and not plan.operator then
+      io.stderr:write("(--skip-bad does not leave out a missing or untrusted JWT: the server needs the operator's and\n"
+        .. "the accounts' JWTs, copied from the survivor; point at them with the options named.)\n")
+    end
     if plan.raft_problems then
       io.stderr:write("(With --skip-bad a malformed Raft entry leaves out the salvage from the Raft logs of\n"
         .. "the streams and consumers it may be about; they are prepared from their own files.)\n")
