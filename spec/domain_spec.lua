@@ -14,7 +14,7 @@
 --   - restore brings LEAFSRC into a new leaf cluster of domain L2 and AGG
 --     into a new hub with --map-api '$JS.L.API=$JS.L2.API': AGG's source
 --     points at L2, and messages published on the new leaf reach it.
--- 2.9.10 and the newest release.
+-- 2.9.10 and the newest release (JSR_DOMAIN_ALL=1: every version built).
 local jsr = require "jsr"
 local json = jsr.json
 local fx = require "spec.support.fixture"
@@ -74,7 +74,7 @@ local function files_holding(dir, s)
   return out
 end
 
-for _, server in ipairs(servers.fast()) do
+for _, server in ipairs(os.getenv("JSR_DOMAIN_ALL") == "1" and servers.all() or servers.fast()) do
 describe("a " .. server.version .. " leaf cluster with its own JetStream domain", function()
   local dir, ldom, hdom = nil, nil, nil
   local st = {}

@@ -90,6 +90,9 @@ describe("a " .. server.version .. " supercluster that lost one cluster and a no
         user = acme.user, password = acme.password })
       ns.jspub(a1.srv, { stream = "EAST_R3", subjects = { "east.r3" }, replicas = 3, placement_cluster = east,
         count = 80, consumer = "proc", ack = 20, user = acme.user, password = acme.password })
+      -- never written to: 2.9.10 restores it with first_seq 1
+      ns.jspub(a1.srv, { stream = "EAST_EMPTY", replicas = 3, placement_cluster = east,
+        user = acme.user, password = acme.password })
       ns.jspub(b2.srv, { stream = "WEST_B2", subjects = { "west.b2" }, placement_tag = "node:b2", count = 30,
         user = acme.user, password = acme.password })
       ns.jspub(a1.srv, { stream = "EAST_A2", subjects = { "east.a2" }, placement_tag = "node:a2", count = 25,
