@@ -429,6 +429,9 @@ function M.plan(m, policy, opts)
   if #plan.problems == 0 then
     plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
       plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil, plan.operator)
+    -- a leaf's or cluster's JetStream domain, kept (or renamed) so the
+    -- standalone server answers on $JS.<domain>.API as the old one did
+    if opts.domain then plan.config_text = require("jsr.domain").with_domain(plan.config_text, opts.domain) end
   end
   plan.report_path = m.store.store_dir .. "/" .. REPORT
   return plan
@@ -817,7 +820,7 @@ end
 
 local usage = [[
 usage: js-recover prepare <store> [--dry-run] [--skip-bad] [--port N] [--purge] [--force-open] [--json]
-                          [--keep-age-limits] [--allow-newer]
+                          [--keep-age-limits] [--allow-newer] [--domain X]
        js-recover prepare <store> <store>... --into DIR   (several survivors: DIR, new, gets each
                           stream's most complete copy, then is prepared)
                           [--resolver-dir D] [--operator-jwt F] [--config F]   (operator mode)
@@ -830,6 +833,7 @@ function M.run(policy, ...)
   local opts, args = cli.parse({ ... }, require("jsr.operator").with(keys.with {
     ["dry-run"] = "flag", ["skip-bad"] = "flag", purge = "flag", json = "flag", port = "number",
     ["force-open"] = "flag", ["keep-age-limits"] = "flag", ["allow-newer"] = "flag", into = "string",
+    domain = "string",
   }))
   if not opts then
     io.stderr:write("js-recover prepare: ", args, "\n", usage)
@@ -887,6 +891,10 @@ function M.run(policy, ...)
       say(("finished deleting the trees %d earlier run(s) removed with --purge\n"):format(finished))
     end
   end
+  -- the JetStream domain recovery.conf keeps: --domain X, else the one in
+  -- the survivor's config (--config F); the store does not record it
+  local own_domain, derr = require("jsr.domain").own(opts)
+  if not own_domain then say(derr, "\n"); return 2 end
   local m, err = model.scan(args[1])
   if not m then
     say(err, "\n")
@@ -911,7 +919,8 @@ function M.run(policy, ...)
   -- last (jsr/lost.lua)
   local lost = require("jsr.lost").analyze(m)
   local plan = M.plan(m, policy, { skip_bad = opts["skip-bad"], port = opts.port,
-    keep_age_limits = opts["keep-age-limits"], operator = require("jsr.operator").from_opts(opts) })
+    keep_age_limits = opts["keep-age-limits"], operator = require("jsr.operator").from_opts(opts),
+    domain = own_domain.name })
   if #plan.problems > 0 then
     io.stderr:write("js-recover prepare: nothing changed; these entries cannot be read:\n")
     for _, p in ipairs(plan.problems) do io.stderr:write("  ", p.message, "\n") end
