@@ -175,6 +175,15 @@ for _, server in ipairs(servers.fast()) do
       assert.matches("--resolver-dir D", err, 1, true)
       assert.are.equal(before, fx.tree_digest(copy))
       assert.is_nil(require("jsr").lstat(copy .. "/recovery.conf"))
+      -- export (and restore) need no JWT: they send streams to a cluster
+      -- that has its own; the backups are under the accounts' public keys
+      code, out, err = fx.run("export", copy, dir .. "/backups")
+      assert.are.equal(0, code, out .. err)
+      assert.are.equal("file", require("jsr").lstat(("%s/backups/%s/ORDERS/backup.json"):format(dir,
+        auth.accounts.ACME.pub)))
+      assert.are.equal("file", require("jsr").lstat(("%s/backups/%s/EVENTS/backup.json"):format(dir,
+        auth.accounts.BETA.pub)))
+      assert.are.equal(before, fx.tree_digest(copy))
       -- the resolver directory given: the accounts are found, the operator still missing
       code, out, err = fx.run("prepare", copy, "--resolver-dir", store .. "/jwt", "--dry-run")
       assert.are.equal(1, code, out .. err)
