@@ -16,25 +16,10 @@ local ns = require "spec.support.natsserver"
 local cluster = require "spec.support.cluster"
 local drill = require "spec.support.drill"
 local servers = require "spec.support.servers"
+local restored = require "spec.support.restored"
 
 local newest = servers.newest()
 if not newest then return end -- servers.lua names what was not built
-
--- the dead cluster's R3 consumers take a few seconds to settle in the new
--- cluster: dump until the scorecard stops improving, for at most 30 s
-local function served_card(c, before, lost)
-  local card
-  for _ = 1, 30 do
-    local after = {}
-    for _, acc in ipairs { "ACME", "BETA" } do
-      after[acc] = cluster.jsload(c:urls(1), acc, "dump", "--timeout-ms", "10000")
-    end
-    card = drill.compare(before, after, lost)
-    if card.acks.exact == card.acks.total and card.state.exact == card.state.total then break end
-    cluster.sleep(1)
-  end
-  return card
-end
 
 -- and an encrypted survivor (jetstream { key, cipher }: chacha on the
 -- first version, aes on the other) into the same plaintext cluster: the
@@ -63,7 +48,7 @@ describe("a " .. server.version .. (cipher and (" " .. cipher .. "-encrypted") o
       code, out, err = fx.run("restore", store, "--server", c.nodes[1].url, "--accounts", map, "--json",
         table.unpack(keyarg))
       after_digest = fx.tree_digest(store)
-      card = served_card(c, r.before, r.recovered.inspect.lost)
+      card = restored.card(c:urls(1), r.before, r.recovered.inspect.lost)
     end)
     if c then c:stop_all() end
     ns.rmtree(dir)

@@ -111,4 +111,23 @@ function M.its(it, get, want_of)
   end)
 end
 
+-- card(url, before, lost) -> the drill's scorecard (spec/support/drill.lua
+-- compare) of what the cluster at url serves against before: its R3
+-- consumers take a few seconds to settle after a restore, so it is read
+-- until the card stops improving, for at most 30 s.
+function M.card(url, before, lost)
+  local drill = require "spec.support.drill"
+  local card
+  for _ = 1, 30 do
+    local after = {}
+    for acc in pairs(before) do
+      after[acc] = cluster.jsload(url, acc, "dump", "--timeout-ms", "10000")
+    end
+    card = drill.compare(before, after, lost)
+    if card.acks.exact == card.acks.total and card.state.exact == card.state.total then break end
+    cluster.sleep(1)
+  end
+  return card
+end
+
 return M
