@@ -158,3 +158,68 @@ for _, sv in ipairs(versions) do
     end
   end)
 end
+
+-- A consumer reset to a stream sequence (op 18 in the consumer's log,
+-- 2.14+): the survivor's o.dat lost (as a crash before its write leaves
+-- it), the replay rebuilds the consumer from its log, reset included, and
+-- the standalone server must report what the cluster reported.  Before,
+-- op 18 was a malformed entry and prepare refused the whole store.
+local resets = {}
+for _, s in ipairs(versions) do if newops.at_least(s.version, "2.14.0") then resets[#resets + 1] = s end end
+if os.getenv("JSR_FEATURES_ALL") ~= "1" and #resets > 1 then resets = { resets[#resets] } end
+local function position(r, stream, consumer)
+  local said = r:nats("req", "$JS.API.CONSUMER.INFO." .. stream .. "." .. consumer, "")
+  local info = assert(json.decode(said:match("{.*}") or "null"), said)
+  return { delivered = info.delivered.stream_seq, ack_floor = info.ack_floor.stream_seq,
+           pending = info.num_pending, ack_pending = info.num_ack_pending }
+end
+for _, sv in ipairs(resets) do
+  describe("a consumer reset SIGKILLed on " .. sv.version, function()
+    it("is replayed from the consumer's log: the position the cluster reported", function()
+      local dir = ns.tmpdir()
+      local c = cluster.start { dir = dir, bin = sv.bin }
+      local want
+      local ok, err = pcall(function()
+        local urls = c:urls(2)
+        local r = rejects.new(urls[1], cluster.USERS.ACME)
+        r:create { name = "RST", subjects = { "rst.>" } }
+        for i = 1, 10 do r:pub("rst.x", "m" .. i) end
+        r:run("consumer w", "req", "$JS.API.CONSUMER.DURABLE.CREATE.RST.w",
+          json.encode { stream_name = "RST", config = { durable_name = "w", ack_policy = "explicit",
+                        ack_wait = 3600 * 1000000000, num_replicas = 3 } })
+        r:nats("consumer", "next", "RST", "w", "--count", "6", "--ack")
+        local said = r:nats("req", "$JS.API.CONSUMER.RESET.RST.w", '{"seq":3}')
+        assert(said:find('"reset_seq":3', 1, true), said)
+        cluster.jsload(urls, "ACME", "settle", "--wait-ms", "30000")
+        cluster.sleep(1)
+        want = position(r, "RST", "w")
+      end)
+      local pids = {}
+      for i = 1, 3 do if c.nodes[i].srv then pids[#pids + 1] = tostring(c.nodes[i].srv.pid) end end
+      os.execute("kill -KILL " .. table.concat(pids, " "))
+      for i = 1, 3 do c:kill(i, "KILL") end
+      local store = c.nodes[2].store_dir
+      c:stop_all()
+      finally(function() ns.rmtree(dir) end)
+      assert(ok, err)
+      assert.are.same({ 2, 2, 8, 0 }, { want.delivered, want.ack_floor, want.pending, want.ack_pending })
+      os.remove(store .. "/jetstream/ACME/streams/RST/obs/w/o.dat")
+      local code, out, e = cluster.run { BIN, "prepare", store }
+      assert(code == 0, e .. out)
+      assert.matches("salvage: consumer ACME > RST > w: log ahead of o.dat by %d+ update%(s%); apply %d+ ack%(s%), "
+        .. "%d+ delivered, 1 reset%(s%)", out)
+      local report = assert(json.decode(assert(cluster.read_file(store .. "/recovery-report.json"))))
+      local creds
+      for _, a in ipairs(report.accounts) do
+        if a.name == "ACME" then creds = { user = a.user, password = a.password } end
+      end
+      local srv = ns.start { config = store .. "/recovery.conf", log_path = dir .. "/standalone-reset.log",
+                             timeout = 60, bin = sv.bin }
+      local got
+      local sok, serr = pcall(function() got = position(rejects.new(srv.url, creds), "RST", "w") end)
+      srv:stop()
+      assert(sok, serr)
+      assert.are.same(want, got, out)
+    end)
+  end)
+end

@@ -719,6 +719,24 @@ end
 
 local function count(t) local n = 0 for _ in pairs(t) do n = n + 1 end return n end
 
+-- A consumer reset to a stream sequence (op 18, 2.14+; consumer.go
+-- resetLocalStartingSeq, filestore.go consumerFileStore.Reset): nothing
+-- pending or redelivered, delivered and the ack floor at the sequence
+-- before it, consumer sequences 0.
+local function apply_reset(st, u, _, dry)
+  local at = u.sseq > 0 and u.sseq - 1 or 0
+  if st.delivered.consumer == 0 and st.ack_floor.consumer == 0 and st.delivered.stream == at
+     and st.ack_floor.stream == at and next(st.pending) == nil and next(st.redelivered) == nil then
+    return false
+  end
+  if not dry then
+    st.delivered.consumer, st.delivered.stream = 0, at
+    st.ack_floor.consumer, st.ack_floor.stream = 0, at
+    st.pending, st.redelivered = {}, {}
+  end
+  return true
+end
+
 -- as filestore.go UpdateAcks (2.9)
 local function apply_ack(st, u, policy, dry)
   if policy == "none" then return false end
@@ -748,6 +766,13 @@ local function apply_ack(st, u, policy, dry)
   for ss in pairs(st.pending) do if ss <= st.ack_floor.stream then st.pending[ss] = nil end end
   for ss in pairs(st.redelivered) do if ss <= st.ack_floor.stream then st.redelivered[ss] = nil end end
   return true
+end
+
+-- the update's apply function and kind
+local function apply_of(u)
+  if u.op == raft.op.update_acks then return apply_ack, "ack" end
+  if u.op == raft.op.reset_seq then return apply_reset, "reset" end
+  return apply_delivered, "delivered"
 end
 
 local function same_map(a, b, eq)
@@ -809,16 +834,17 @@ local function plan_consumer(r, s, c, ca, sys, keep)
       if e.type == raft.NORMAL and #e.data > 0 then
         local op = e.data:byte(1)
         if op == raft.op.reset_seq then
-          -- 2.14+: the consumer restarts at a sequence, if the server
-          -- finds it (consumer.go resetLocalStartingSeq); not replayed
-          return stop_at(raft.finding(file, rec.offset, index,
-            "operation 18 (a consumer reset to a sequence, 2.14+), not replayed by js-recover"))
+          -- 2.14+: u64 the stream sequence to restart at, the reply subject
+          if #e.data < 9 then
+            return stop_at(raft.finding(file, rec.offset, index, "consumer reset cut off"))
+          end
+          updates[#updates + 1] = { index = index, u = { op = op, sseq = string.unpack("<I8", e.data, 2) } }
         elseif not CONSUMER_OPS[op] then
           return stop_at(raft.finding(file, rec.offset, index,
             ("operation %d, unknown to js-recover in a consumer group's log (it knows 7, 8, 10, 12, 13 "
               .. "and 18: every one up to nats-server %s)"):format(op, NEWEST_KNOWN)))
         end
-        local u = raft.consumer_update(e.data)
+        local u = op ~= raft.op.reset_seq and raft.consumer_update(e.data)
         if u then
           updates[#updates + 1] = { index = index, u = u }
         elseif op == raft.op.update_delivered or op == raft.op.update_acks then
@@ -835,8 +861,7 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   local ahead = not st
   for _, up in ipairs(updates) do
     if ahead then break end
-    local apply = up.u.op == raft.op.update_acks and apply_ack or apply_delivered
-    ahead = apply(st, up.u, policy, true)
+    ahead = apply_of(up.u)(st, up.u, policy, true)
   end
   if not ahead then
     out.before = { ack_floor = st.ack_floor.stream, delivered = st.delivered.stream }
@@ -853,9 +878,8 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   out.before = { ack_floor = before.af, delivered = before.ds }
   for _, up in ipairs(updates) do
     local index, u = up.index, up.u
-    local kind = u.op == raft.op.update_acks and "ack" or "delivered"
     -- only updates o.dat lacks count
-    local apply = kind == "ack" and apply_ack or apply_delivered
+    local apply, kind = apply_of(u)
     local changed = apply(st, u, policy, true)
     if changed then
       local uncertain = index > max_commit
@@ -864,7 +888,9 @@ local function plan_consumer(r, s, c, ca, sys, keep)
                       index = index, seq = u.sseq, uncertain = uncertain }
       if decide(keep, entry) then
         apply(st, u, policy, false)
-        if kind == "ack" then out.acks = out.acks + 1 else out.delivered = out.delivered + 1 end
+        if kind == "ack" then out.acks = out.acks + 1
+        elseif kind == "reset" then out.resets = (out.resets or 0) + 1
+        else out.delivered = out.delivered + 1 end
         if uncertain then out.uncertain = out.uncertain + 1 end
       else
         out.dropped = out.dropped + 1
@@ -876,10 +902,10 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   -- updates that each change the state can still add up to none (a
   -- delivery and its ack): then nothing is ahead and o.dat stays
   if raw and out.dropped == 0 and same_state(st, raft.consumer_state(raw)) then
-    out.log_ahead, out.acks, out.delivered, out.uncertain = 0, 0, 0, 0
+    out.log_ahead, out.acks, out.delivered, out.uncertain, out.resets = 0, 0, 0, 0, nil
     return out
   end
-  if out.acks + out.delivered > 0 then
+  if out.acks + out.delivered + (out.resets or 0) > 0 then
     local k = sealed.consumer_keys(s, c)
     if k then k.kind = "file" end
     out.write = { path = odat_path, data = jsr.consumer_state_encode(st), seal = k }
@@ -1039,10 +1065,10 @@ function M.lines(r, applied)
       local l = c.log_ahead == 0 and ("consumer %s > %s > %s:"):format(c.account, c.stream, c.consumer)
         or ("consumer %s > %s > %s: log ahead of o.dat by %d update(s)"):format(c.account, c.stream,
           c.consumer, c.log_ahead)
-      if c.acks + c.delivered > 0 then
-        l = l .. ("; %sapply %d ack(s), %d delivered: ack floor %d -> %d, delivered %d -> %d, %d pending")
-          :format(verb, c.acks, c.delivered, c.before.ack_floor, c.after.ack_floor, c.before.delivered,
-            c.after.delivered, c.after.pending)
+      if c.acks + c.delivered + (c.resets or 0) > 0 then
+        l = l .. ("; %sapply %d ack(s), %d delivered%s: ack floor %d -> %d, delivered %d -> %d, %d pending")
+          :format(verb, c.acks, c.delivered, (c.resets or 0) > 0 and (", " .. c.resets .. " reset(s)") or "",
+            c.before.ack_floor, c.after.ack_floor, c.before.delivered, c.after.delivered, c.after.pending)
       end
       if c.uncertain > 0 then l = l .. ("; %d uncertain (kept)"):format(c.uncertain) end
       if c.dropped > 0 then l = l .. ("; %d dropped by policy"):format(c.dropped) end
@@ -1108,7 +1134,8 @@ function M.json(r)
     local c = r.consumers[p]
     o.consumers[#o.consumers + 1] = { account = c.account, stream = c.stream, consumer = c.consumer,
       group = c.group, log_ahead = c.log_ahead, acks = c.acks, delivered = c.delivered,
-      uncertain = c.uncertain, dropped = c.dropped, before = c.before, after = c.after, notes = notes_of(c) }
+      uncertain = c.uncertain, dropped = c.dropped, before = c.before, after = c.after, notes = notes_of(c),
+      resets = c.resets }
   end
   return o
 end
