@@ -21,7 +21,7 @@
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 #define TMP_SUFFIX JSR_TMP_SUFFIX
 
-enum op_kind { OP_PUT, OP_MOVE, OP_RENAME, OP_DEAD };
+enum op_kind { OP_PUT, OP_MOVE, OP_RENAME, OP_MKDIR, OP_DEAD };
 
 typedef struct {
     enum op_kind kind;
@@ -46,6 +46,7 @@ struct jsr_changes {
     op *ops;
     size_t n, cap;
     strset staged; /* paths of the ops (borrowed from them) */
+    strset made;   /* directories a mkdir op creates (borrowed) */
     strset safe;   /* directories checked to be inside the store with no
                     * symlink on the way (owned): a store has thousands of
                     * files in the same few levels, each checked once */
@@ -117,8 +118,14 @@ static void remember_safe(const char *dir, void *ud)
 /* jsr_path_inside, remembering the directories it has checked: below the
  * deepest of them only the rest of the path is looked at.  Our lock keeps
  * other js-recover runs out; the live-store guard, servers. */
+static int parent_of(const char *path, char *out, size_t outlen);
+
 static int inside(jsr_changes *c, const char *path, int must_exist, char *err, size_t errlen)
 {
+    /* below a directory this set makes, itself checked when it was staged */
+    char pdir[PATH_MAX];
+    if (!must_exist && c->made.n && parent_of(path, pdir, sizeof pdir) && set_has(&c->made, pdir))
+        return 1;
     size_t rl = strlen(c->store), pl = strlen(path);
     char cur[PATH_MAX];
     if (pl >= sizeof cur || strncmp(path, c->store, rl) != 0 || path[rl] != '/')
@@ -270,6 +277,17 @@ int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, s
     return 1;
 }
 
+/* The new op o becomes kind, or, when staging it failed, a dead op that
+ * makes commit refuse (its path, in the set, is freed later). */
+static int keep_op(jsr_changes *c, op *o, int ok, enum op_kind kind)
+{
+    o->kind = ok ? kind : OP_DEAD;
+    c->n++;
+    if (!ok)
+        c->broken = 1;
+    return ok ? 1 : 0;
+}
+
 int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char *err,
                        size_t errlen)
 {
@@ -286,15 +304,23 @@ int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char 
         ok = ERR("%s: already exists", clean);
     if (ok && !(o->dest = strdup(clean)))
         ok = ERR("out of memory");
-    if (!ok) {
-        o->kind = OP_DEAD;
-        c->n++;
-        c->broken = 1;
+    return keep_op(c, o, ok, OP_RENAME);
+}
+
+int jsr_changes_mkdir(jsr_changes *c, const char *path, char *err, size_t errlen)
+{
+    op *o = new_op(c, path, err, errlen);
+    if (!o)
         return 0;
-    }
-    o->kind = OP_RENAME;
-    c->n++;
-    return 1;
+    struct stat st;
+    int ok = inside(c, o->path, 0, err, errlen);
+    if (ok && lstat(o->path, &st) == 0)
+        ok = ERR("%s: already exists", o->path);
+    else if (ok && errno != ENOENT)
+        ok = ERR("%s: %s", o->path, strerror(errno));
+    if (ok && set_add(&c->made, o->path) < 0)
+        ok = ERR("out of memory");
+    return keep_op(c, o, ok, OP_MKDIR);
 }
 
 static const char *rel(const jsr_changes *c, const char *path)
@@ -429,7 +455,9 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
         struct stat st;
         if (!parent_of(o->path, dir, sizeof dir))
             return ERR("%s: path too long", o->path);
-        if (strcmp(dir, last) != 0) {
+        if (strcmp(dir, last) != 0 && set_has(&c->made, dir)) {
+            strcpy(last, dir); /* made by an earlier op of this set */
+        } else if (strcmp(dir, last) != 0) {
             if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
                 return ERR("%s: the directory for %s is missing or not a directory; nothing "
                            "was changed", dir, o->path);
@@ -439,11 +467,13 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
         }
         o->exists = 0;
         if (lstat(o->path, &st) != 0) {
-            if (errno == ENOENT && o->kind == OP_PUT)
+            if (errno == ENOENT && (o->kind == OP_PUT || o->kind == OP_MKDIR))
                 continue;
             return ERR("%s: cannot stat: %s; nothing was changed", o->path, strerror(errno));
         }
         o->exists = 1;
+        if (o->kind == OP_MKDIR)
+            return ERR("%s: exists now; nothing was changed", o->path);
         if (o->kind == OP_PUT) {
             if (!S_ISREG(st.st_mode))
                 return ERR("%s: no longer a regular file; nothing was changed", o->path);
@@ -520,6 +550,12 @@ static int write_journal(jsr_changes *c, const char *jdir, const char *jtmp, con
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
         jsr_buf_adds(&j, i ? ",\n{" : "\n{");
+        if (o->kind == OP_MKDIR) {
+            jsr_buf_adds(&j, "\"op\":\"mkdir\",\"path\":");
+            json_str(&j, rel(c, o->path));
+            jsr_buf_addc(&j, '}');
+            continue;
+        }
         jsr_buf_adds(&j, o->kind == OP_PUT    ? "\"op\":\"replace\",\"path\":"
                          : o->kind == OP_MOVE ? "\"op\":\"move\",\"path\":"
                                               : "\"op\":\"rename\",\"path\":");
@@ -651,6 +687,15 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
             goto out;
         }
     }
+    /* the directories first, in the order staged (a parent before its
+     * children), then the temp files, some of them inside them */
+    for (size_t i = 0; i < c->n; i++) {
+        op *o = &c->ops[i];
+        if (o->kind == OP_MKDIR && jsr_os_mkdir(o->path, 0750) != 0) {
+            ERR("%s: cannot create the directory: %s", o->path, strerror(errno));
+            goto out;
+        }
+    }
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
         if (o->kind == OP_PUT && !jsr_write_new(o->dest, o->data, o->len, o->mode, few, err, errlen))
@@ -675,6 +720,8 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
     /* 4. apply */
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
+        if (o->kind == OP_MKDIR)
+            continue; /* made in step 2 */
         const char *from = o->kind == OP_PUT ? o->dest : o->path;
         const char *to = o->kind == OP_PUT ? o->path : o->dest;
         if (jsr_os_rename(from, to) != 0) {
@@ -739,6 +786,7 @@ void jsr_changes_free(jsr_changes *c)
     }
     free(c->ops);
     free(c->staged.slot);
+    free(c->made.slot);
     for (size_t i = 0; i < c->safe.cap; i++)
         free(c->safe.slot[i]);
     free(c->safe.slot);

@@ -16,7 +16,8 @@
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
-enum { U_REPLACE = JSR_JOP_REPLACE, U_MOVE = JSR_JOP_MOVE, U_RENAME = JSR_JOP_RENAME };
+enum { U_REPLACE = JSR_JOP_REPLACE, U_MOVE = JSR_JOP_MOVE, U_RENAME = JSR_JOP_RENAME,
+       U_MKDIR = JSR_JOP_MKDIR };
 
 /* ------------------------------------------------------- one line's JSON */
 
@@ -331,6 +332,12 @@ static const char *check_op(const char *id, const rawop *r, int *kind)
         if (!r->to || n >= (int)sizeof want || strncmp(r->to, want, (size_t)n) != 0 ||
             !rel_ok(r->to) || strchr(r->to + n, '/'))
             return "a move whose \"to\" is not in " JSR_REMOVED_DIR "/<journal id>/";
+        return NULL;
+    }
+    if (!strcmp(r->op, "mkdir")) {
+        *kind = U_MKDIR;
+        if (r->to || r->tmp || r->backup)
+            return "a mkdir with a \"to\", \"tmp\" or \"backup\"";
         return NULL;
     }
     if (!strcmp(r->op, "rename")) {

@@ -389,6 +389,14 @@ static int stage_rmtree(lua_State *L, jsr_changes *c, int patharg, char *err, si
     return jsr_changes_remove(c, clean, purge, err, errlen);
 }
 
+static int stage_mkdir(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+{
+    char clean[PATH_MAX];
+    if (!jsr_path_clean(luaL_checkstring(L, patharg), clean, sizeof clean, err, errlen))
+        return 0;
+    return jsr_changes_mkdir(c, clean, err, errlen);
+}
+
 static int stage_rename(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
 {
     const char *from = luaL_checkstring(L, patharg);
@@ -474,6 +482,7 @@ static int c_rehash(lua_State *L) { return staged(L, stage_rehash); }
 static int c_rmtree(lua_State *L) { return staged(L, stage_rmtree); }
 static int c_write_file(lua_State *L) { return staged(L, stage_write_file); }
 static int c_rename(lua_State *L) { return staged(L, stage_rename); }
+static int c_mkdir(lua_State *L) { return staged(L, stage_mkdir); }
 
 static int c_count(lua_State *L)
 {
@@ -628,6 +637,7 @@ static const luaL_Reg changes_methods[] = {
     {"rmtree", c_rmtree},
     {"write_file", c_write_file},
     {"rename", c_rename},
+    {"mkdir", c_mkdir},
     {"count", c_count},
     {"commit", c_commit},
     {"close", c_close},

@@ -17,7 +17,8 @@
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
-enum { U_REPLACE = JSR_JOP_REPLACE, U_MOVE = JSR_JOP_MOVE, U_RENAME = JSR_JOP_RENAME };
+enum { U_REPLACE = JSR_JOP_REPLACE, U_MOVE = JSR_JOP_MOVE, U_RENAME = JSR_JOP_RENAME,
+       U_MKDIR = JSR_JOP_MKDIR };
 typedef jsr_jop uop;
 
 /* A journal's files, and what a forward read of it found: its operations
@@ -312,6 +313,9 @@ static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t e
     for (size_t k = 0; k < 4; k++)
         if (paths[k] && !no_links(store, paths[k], err, errlen))
             return 0;
+    /* a directory the commit did not get to make: nothing to take back */
+    if (o->kind == U_MKDIR && !lexists(o->path))
+        return 1;
     if (!parent_dir(o->path, dir, sizeof dir) || !writable(dir, o->path, err, errlen))
         return 0;
     if (o->backup && lexists(o->backup) &&
@@ -407,6 +411,20 @@ static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errle
     journal *j = ud;
     struct stat sp, sb;
     int have_path = lstat(o->path, &sp) == 0;
+    if (o->kind == U_MKDIR) {
+        /* what the commit put inside was taken back first (reverse order) */
+        if (!have_path)
+            return 1;
+        if (!S_ISDIR(sp.st_mode))
+            return ERR("%s: journal %s made this directory, but it is now not a directory; "
+                       "nothing more was undone", o->path, j->id);
+        if (jsr_os_rmdir(o->path, NULL) != 0 && errno != ENOENT)
+            return ERR("%s: journal %s made this directory and cannot remove it: %s (files "
+                       "written since, by a server run on the prepared store? move them away "
+                       "and run undo again); nothing more was undone", o->path, j->id,
+                       strerror(errno));
+        return 1;
+    }
     if (o->kind == U_REPLACE) {
         /* a temp file still there: the rename over the target never came
          * (anything but a regular file there is not ours) */

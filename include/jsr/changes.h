@@ -31,7 +31,8 @@
  * The file-system steps, each made through os.h (jsr_step()) so the
  * specs can stop the process right before any one of them, or make it
  * fail with an errno:
- *   mkdir   .js-recover/, journal/, backup/<tx>/, removed/<tx>/ as missing
+ *   mkdir   .js-recover/, journal/, backup/<tx>/, removed/<tx>/ as missing;
+ *           each directory a mkdir op makes (step 2, before the temp files)
  *   unlink  a stale temp file of an earlier crashed run, before it is
  *           written again
  *   create, write, chmod, fsync
@@ -71,6 +72,12 @@ int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, s
  * must not exist).  Used to give a tree a new name, e.g. an account. */
 int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char *err,
                        size_t errlen);
+
+/* Stages creating the directory at path (mode 0750; it must not exist, its
+ * parent must exist or be made by an earlier op of this set); puts and
+ * mkdirs below it may follow.  Made before any temp file is written; undo
+ * removes it once what was put inside is taken back. */
+int jsr_changes_mkdir(jsr_changes *c, const char *path, char *err, size_t errlen);
 
 size_t jsr_changes_count(const jsr_changes *c);
 

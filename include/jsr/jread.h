@@ -20,7 +20,7 @@
  * (\u00XX), fit with room to spare. */
 #define JSR_JOURNAL_LINE_MAX (1u << 20)
 
-enum { JSR_JOP_REPLACE, JSR_JOP_MOVE, JSR_JOP_RENAME };
+enum { JSR_JOP_REPLACE, JSR_JOP_MOVE, JSR_JOP_RENAME, JSR_JOP_MKDIR };
 
 /* One operation, its paths made absolute (below the store) and checked to
  * be where commit puts them (undo.h). */

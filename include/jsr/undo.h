@@ -17,6 +17,9 @@
  *   move, rename
  *            renamed back when the destination exists and the origin does
  *            not, else left alone (not done yet, or already undone);
+ *   mkdir    the directory removed (rmdir) once what was put in it is taken
+ *            back; one holding files written since the commit stops undo,
+ *            named, nothing of them removed;
  *   a replace or move whose directory is gone (deleted after the commit:
  *            a server deleting a stream of the prepared store) is not put
  *            back: its backup or moved tree is deleted, and reported.
