@@ -106,12 +106,57 @@ describe("two copies that hold different messages at one sequence", function()
   end)
 end)
 
+-- What a standalone server of that version serves from a prepared store,
+-- scored against the record
+local function served(store, server, before, lost)
+  local report = assert(json.decode(cluster.read_file(store .. "/recovery-report.json")))
+  local srv = ns.start { config = store .. "/recovery.conf", log_path = store .. ".standalone.log", timeout = 60,
+                         bin = server.bin }
+  local ok, card = pcall(function()
+    local after = { BETA = { streams = {} } }
+    for _, a in ipairs(report.accounts) do
+      if a.user and (a.original_name or a.name) == "ACME" then
+        after.ACME = cluster.jsload(srv.url, { user = a.user, password = a.password }, "dump", "--timeout-ms", "10000")
+      end
+    end
+    return drill.compare(before, after, lost)
+  end)
+  srv:stop()
+  assert(ok, card)
+  return card
+end
+
+-- every message the survivors held, exact, nothing else; states and both
+-- consumers exact; no config field changed but by the policy
+local function assert_card(card, name, early, total)
+  local text = drill.scorecard_text { name = name, card = card, score = card.score, survivor = "n4+n5",
+    survivor_stop = "SIG" .. early .. " early, SIGKILL", timings = {} }
+  local m = card.messages
+  -- 100 BOTH + 100 ONE5 + 60 ONE4 + 70 L5 (NONE is reported lost)
+  assert.are.equal(total or 330, m.total, text)
+  assert.are.equal(m.total, m.exact, text)
+  assert.are.equal(0, m.resurrected, text)
+  assert.are.same({}, card.streams.missing, text)
+  assert.are.equal(1, card.streams.lost_reported, text)
+  assert.are.equal(card.state.total, card.state.exact, text)
+  assert.are.equal(2, card.acks.total, text)
+  assert.are.equal(card.acks.total, card.acks.exact, text)
+  assert.are.same({}, card.lost.wrongly_reported, text)
+  local changed = {}
+  for _, ch in ipairs(card.config.changed) do
+    -- a field the cluster's server did not have is the new server's default
+    if not ch:find(": nil -> ", 1, true) then changed[#changed + 1] = ch end
+  end
+  assert.are.same({}, changed, text)
+end
+
 for vi, server in ipairs(servers.fast()) do
   -- one version stops n4 cleanly, the other kills it
   local early = vi == 1 and "TERM" or "KILL"
 describe("five " .. server.version .. " nodes, two disks survive (n4 stopped early with SIG" .. early .. ")", function()
   local dir, c, before, insp, icode, ierr, rcode, rout, rerr, card, digests = nil
   local pcode, pout, perr, pcard, ucode, uout, uerr, merged_after_undo
+  local icode2, iout2, ierr2, icard, undo_code, undo_out, undo_err
   local n4, n5
 
   setup(function()
@@ -184,23 +229,24 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
       pcode, pout, perr = fx.run("prepare", n4, n5, "--into", into)
       digests[5], digests[6] = fx.tree_digest(n4), fx.tree_digest(n5)
       if pcode == 0 then
-        local report = assert(json.decode(cluster.read_file(into .. "/recovery-report.json")))
-        local srv = ns.start { config = into .. "/recovery.conf", log_path = dir .. "/standalone.log", timeout = 60,
-                               bin = server.bin }
-        local sok, serr = pcall(function()
-          local after = { BETA = { streams = {} } }
-          for _, a in ipairs(report.accounts) do
-            if a.user and (a.original_name or a.name) == "ACME" then
-              after.ACME = cluster.jsload(srv.url, { user = a.user, password = a.password }, "dump", "--timeout-ms", "10000")
-            end
-          end
-          pcard = drill.compare(before, after, lost)
-        end)
-        srv:stop()
-        assert(sok, serr)
+        pcard = served(into, server, before, lost)
         ucode, uout, uerr = fx.run("undo", into)
         merged_after_undo = jsr.lstat(into .. "/recovery.conf")
       end
+      -- prepare n4 n5 --into n4 (a copy of it): n4 itself rewritten, served
+      local x = dir .. "/n4-into"
+      os.execute(("cp -a %s %s"):format(cluster.quote(n4), cluster.quote(x)))
+      icode2, iout2, ierr2 = fx.run("prepare", x, n5, "--into", x)
+      if icode2 == 0 then
+        icard = served(x, server, before, lost)
+      end
+      -- and on another copy, not served: undo gives n4 back byte for byte
+      local y = dir .. "/n4-undo"
+      os.execute(("cp -a %s %s"):format(cluster.quote(n4), cluster.quote(y)))
+      local yc, yo, ye = fx.run("prepare", y, n5, "--into", y)
+      assert(yc == 0, ye .. yo)
+      undo_code, undo_out, undo_err = fx.run("undo", y)
+      digests[7], digests[8] = fx.tree_digest(y), fx.tree_digest(n4)
     end)
     if c then c:stop_all() end
     -- JSR_SURVIVORS_KEEP=1 keeps the stores (to look at inspect's table)
@@ -250,43 +296,22 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
     for _, x in ipairs(res.streams) do from[x.stream] = jsr.realpath(x.from) end
     assert.are.same({ BOTH = jsr.realpath(n5), ONE5 = jsr.realpath(n5), L5 = jsr.realpath(n5),
                       ONE4 = jsr.realpath(n4) }, from)
-    local text = drill.scorecard_text { name = "survivors-" .. server.version, card = card, score = card.score,
-      survivor = "n4+n5", survivor_stop = "SIG" .. early .. " early, SIGKILL", timings = {} }
-    local m = card.messages
-    -- 100 BOTH + 100 ONE5 + 60 ONE4 + 70 L5 (NONE is reported lost)
-    assert.are.equal(330, m.total, text)
-    assert.are.equal(m.total, m.exact, text)
-    assert.are.equal(0, m.resurrected, text)
-    assert.are.same({}, card.streams.missing, text)
-    assert.are.equal(1, card.streams.lost_reported, text)
-    assert.are.equal(card.state.total, card.state.exact, text)
-    assert.are.equal(2, card.acks.total, text)
-    assert.are.equal(card.acks.total, card.acks.exact, text)
-    assert.are.same({}, card.lost.wrongly_reported, text)
-    local changed = {}
-    for _, ch in ipairs(card.config.changed) do
-      if not ch:find(": nil -> ", 1, true) then changed[#changed + 1] = ch end
-    end
-    assert.are.same({}, changed, text)
+    assert_card(card, "survivors-" .. server.version, early)
   end)
 
   it("prepare --into DIR gathers every stream's chosen copy; a standalone server serves them exactly", function()
     assert.are.equal(0, pcode, perr .. pout)
-    local text = drill.scorecard_text { name = "survivors-prepare-" .. server.version, card = pcard,
-      score = pcard.score, survivor = "n4+n5", survivor_stop = "SIG" .. early .. " early, SIGKILL", timings = {} }
-    local m = pcard.messages
-    assert.are.equal(330, m.total, text)
-    assert.are.equal(m.total, m.exact, text)
-    assert.are.equal(0, m.resurrected, text)
-    assert.are.same({}, pcard.streams.missing, text)
-    assert.are.equal(pcard.state.total, pcard.state.exact, text)
-    assert.are.equal(2, pcard.acks.total, text)
-    assert.are.equal(pcard.acks.total, pcard.acks.exact, text)
-    -- the standalone server's replicas, placement and retention are the policy's
-    assert.are.same({}, pcard.config.changed, text)
+    assert_card(pcard, "survivors-prepare-" .. server.version, early)
     -- and undo takes the prepare of DIR back
     assert.are.equal(0, ucode, uerr .. uout)
     assert.is_nil(merged_after_undo)
+  end)
+
+  it("prepare n4 n5 --into n4 rewrites n4 with every chosen copy (journaled); served exactly; undo gives n4 back", function()
+    assert.are.equal(0, icode2, ierr2 .. iout2)
+    assert_card(icard, "survivors-into-n4-" .. server.version, early)
+    assert.are.equal(0, undo_code, undo_err .. undo_out)
+    assert.are.equal(digests[8], digests[7])
   end)
 
   it("reads the survivors' stores only", function()

@@ -606,6 +606,103 @@ function M.gather(streams, dir)
   return true
 end
 
+-- Files under dir, as paths relative to it (directories left out).
+local function tree_files(dir, rel, out)
+  out = out or {}
+  for _, n in ipairs(jsr.listdir(dir .. (rel and ("/" .. rel) or "")) or {}) do
+    local r = rel and (rel .. "/" .. n) or n
+    local kind = jsr.lstat(dir .. "/" .. r)
+    if kind == "directory" then tree_files(dir, r, out) else out[#out + 1] = r end
+  end
+  return out
+end
+
+-- into_store(r, target) -> true | nil, msg: the target store (one of
+-- those given, its plan `target`) gets, in one journaled set of changes,
+-- the chosen copy of every stream that comes (or one of whose consumers
+-- comes) from another store: its files as replayed written over the
+-- target's (the target's files the copy lacks moved aside, directories it
+-- lacks made), and the target's Raft groups of that stream and its
+-- consumers moved aside (what they hold is in the copy already, and
+-- replayed again over it they would apply the target's older view).
+-- Streams all of whose parts are the target's own are left to prepare.
+function M.into_store(r, target)
+  local T = target.model.store.store_dir
+  local ok, oerr = jsr.open(T)
+  if not ok then return nil, oerr end
+  local lock <close>, lerr = require("jsr.guard").lock(T)
+  if not lock then return nil, lerr end
+  local unfinished = require("jsr.guard").unfinished(T)
+  if unfinished then return nil, unfinished end
+  local meta, moved = lost.find_meta(target.model)
+  local sys = meta and not moved and meta:gsub("/_meta_$", "") or nil
+  local st = sys and lost.meta_state(target.model, meta) or { streams = {} }
+  local groups = {}
+  for _, sa in pairs(st.streams or {}) do groups[sa.account .. "\0" .. sa.name] = sa end
+  local c = jsr.changes()
+  local made, n = {}, 0
+  local function dir_for(path)
+    local parent = path:match("^(.*)/[^/]+$")
+    if made[parent] or jsr.lstat(parent) == "directory" then return true end
+    local pok, perr = dir_for(parent)
+    if not pok then return nil, perr end
+    made[parent] = true
+    return c:mkdir(parent)
+  end
+  for _, e in ipairs(r.streams) do
+    local foreign = e.source ~= target
+    for _, cc in ipairs(e.consumers) do if cc.source and cc.source ~= target then foreign = true end end
+    if foreign then
+      if e.encrypted then
+        c:close()
+        return nil, ("%s > %s: an encrypted stream's copy from another store cannot go into %s yet "
+          .. "(use --into DIR)"):format(e.account, e.name, T)
+      end
+      n = n + 1
+      local tdir = ("%s/jetstream/%s/streams/%s"):format(T, e.account, e.name)
+      local want = {}
+      local files = snapshot.files(e.source, e)
+      for _, f in ipairs(files) do want[f.name] = true end
+      if jsr.lstat(tdir) == "directory" then
+        for _, rel in ipairs(tree_files(tdir)) do
+          if not want[rel] then
+            local rok, rerr = c:rmtree(tdir .. "/" .. rel)
+            if not rok then c:close(); return nil, rerr end
+          end
+        end
+      end
+      for _, f in ipairs(files) do
+        local to = tdir .. "/" .. f.name
+        local dok, derr = dir_for(to)
+        if not dok then c:close(); return nil, derr end
+        local data = f.make and f.make() or require("jsr.files").read(f.path)
+        if not data then c:close(); return nil, (f.path or f.name) .. ": cannot be read" end
+        local wok, werr = c:write_file(to, data)
+        if not wok then c:close(); return nil, werr end
+      end
+      -- the target's Raft groups of the stream and its consumers
+      local sa = groups[e.account .. "\0" .. e.name]
+      local gs = {}
+      if sa then
+        gs[#gs + 1] = sa.group
+        for _, ca in pairs(sa.consumers or {}) do gs[#gs + 1] = ca.group end
+      end
+      for _, g in ipairs(gs) do
+        local gdir = type(g) == "table" and type(g.name) == "string" and (sys .. "/" .. g.name)
+        if gdir and jsr.lstat(gdir) then
+          local rok, rerr = c:rmtree(gdir)
+          if not rok then c:close(); return nil, rerr end
+        end
+      end
+    end
+  end
+  if n == 0 then c:close(); return true, 0 end
+  local id, cerr = c:commit()
+  c:close()
+  if not id then return nil, cerr end
+  return true, n, id
+end
+
 -- prepare(policy, opts, stores) -> exit code: `js-recover prepare S1 S2 ...
 -- --into DIR`: DIR (new) gets the chosen copy of every stream and
 -- consumer, then is prepared as one store (journaled: undo DIR takes the
@@ -614,16 +711,27 @@ function M.prepare(policy, opts, stores)
   local function say(...) io.stderr:write("js-recover prepare: ", ...) end
   local dir = opts.into
   if not dir then
-    say("several stores need --into DIR (a new directory that gets each stream's chosen copy)\n")
+    say("several stores need --into DIR (a new directory that gets each stream's chosen copy) "
+      .. "or --into one of them\n")
     return 2
   end
-  if jsr.lstat(dir) then say(dir, " exists: --into takes a new directory\n"); return 2 end
+  -- one of the stores given: rewritten in place, journaled
+  local target_index
+  local into_open = jsr.lstat(dir) and jsr.open(dir)
+  for i, st in ipairs(stores) do
+    local so = jsr.open(st)
+    if into_open and so and jsr.realpath(so.store_dir) == jsr.realpath(into_open.store_dir) then target_index = i end
+  end
+  if jsr.lstat(dir) and not target_index then
+    say(dir, " exists and is none of the stores given: --into takes a new directory or one of them\n")
+    return 2
+  end
   local parent = dir:match("^(.*)/[^/]+/*$") or "."
   local real_parent = jsr.realpath(parent == "" and "/" or parent)
   if not real_parent then say("the directory ", parent, " of --into ", dir, " does not exist\n"); return 2 end
   for _, st in ipairs(stores) do
     local sr = jsr.realpath(st)
-    if sr and (real_parent == sr or real_parent:sub(1, #sr + 1) == sr .. "/") then
+    if not target_index and sr and (real_parent == sr or real_parent:sub(1, #sr + 1) == sr .. "/") then
       say(dir, " is inside the store ", st, ", which is only read: give a directory elsewhere\n")
       return 2
     end
@@ -637,9 +745,19 @@ function M.prepare(policy, opts, stores)
       #stores, dir))
     return #r.refused > 0 and 1 or 0
   end
-  local ok, err = M.gather(r.streams, dir)
-  if not ok then say(err, "\n"); return 3 end
-  io.stderr:write(("gathered %d stream(s) into %s; preparing it\n"):format(#r.streams, dir))
+  if target_index then
+    local ok, count, id = M.into_store(r, r.stores[target_index].r)
+    if not ok then say(count, "\n"); return 3 end
+    io.stderr:write(("%d stream(s) taken into %s from the other stores%s; preparing it\n"):format(count, dir,
+      id and (" (journal " .. id .. ")") or ""))
+    for _, x in ipairs(r.refused) do
+      io.stderr:write(("%s > %s: left as %s holds it (its copies conflict)\n"):format(x.account, x.name, dir))
+    end
+  else
+    local ok, err = M.gather(r.streams, dir)
+    if not ok then say(err, "\n"); return 3 end
+    io.stderr:write(("gathered %d stream(s) into %s; preparing it\n"):format(#r.streams, dir))
+  end
   local argv = { dir }
   for k, v in pairs(opts) do
     if k ~= "into" then argv[#argv + 1] = v == true and ("--" .. k) or ("--%s=%s"):format(k, tostring(v)) end
