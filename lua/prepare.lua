@@ -1,7 +1,8 @@
 -- js-recover prepare <store> [options]
 -- js-recover prepare <store> <store>... --into DIR [options]
 --
--- Several survivors' stores: DIR (new, written whole or not at all) gets
+-- Several survivors' stores: DIR (new, written whole or not at all; or one
+-- of the stores given, rewritten in one journaled set of changes) gets
 -- each stream's and consumer's most complete copy as replayed (the rule:
 -- jsr/survivors.lua, shown by `js-recover inspect S1 S2`), then is
 -- prepared as below; the stores given are only read, `undo DIR` takes the
