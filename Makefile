@@ -172,7 +172,7 @@ bench: all
 
 # the runbook against `js-recover restore`, into a 3-node cluster
 # (BENCH_RESTORE="MiB small-streams", default "1024 1000")
-bench-restore: all
+bench-restore: all $(BUILD)/jsload
 	JSR_BUILD=$(BUILD) $(LUA) scripts/bench-restore.lua $(BENCH_RESTORE)
 
 install: $(BUILD)/js-recover

@@ -111,8 +111,11 @@ function M.run(next_task, parallel)
     local id, data, status = jsr.nats_poll(ms)
     M.waited = M.waited + (jsr.monotime() - w0)
     if id == nil then error(data, 0) end
+    -- every answer that came in is taken before any deadline is judged:
+    -- answers wait in the queue while tasks work, and an answer there in
+    -- time is not a timeout
     local ready = {}
-    if id then
+    while id do
       local t = waiting[id]
       if t then
         local co
@@ -123,6 +126,8 @@ function M.run(next_task, parallel)
         end
         if co then ready[#ready + 1] = co end
       end
+      id, data, status = jsr.nats_poll(0)
+      if id == nil then error(data, 0) end
     end
     now = jsr.monotime()
     for rid, t in pairs(waiting) do
