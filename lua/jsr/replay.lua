@@ -237,7 +237,7 @@ function M.state(stream, cfg, part)
   if not part then
     local sum = blocks.scan(stream, { records = function(rec) add_record(st, rec); return true end })
     if sum.corrupt or sum.unchecked_blocks > 0 then
-      return nil, sum.unchecked_blocks > 0 and "compressed or encrypted blocks" or "corrupt blocks"
+      return nil, sum.unchecked_blocks > 0 and "encrypted blocks, no key given" or "corrupt blocks"
     end
     return st
   end

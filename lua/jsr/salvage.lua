@@ -136,7 +136,7 @@ local function plan_stream(r, s, sa, sys, keep)
   -- appending needs the store's true last sequence: not from blocks it cannot read
   if sum.unchecked_blocks > 0 or sum.corrupt then
     out.notes[#out.notes + 1] = ("the store's last sequence is unknown (%s); its log is not salvaged")
-      :format(sum.unchecked_blocks > 0 and "compressed or encrypted blocks" or "corrupt blocks")
+      :format(sum.unchecked_blocks > 0 and "encrypted blocks, no key given" or "corrupt blocks")
     return out
   end
   local store_last = sum.last_seq
