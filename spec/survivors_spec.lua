@@ -30,15 +30,19 @@ local function by_name(list, name)
   for _, s in ipairs(list) do if s.name == name then return s end end
 end
 
--- jspub creates (or finds) the stream before it publishes: a create that
--- a loaded cluster times out published nothing, so it is asked again
+-- jspub creates (or finds) the stream, publishes, then creates (or finds)
+-- the consumer and acks; each call here does one of the two, so a create
+-- of either that a loaded cluster times out has done nothing yet and is
+-- asked again
 local function pub(c, i, o)
   o.url = c.nodes[i].url
   o.user, o.password, o.timeout_ms = cluster.USERS.ACME.user, cluster.USERS.ACME.password, 20000
   local ok, r
   for _ = 1, 5 do
     ok, r = pcall(ns.jspub, {}, o)
-    if ok or not tostring(r):find("js_AddStream(", 1, true) then break end
+    if ok or not (tostring(r):find("js_AddStream(", 1, true) or tostring(r):find("js_AddConsumer(", 1, true)) then
+      break
+    end
     cluster.sleep(2)
   end
   if not ok then error(r, 0) end
@@ -103,6 +107,53 @@ describe("two copies that hold different messages at one sequence", function()
     assert.are.equal(0, code, err .. text)
     assert.matches("ORDERS: from [^\n]* %(policy", err)
     assert.are.equal("file", jsr.lstat(out .. "/y/$G/ORDERS/backup.json"))
+  end)
+end)
+
+-- The journaled mkdir prepare --into one of the stores uses: killed before
+-- each step of a commit, or each step failing, the store comes back as it
+-- was with undo (or the commit's own rollback).
+describe("a change set that makes directories", function()
+  local dir, script
+  setup(function()
+    dir = ns.tmpdir()
+    os.execute(("mkdir -p %s/s/jetstream/ACC && echo old > %s/s/jetstream/ACC/f"):format(dir, dir))
+    script = dir .. "/mk.lua"
+    fx.write(script, table.concat({
+      "local jsr = require 'jsr'",
+      "local store = ...",
+      "assert(jsr.open(store))",
+      "local c = assert(jsr.changes())",
+      "assert(c:mkdir(store .. '/jetstream/NEW'))",
+      "assert(c:mkdir(store .. '/jetstream/NEW/streams'))",
+      "assert(c:write_file(store .. '/jetstream/NEW/streams/x', 'new'))",
+      "assert(c:write_file(store .. '/jetstream/ACC/f', 'replaced'))",
+      "print(assert(c:commit()))" }, "\n") .. "\n")
+  end)
+  teardown(function() fx.cleanup(dir) end)
+
+  it("is undone byte for byte after a crash before any step or a failure at any step", function()
+    local s = dir .. "/s"
+    local before = fx.tree_digest(s)
+    local code, _, trace = fx.run_with({ env = { JSR_CRASH_TRACE = "1" } }, "run", script, s)
+    assert.are.equal(0, code, trace)
+    assert.are.equal("directory", jsr.lstat(s .. "/jetstream/NEW/streams"))
+    assert.are.equal("new", fx.read(s .. "/jetstream/NEW/streams/x"))
+    local steps = select(2, trace:gsub("jsr%-step", ""))
+    assert.is_true(steps > 10, trace)
+    local ucode, uout, uerr = fx.run("undo", s)
+    assert.are.equal(0, ucode, uerr .. uout)
+    assert.are.equal(before, fx.tree_digest(s))
+    for i = 1, steps do
+      for _, how in ipairs { { JSR_CRASH_AT = tostring(i) }, { JSR_FAULT_AT = i .. ":EIO" } } do
+        local c = dir .. "/c"
+        os.execute(("rm -rf %s && cp -a %s %s"):format(cluster.quote(c), cluster.quote(s), cluster.quote(c)))
+        local rc = fx.run_with({ env = how }, "run", script, c)
+        assert.are_not.equal(0, rc, "step " .. i)
+        fx.run("undo", c) -- nothing to undo after a rollback: exit 0 or 1, the tree decides
+        assert.are.equal(before, fx.tree_digest(c), ("step %d %s"):format(i, next(how)))
+      end
+    end
   end)
 end)
 
@@ -171,8 +222,10 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
         stream("BOTH", "b"), stream("ONE5", "o5"), stream("ONE4", "o4"), stream("NONE", "x"),
         stream("L5", "node:n5", 1) } do
         s.count = 60
-        if s.stream == "BOTH" or s.stream == "ONE5" then s.consumer, s.ack = "proc", 20 end
         pub(c, 1, s)
+        if s.stream == "BOTH" or s.stream == "ONE5" then
+          pub(c, 1, { stream = s.stream, replicas = 3, placement_tag = s.placement_tag, consumer = "proc", ack = 20 })
+        end
       end
       cluster.jsload(c:urls(1), "ACME", "settle", "--wait-ms", "60000")
       cluster.sleep(1.5) -- followers apply a moment after they report current; o.dat every 100 ms
@@ -180,10 +233,10 @@ describe("five " .. server.version .. " nodes, two disks survive (n4 stopped ear
       local first = cluster.jsload(c:urls(1), "ACME", "dump", "--timeout-ms", "10000")
       -- n4 drops out; the others go on
       c:kill(4, early, 20)
-      pub(c, 1, { stream = "BOTH", replicas = 3, placement_tag = "b", payload_size = 300, count = 40,
-                  consumer = "proc", ack = 30 })
-      pub(c, 1, { stream = "ONE5", replicas = 3, placement_tag = "o5", payload_size = 300, count = 40,
-                  consumer = "proc", ack = 10 })
+      pub(c, 1, { stream = "BOTH", replicas = 3, placement_tag = "b", payload_size = 300, count = 40 })
+      pub(c, 1, { stream = "BOTH", replicas = 3, placement_tag = "b", consumer = "proc", ack = 30 })
+      pub(c, 1, { stream = "ONE5", replicas = 3, placement_tag = "o5", payload_size = 300, count = 40 })
+      pub(c, 1, { stream = "ONE5", replicas = 3, placement_tag = "o5", consumer = "proc", ack = 10 })
       pub(c, 1, { stream = "NONE", replicas = 3, placement_tag = "x", payload_size = 300, count = 40 })
       pub(c, 1, { stream = "L5", replicas = 1, placement_tag = "node:n5", payload_size = 300, count = 10 })
       cluster.sleep(2)
