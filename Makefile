@@ -169,6 +169,12 @@ bench: all
 	scripts/bench.sh $(BUILD)/js-recover
 	scripts/bench-verify.sh $(BUILD)/js-recover
 	@$(MAKE) --no-print-directory bench-restore
+	@$(MAKE) --no-print-directory bench-scale
+
+# time and peak RSS by number of streams: 1,000 and 10,000
+# (BENCH_SCALE_MAX=100000 adds that size; about 1.2 GB of disk)
+bench-scale: all
+	scripts/bench-scale.sh $(BUILD)/js-recover
 
 # the runbook against `js-recover restore`, into a 3-node cluster
 # (BENCH_RESTORE="MiB small-streams", default "1024 1000")
@@ -182,5 +188,5 @@ install: $(BUILD)/js-recover
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps servers test asan valgrind demo bench bench-restore install clean fuzz FORCE drill drill-load
+.PHONY: all deps servers test asan valgrind demo bench bench-restore bench-scale install clean fuzz FORCE drill drill-load
 FORCE:
