@@ -48,7 +48,7 @@ local usage = [[
 usage: js-recover restore <store> [<store>...] --server URL [credentials] [--tls-ca F] [--tls-cert F --tls-key F]
                           [--account SRC] [--accounts FILE] [--replicas N] [--no-placement]
                           [--map-cluster OLD=NEW,...] [--map-tag OLD=NEW,...] [--map-api OLD=NEW,...]
-                          [--dry-run] [--json] [--force] [--skip-bad] [--force-open]
+                          [--dry-run] [--json] [--force] [--skip-bad] [--force-open] [--parallel N]
        js-recover compare <store> --server URL [credentials] [...] [--json]
 credentials: --user U --password P | --token T | --creds F | --nkey SEEDFILE
 ]]
