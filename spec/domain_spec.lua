@@ -142,6 +142,11 @@ describe("a " .. server.version .. " leaf cluster with its own JetStream domain"
         st.agg2 = cluster.jsload(h2.nodes[1].url, "ACME", "api", "--subject", "$JS.API.STREAM.INFO.AGG")
         st.want_api = "$JS." .. ldom2 .. ".API"
         st.agg2_restored = wait_count(h2.nodes[1].url, "AGG", 100, 30)
+        -- what both new servers serve, before anything new is published
+        local leaf_after = { ACME = cluster.jsload(l2:urls(1), "ACME", "dump", "--timeout-ms", "10000") }
+        st.restored_leaf_card = drill.compare(st.before, leaf_after, st.kept.inspect.lost)
+        st.restored_hub_card = drill.compare({ ACME = st.hub_before },
+          { ACME = cluster.jsload(h2.nodes[1].url, "ACME", "dump", "--timeout-ms", "10000") }, nil)
         natspub(l2.nodes[1].url, "after", 5)
         st.agg2_after = wait_count(h2.nodes[1].url, "AGG", 105, 60)
       end)
@@ -207,6 +212,24 @@ describe("a " .. server.version .. " leaf cluster with its own JetStream domain"
     assert.are.equal(st.want_api, st.agg2.config.sources[1].external.api)
     assert.are.equal(100, st.agg2_restored)
     assert.are.equal(105, st.agg2_after)
+  end)
+
+  it("restore serves the leaf and the hub as they were: every message and consumer position", function()
+    for _, card in ipairs { st.restored_leaf_card, st.restored_hub_card } do
+      local text = drill.scorecard_text { name = "restored", survivor = "l1", role_seen = "?", survivor_stop = "KILL",
+                                          card = card }
+      assert.are.equal(100, card.messages.total, text)
+      assert.are.equal(card.messages.total, card.messages.exact, text)
+      assert.are.equal(0, card.messages.resurrected, text)
+      assert.are.equal(card.state.total, card.state.exact, text)
+      assert.are.equal(card.acks.total, card.acks.exact, text)
+    end
+    assert.are.same({}, st.restored_leaf_card.config.changed)
+    -- the hub's AGG: only its source moved (the API prefix, where to go on)
+    local changed = {}
+    for _, ch in ipairs(st.restored_hub_card.config.changed) do changed[#changed + 1] = ch:match("^ACME > AGG (%S+):") end
+    table.sort(changed)
+    assert.are.same({ "sources.1.external.api", "sources.1.opt_start_seq" }, changed)
   end)
 end)
 end
