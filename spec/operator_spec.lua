@@ -13,78 +13,12 @@
 local json = require("jsr").json
 local fx = require "spec.support.fixture"
 local ns = require "spec.support.natsserver"
-local cluster = require "spec.support.cluster"
 local servers = require "spec.support.servers"
 local op = require "spec.support.opcluster"
 
-local function nats(auth, url, creds, ...)
-  local args = { "--server", url, "--creds", creds }
-  for _, a in ipairs { ... } do args[#args + 1] = a end
-  return op.nats(auth, args)
-end
-
--- what each account is served: streams with consumers, and every
--- message's subject and payload digest
-local function served(url, creds)
-  local srv = { url = url }
-  local out = ns.jscheck(srv, { creds = creds }).streams
-  for name, s in pairs(out) do
-    s.replicas = nil
-    for _, c in pairs(s.consumers) do c.num_replicas = nil end
-    s.msgs = ns.jscheck(srv, { creds = creds, messages = name }).messages
-  end
-  return out
-end
-
-local function load(auth, url)
-  local acme, beta = auth.accounts.ACME.creds, auth.accounts.BETA.creds
-  nats(auth, url, acme, "stream", "add", "ORDERS", "--subjects", "orders.>", "--replicas", "3",
-    "--storage", "file", "--defaults")
-  nats(auth, url, acme, "stream", "add", "LOCAL", "--subjects", "local.>", "--replicas", "1",
-    "--tag", "node:n1", "--storage", "file", "--defaults")
-  nats(auth, url, acme, "pub", "orders.new", "order {{Count}}", "--count", "300")
-  nats(auth, url, acme, "pub", "local.x", "local {{Count}}", "--count", "40")
-  nats(auth, url, acme, "consumer", "add", "ORDERS", "proc", "--pull", "--ack", "explicit",
-    "--deliver", "all", "--defaults")
-  nats(auth, url, acme, "consumer", "next", "ORDERS", "proc", "--count", "120", "--ack")
-  nats(auth, url, beta, "kv", "add", "CFG", "--replicas", "3", "--history", "3")
-  for i = 1, 12 do nats(auth, url, beta, "kv", "put", "CFG", "k" .. (i % 8), "v" .. i) end
-  nats(auth, url, beta, "stream", "add", "EVENTS", "--subjects", "ev.>", "--replicas", "3",
-    "--storage", "file", "--defaults")
-  nats(auth, url, beta, "pub", "ev.a", "event {{Count}}", "--count", "90")
-  nats(auth, url, beta, "consumer", "add", "EVENTS", "audit", "--pull", "--ack", "explicit",
-    "--deliver", "all", "--defaults")
-  nats(auth, url, beta, "consumer", "next", "EVENTS", "audit", "--count", "35", "--ack")
-end
-
-local function settle(c, auth)
-  for _, name in ipairs { "ACME", "BETA" } do
-    cluster.jsload(c:urls(1), { creds = auth.accounts[name].creds }, "settle", "--wait-ms", "30000")
-  end
-end
-
--- the cluster loaded, what it served recorded, n2 and n3 SIGKILLed, then
--- n1 (the survivor), all under dir (made by the caller, so its teardown
--- removes it whatever failed): auth, n1's store_dir and config, what was served
-local function survivor(server, dir, push, enc)
-  local auth = op.make(dir)
-  local c = op.start { dir = dir, auth = auth, bin = server.bin, push = push,
-                       key = enc and enc.key, cipher = enc and enc.cipher }
-  local want = {}
-  local ok, err = pcall(function()
-    load(auth, c.nodes[1].url)
-    settle(c, auth)
-    for _, name in ipairs { "ACME", "BETA" } do
-      want[name] = served(c.nodes[1].url, auth.accounts[name].creds)
-    end
-    c:kill(2, "KILL")
-    c:kill(3, "KILL")
-    c:kill(1, "KILL")
-  end)
-  c:stop_all()
-  assert(ok, err)
-  return auth, c.nodes[1].store_dir, c.nodes[1].conf, want
-end
+-- the workload, what each account is served and the survivor:
+-- spec/support/opcluster.lua (shared with restore_operator_spec)
+local survivor = op.survivor
 
 -- a standalone server on the prepared store serves each account's user
 -- every stream, message and consumer position as the cluster did
@@ -93,21 +27,9 @@ local function serves_exactly(server, store, auth, want, env)
                          log_path = store .. "/../standalone.log" }
   finally(function() srv:stop() end)
   for _, name in ipairs { "ACME", "BETA" } do
-    local ok, got = pcall(served, srv.url, auth.accounts[name].creds)
+    local ok, got = pcall(op.served, srv.url, auth.accounts[name].creds)
     if not ok then error(tostring(got) .. "\nstandalone server log:\n" .. srv:log():sub(-3000), 0) end
-    for sname, w in pairs(want[name]) do
-      local g = got[sname]
-      assert.is_table(g, name .. " > " .. sname)
-      assert.are.same({ w.messages, w.first_seq, w.last_seq, w.bytes },
-        { g.messages, g.first_seq, g.last_seq, g.bytes }, name .. " > " .. sname)
-      assert.are.same(w.msgs, g.msgs, name .. " > " .. sname .. ": every message")
-      for cname, wc in pairs(w.consumers) do
-        local gc = g.consumers[cname]
-        assert.is_table(gc, cname)
-        assert.are.same({ wc.ack_floor_stream_seq, wc.delivered_stream_seq, wc.num_pending },
-          { gc.ack_floor_stream_seq, gc.delivered_stream_seq, gc.num_pending }, sname .. " > " .. cname)
-      end
-    end
+    op.same(want[name], got, name)
   end
 end
 

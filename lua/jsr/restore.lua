@@ -46,7 +46,8 @@ M.PARALLEL = 2
 
 local usage = [[
 usage: js-recover restore <store> [<store>...] --server URL [credentials] [--tls-ca F] [--tls-cert F --tls-key F]
-                          [--account SRC] [--accounts FILE] [--replicas N] [--no-placement]
+                          [--account SRC] [--accounts FILE] [--resolver-dir D] [--config F] [--operator-jwt F]
+                          [--replicas N] [--no-placement]
                           [--map-cluster OLD=NEW,...] [--map-tag OLD=NEW,...] [--map-api OLD=NEW,...]
                           [--dry-run] [--json] [--force] [--skip-bad] [--force-open] [--parallel N]
        js-recover compare <store> --server URL [credentials] [...] [--json]
@@ -104,6 +105,46 @@ function M.targets(opts, accounts)
     if src then out[src] = with(opts) end
   end
   return out
+end
+
+-- jwt_names(r, opts) -> {[account public key] = the name in its JWT}:
+-- an operator-mode store's accounts, their JWTs found as inspect finds
+-- them (next to jetstream/, --resolver-dir, --config, --operator-jwt)
+function M.jwt_names(r, opts)
+  local names = {}
+  if not r.model then return names end
+  local operator = require "jsr.operator"
+  for pub, j in pairs(operator.gather(r.model, operator.from_opts(opts)).accounts) do
+    if type(j.name) == "string" then names[pub] = j.name end
+  end
+  return names
+end
+
+-- by_jwt_name(targets, accounts, names) -> true | nil, msg: a source
+-- account named (in --accounts FILE or --account) by the name in its JWT
+-- rather than by its public key, as the store names it, is given its key.
+function M.by_jwt_name(targets, accounts, names)
+  local keys_given = {}
+  for k in pairs(targets) do keys_given[#keys_given + 1] = k end
+  table.sort(keys_given)
+  for _, k in ipairs(keys_given) do
+    if not accounts[k] then
+      local hits = {}
+      for pub, n in pairs(names) do if n == k and accounts[pub] then hits[#hits + 1] = pub end end
+      table.sort(hits)
+      if #hits > 1 then
+        return nil, ("%s is the JWT name of %d accounts with streams (%s): name each by its public key")
+          :format(k, #hits, table.concat(hits, ", "))
+      elseif #hits == 1 then
+        if targets[hits[1]] then
+          return nil, ("account %s has credentials twice: by its public key and by its JWT name %s")
+            :format(hits[1], k)
+        end
+        targets[hits[1]], targets[k] = targets[k], nil
+      end
+    end
+  end
+  return true
 end
 
 local function api_error(reply)
@@ -478,6 +519,7 @@ function M.run(policy, mode, ...)
   local spec = {}
   for k, v in pairs(export.OPTIONS) do spec[k] = v end
   for k, v in pairs(M.OPTIONS) do spec[k] = v end
+  require("jsr.operator").with(spec)
   local opts, args = cli.parse({ ... }, keys.with(spec))
   local function say(...) io.stderr:write("js-recover ", mode, ": ", ...) end
   if not opts then say(args, "\n", usage); return 2 end
@@ -492,10 +534,14 @@ function M.run(policy, mode, ...)
   for _, e in ipairs(r.streams) do accounts[e.account] = true end
   local targets, terr = M.targets(opts, accounts)
   if not targets then say(terr, "\n"); return 2 end
+  local jwt_names = M.jwt_names(r, opts)
+  local nok, nerr = M.by_jwt_name(targets, accounts, jwt_names)
+  if not nok then say(nerr, "\n"); return 2 end
   -- every account needs its credentials before anything is sent
   local missing = {}
   for a in pairs(accounts) do if not targets[a] then missing[#missing + 1] = a end end
   table.sort(missing)
+  for i, a in ipairs(missing) do if jwt_names[a] then missing[i] = ("%s (%s)"):format(a, jwt_names[a]) end end
   if #missing > 0 then
     say("nothing sent: no credentials for the source account(s) ", table.concat(missing, ", "),
       ": give --user/--password, --token, --creds or --nkey with --account SRC, or map each in --accounts FILE\n")

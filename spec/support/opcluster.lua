@@ -135,4 +135,100 @@ function M.start(opts)
   return c
 end
 
+-- The workload of the operator-mode specs, made with the real nats CLI as
+-- each account's own user: ACME an R3 stream ORDERS (300 messages, a
+-- consumer with 120 acked) and an R1 stream LOCAL placed on n1 (40); BETA
+-- an R3 KV bucket CFG with history 3 (12 puts over 8 keys) and an R3
+-- stream EVENTS (90, a consumer with 35 acked).
+local function as(auth, url, creds, ...)
+  local args = { "--server", url, "--creds", creds }
+  for _, a in ipairs { ... } do args[#args + 1] = a end
+  return nats(auth, args)
+end
+
+function M.load(auth, url)
+  local acme, beta = auth.accounts.ACME.creds, auth.accounts.BETA.creds
+  as(auth, url, acme, "stream", "add", "ORDERS", "--subjects", "orders.>", "--replicas", "3",
+    "--storage", "file", "--defaults")
+  as(auth, url, acme, "stream", "add", "LOCAL", "--subjects", "local.>", "--replicas", "1",
+    "--tag", "node:n1", "--storage", "file", "--defaults")
+  as(auth, url, acme, "pub", "orders.new", "order {{Count}}", "--count", "300")
+  as(auth, url, acme, "pub", "local.x", "local {{Count}}", "--count", "40")
+  as(auth, url, acme, "consumer", "add", "ORDERS", "proc", "--pull", "--ack", "explicit",
+    "--deliver", "all", "--defaults")
+  as(auth, url, acme, "consumer", "next", "ORDERS", "proc", "--count", "120", "--ack")
+  as(auth, url, beta, "kv", "add", "CFG", "--replicas", "3", "--history", "3")
+  for i = 1, 12 do as(auth, url, beta, "kv", "put", "CFG", "k" .. (i % 8), "v" .. i) end
+  as(auth, url, beta, "stream", "add", "EVENTS", "--subjects", "ev.>", "--replicas", "3",
+    "--storage", "file", "--defaults")
+  as(auth, url, beta, "pub", "ev.a", "event {{Count}}", "--count", "90")
+  as(auth, url, beta, "consumer", "add", "EVENTS", "audit", "--pull", "--ack", "explicit",
+    "--deliver", "all", "--defaults")
+  as(auth, url, beta, "consumer", "next", "EVENTS", "audit", "--count", "35", "--ack")
+end
+
+--- served(url, creds[, want]) -> what one account is served: jscheck's
+-- streams with consumers, each with msgs, every message's subject and
+-- payload digest.  With want (an earlier served), read until the
+-- consumers' pending counts are want's (spec/support/restored.lua: a
+-- restored R3 consumer needs a few seconds for its leader).
+function M.served(url, creds, want)
+  local ns = require "spec.support.natsserver"
+  local out = want and require("spec.support.restored").served(url, { creds = creds }, want)
+    or ns.jscheck({ url = url }, { creds = creds }).streams
+  for name, s in pairs(out) do
+    s.msgs = ns.jscheck({ url = url }, { creds = creds, messages = name }).messages
+  end
+  return out
+end
+
+--- same(want, got, label[, replicas]): every stream of want served in got
+-- with its messages, sequences, bytes, each message's digest and each
+-- consumer's ack floor, delivered and pending; with replicas, retention
+-- and replicas too (a standalone server serves everything R1).
+function M.same(want, got, label, replicas)
+  local assert = require "luassert"
+  for sname, w in pairs(want) do
+    local g = got[sname]
+    local what = label .. " > " .. sname
+    assert.is_table(g, what)
+    assert.are.same({ w.messages, w.first_seq, w.last_seq, w.bytes },
+      { g.messages, g.first_seq, g.last_seq, g.bytes }, what)
+    if replicas then assert.are.same({ w.retention, w.replicas }, { g.retention, g.replicas }, what) end
+    assert.are.same(w.msgs, g.msgs, what .. ": every message")
+    for cname, wc in pairs(w.consumers) do
+      local gc = g.consumers[cname]
+      assert.is_table(gc, what .. " > " .. cname)
+      assert.are.same({ wc.ack_floor_stream_seq, wc.delivered_stream_seq, wc.num_pending },
+        { gc.ack_floor_stream_seq, gc.delivered_stream_seq, gc.num_pending }, what .. " > " .. cname)
+    end
+  end
+end
+
+--- survivor(server, dir[, push, enc]) -> auth, n1's store_dir, n1's config,
+-- what each account was served: an operator-mode cluster under dir (made
+-- by the caller, so its teardown removes it whatever failed) loaded
+-- (M.load), what it served recorded, n2 and n3 SIGKILLed, then n1.
+function M.survivor(server, dir, push, enc)
+  local auth = M.make(dir)
+  local c = M.start { dir = dir, auth = auth, bin = server.bin, push = push,
+                      key = enc and enc.key, cipher = enc and enc.cipher }
+  local want = {}
+  local ok, err = pcall(function()
+    M.load(auth, c.nodes[1].url)
+    for _, name in ipairs { "ACME", "BETA" } do
+      cluster.jsload(c:urls(1), { creds = auth.accounts[name].creds }, "settle", "--wait-ms", "30000")
+    end
+    for _, name in ipairs { "ACME", "BETA" } do
+      want[name] = M.served(c.nodes[1].url, auth.accounts[name].creds)
+    end
+    c:kill(2, "KILL")
+    c:kill(3, "KILL")
+    c:kill(1, "KILL")
+  end)
+  c:stop_all()
+  assert(ok, err)
+  return auth, c.nodes[1].store_dir, c.nodes[1].conf, want
+end
+
 return M
