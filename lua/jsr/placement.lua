@@ -39,22 +39,18 @@ function M.maps(opts)
   return out
 end
 
--- last_sourced(stream, name) -> the highest sequence of source `name`
--- (an external one) that the stream's messages record, or nil.  Each
--- sourced message carries "Nats-Stream-Source: <name>:<hash of the API
--- prefix>[ ...] <seq>[ ...]" (its second field the sequence, 2.9.10 and
--- 2.10+); the server finds where to go on by that index name, so once the
--- prefix changes it no longer finds it and starts the source again from
--- its first message (measured on 2.15.3: 100 sourced messages imported a
--- second time).
-function M.last_sourced(stream, name)
-  local best
+-- sourced_positions(stream) -> {[source name] = the highest sequence of
+-- it the stream's messages record}, in one scan.  Each sourced message
+-- carries "Nats-Stream-Source: <name>[:<hash of the API prefix>][ ...]
+-- <seq>[ ...]" (its second field the sequence, 2.9.10 and 2.10+).
+function M.sourced_positions(stream)
+  local best = {}
   blocks.scan(stream, { records = function(rec)
     local v = not rec.deleted and rec.headers and rec.headers:match("\r\nNats%-Stream%-Source:%s*([^\r\n]+)")
     if v then
-      local iname, seq = v:match("^(%S+)%s+(%d+)")
+      local name, seq = v:match("^([^:%s]+)%S*%s+(%d+)")
       seq = math.tointeger(tonumber(seq))
-      if iname and iname:sub(1, #name + 1) == name .. ":" and seq and (not best or seq > best) then best = seq end
+      if name and seq and (not best[name] or seq > best[name]) then best[name] = seq end
     end
   end })
   return best
@@ -62,15 +58,34 @@ end
 
 -- the deliver prefix belongs to the domain the stream is in, not to the
 -- one it sources from: it stays
-local function map_external(src, api, stream)
+local function map_external(src, api)
   local ext = type(src) == "table" and src.external
   if type(ext) ~= "table" or type(ext.api) ~= "string" or not api[ext.api] then return end
   ext.api = api[ext.api]
-  -- a source goes on after what it had imported, not from the start
-  local last = stream and type(src.name) == "string" and M.last_sourced(stream, src.name)
-  if last and (src.opt_start_seq or 0) <= last then
-    src.opt_start_seq = last + 1
-    src.opt_start_time = nil
+end
+
+-- Every source goes on after what it had imported, not from the start:
+-- opt_start_seq one past the last sequence its messages record.  The
+-- server looks for that position in the stream's messages when its leader
+-- starts the source, and takes opt_start_seq when it finds none (2.14.5
+-- stream.go setupSourceConsumer); a restored stream's new leader can look
+-- before it holds the snapshot's messages, and a mapped API prefix changes
+-- the name it looks for (measured on 2.15.3: COMBINED imported LOCAL's 60
+-- messages again in restore_drill_spec under load at 9cc0e06; 100 again
+-- with a prefix mapped).  A source with its own durable consumer takes no
+-- start.
+local function keep_positions(cfg, stream)
+  if not stream or type(cfg.sources) ~= "table" or #cfg.sources == 0 then return end
+  local pos
+  for _, src in ipairs(cfg.sources) do
+    if type(src) == "table" and type(src.name) == "string" and src.consumer == nil then
+      pos = pos or M.sourced_positions(stream)
+      local last = pos[src.name]
+      if last and (src.opt_start_seq or 0) <= last then
+        src.opt_start_seq = last + 1
+        src.opt_start_time = nil
+      end
+    end
   end
 end
 
@@ -87,8 +102,9 @@ function M.apply(cfg, maps, stream)
   -- a mirror goes on from its own last sequence, which the prefix does not change
   if type(cfg.mirror) == "table" then map_external(cfg.mirror, maps.api) end
   if type(cfg.sources) == "table" then
-    for _, s in ipairs(cfg.sources) do map_external(s, maps.api, stream) end
+    for _, s in ipairs(cfg.sources) do map_external(s, maps.api) end
   end
+  keep_positions(cfg, stream)
 end
 
 -- hint(cfg) -> text for a refused restore whose config places the stream
