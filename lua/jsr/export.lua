@@ -74,15 +74,7 @@ local function safe_name(s)
   return s ~= "" and s ~= "." and s ~= ".." and not s:find("/", 1, true) and not s:find("%z")
 end
 
-local function write_whole(path, data)
-  local f, err = io.open(path, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  if not ok then f:close(); return nil, path .. ": " .. tostring(werr) end
-  local cok, cerr = f:close()
-  if not cok then return nil, path .. ": " .. tostring(cerr) end
-  return true
-end
+local write_whole = require("jsr.files").write
 
 -- The output must not be inside the store: export never writes there.
 local function inside(dir, store_dir)

@@ -1,6 +1,8 @@
--- A whole file's bytes, for the library's modules (o.dat, the report and
--- config prepare wrote, small Raft files): nil when it cannot be opened,
--- which every caller treats as "not there".
+-- Whole files for the library's modules.  read: a file's bytes (o.dat,
+-- the report and config prepare wrote, small Raft files), nil when it
+-- cannot be opened, which every caller treats as "not there".  write: a
+-- new file outside any store (export's backups, a gathered store being
+-- built), true or nil, message naming the file.
 local M = {}
 
 function M.read(path)
@@ -9,6 +11,16 @@ function M.read(path)
   local s = f:read("a")
   f:close()
   return s
+end
+
+function M.write(path, data)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(data)
+  if not ok then f:close(); return nil, path .. ": " .. tostring(werr) end
+  local cok, cerr = f:close()
+  if not cok then return nil, path .. ": " .. tostring(cerr) end
+  return true
 end
 
 return M

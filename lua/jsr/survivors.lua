@@ -546,15 +546,7 @@ end
 -- new store at dir: into dir.partial, renamed when whole, so a gather
 -- cut off leaves nothing that looks like a store.  No store given is
 -- written to.
-local function write_whole(path, data)
-  local f, err = io.open(path, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  if not ok then f:close(); return nil, path .. ": " .. tostring(werr) end
-  local cok, cerr = f:close()
-  if not cok then return nil, path .. ": " .. tostring(cerr) end
-  return true
-end
+local write_whole = require("jsr.files").write
 
 local function copy_file(from, to)
   local src, err = io.open(from, "rb")
