@@ -41,8 +41,8 @@ function M.collect(stream, want)
       -- live (its first sequence, its delete map): the index goes with
       -- the rewrite, so they are marked in the block too (measured:
       -- 2.9.10 served a work queue's first job again, acked and deleted
-      -- in 1.idx only)
-      if b.idx and not v210 then
+      -- in 1.idx only); one marked in its own bytes already needs nothing
+      if b.idx and not v210 and not rec.marked then
         local d = idx_deleted[b.path] or {}
         idx_deleted[b.path] = d
         d[#d + 1] = rec.offset
