@@ -65,17 +65,10 @@ local function drill(server, signal)
     c:kill(2, signal, 20)
     local store = ns.tmpdir()
     fx.sh(("cp -a %s/. %s/"):format(fx.quote(c.nodes[2].store_dir), fx.quote(store)))
-    local code, out, err = fx.run("prepare", store)
-    assert(code == 0, "prepare: " .. tostring(err) .. out)
-    local r = assert(json.decode(fx.read(store .. "/recovery-report.json")))
-    local acme
-    for _, a in ipairs(r.accounts) do if a.name == "ACME" then acme = a end end
-    local srv = ns.start { config = store .. "/recovery.conf", bin = server.bin, timeout = 30 }
-    local sok, after = pcall(ns.jscheck, srv, { user = acme.user, password = acme.password })
-    srv:stop()
+    local sok, after, out = pcall(fx.prepare_and_serve, store, server.bin)
     fx.cleanup(store)
     assert(sok, after)
-    return { before = before, after = state(after.streams), prepare = out }
+    return { before = before, after = state(after), prepare = out }
   end)
   c:stop_all()
   ns.rmtree(dir)

@@ -11,7 +11,6 @@ local ns = require "spec.support.natsserver"
 local cluster = require "spec.support.cluster"
 local servers = require "spec.support.servers"
 local cutstore = require "spec.support.cutstore"
-local json = require("jsr").json
 
 local ACME = cluster.USERS.ACME
 
@@ -40,16 +39,8 @@ for _, server in ipairs(servers.fast()) do
         local store = dir .. "/copy"
         fx.sh(("cp -a %s %s"):format(fx.quote(c.nodes[2].store_dir), fx.quote(store)))
         cutstore(store .. "/jetstream/ACME/streams/LATE", "LATE", "ACME", 0)
-        local code, out, err = fx.run("prepare", store)
-        assert(code == 0, "prepare: " .. tostring(err) .. out)
-        local rep = assert(json.decode(fx.read(store .. "/recovery-report.json")))
-        local acme
-        for _, a in ipairs(rep.accounts) do if a.name == "ACME" then acme = a end end
-        local srv = ns.start { config = store .. "/recovery.conf", timeout = 30, bin = server.bin }
-        local sok, after = pcall(ns.jscheck, srv, { user = acme.user, password = acme.password })
-        srv:stop()
-        assert(sok, after)
-        return { before = seen.streams.LATE, after = after.streams.LATE, prepare = out }
+        local after, out = fx.prepare_and_serve(store, server.bin)
+        return { before = seen.streams.LATE, after = after.LATE, prepare = out }
       end)
       c:stop_all()
       ns.rmtree(dir)

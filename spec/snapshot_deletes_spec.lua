@@ -11,7 +11,6 @@ local fx = require "spec.support.fixture"
 local ns = require "spec.support.natsserver"
 local cluster = require "spec.support.cluster"
 local servers = require "spec.support.servers"
-local json = require("jsr").json
 
 local ACME = cluster.USERS.ACME
 
@@ -42,16 +41,8 @@ describe("a 2.9.10 stream group's snapshot deletes", function()
       fx.sh(("cp -a %s %s"):format(fx.quote(c.nodes[2].store_dir), fx.quote(store)))
       local snaps = io.popen("ls " .. fx.quote(store) .. "/jetstream/SYS/_js_/S-R3F-*/snapshots/ 2>/dev/null"):read("a")
       fx.sh(("rm -f %s/jetstream/ACME/streams/SD/msgs/*.idx"):format(fx.quote(store)))
-      local code, out, err = fx.run("prepare", store)
-      assert(code == 0, "prepare: " .. tostring(err) .. out)
-      local rep = assert(json.decode(fx.read(store .. "/recovery-report.json")))
-      local acme
-      for _, a in ipairs(rep.accounts) do if a.name == "ACME" then acme = a end end
-      local srv = ns.start { config = store .. "/recovery.conf", timeout = 30 }
-      local sok, after = pcall(ns.jscheck, srv, { user = acme.user, password = acme.password })
-      srv:stop()
-      assert(sok, after)
-      return { before = before, after = after.streams.SD, snaps = snaps, prepare = out }
+      local after, out = fx.prepare_and_serve(store)
+      return { before = before, after = after.SD, snaps = snaps, prepare = out }
     end)
     c:stop_all()
     ns.rmtree(dir)

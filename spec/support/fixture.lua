@@ -89,6 +89,24 @@ function M.as_nobody()
   return {}
 end
 
+-- prepare_and_serve(store[, bin]) -> what a standalone server (bin: a
+-- nats-server, default Debian's) serves on the prepared store to account
+-- ACME (jscheck's streams), and prepare's output.  prepare must exit 0.
+function M.prepare_and_serve(store, bin)
+  local json = require("jsr").json
+  local code, out, err = M.run("prepare", store)
+  assert(code == 0, "prepare: " .. tostring(err) .. out)
+  local r = assert(json.decode(M.read(store .. "/recovery-report.json")))
+  local acme
+  for _, a in ipairs(r.accounts) do if a.name == "ACME" then acme = a end end
+  assert(acme, store .. "/recovery-report.json: no account ACME")
+  local srv = ns.start { config = store .. "/recovery.conf", bin = bin, timeout = 30 }
+  local ok, seen = pcall(ns.jscheck, srv, { user = acme.user, password = acme.password })
+  srv:stop()
+  assert(ok, seen)
+  return seen.streams, out
+end
+
 -- Digest of every path, type, mode, size and content under dir (links
 -- as their target): equal digests mean an unchanged tree.
 function M.tree_digest(dir)
