@@ -176,6 +176,8 @@ typedef struct {
     int64_t older_than; /* when > 0: count the leading live records stamped before it (ns) */
     uint64_t older;
     int tombs;          /* stack index of the tombstones' sequences */
+    int errslot;        /* stack index that keeps what the callback raised */
+    int raised;
 } scan_ctx;
 
 static void on_problem(void *ud, jsr_problem_kind kind, uint64_t offset, uint64_t seq,
@@ -243,7 +245,13 @@ static int on_record(void *ud, const jsr_record *r)
     }
     lua_pushlstring(L, (const char *)r->payload, r->payload_len);
     lua_setfield(L, -2, "payload");
-    lua_call(L, 1, 1);
+    /* a raise here would jump over jsr_block_scan's close and frees: the
+     * error is kept and raised again once the scan has let go of them */
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_replace(L, c->errslot);
+        c->raised = c->stopped = 1;
+        return 0;
+    }
     int go_on = lua_isnil(L, -1) || lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (!go_on)
@@ -529,7 +537,8 @@ static int l_scan_block(lua_State *L)
     }
     lua_newtable(L);
     int tombs = lua_gettop(L);
-    scan_ctx ctx = {L, problems, fn, 0, (int64_t)older_than, 0, tombs};
+    lua_pushnil(L);
+    scan_ctx ctx = {L, problems, fn, 0, (int64_t)older_than, 0, tombs, lua_gettop(L), 0};
     jsr_block_visitor v = {on_record, on_problem, &ctx};
     jsr_block_stats st;
     int ok = jsr_block_scan(path, &key, idx_path || idb ? &ix : NULL, last, &prev, buf, &v, &st,
@@ -538,6 +547,10 @@ static int l_scan_block(lua_State *L)
         jsr_block_index_free(&ix);
     if (dec)
         jsr_block_cipher_free(dec);
+    if (ctx.raised) {
+        lua_pushvalue(L, ctx.errslot);
+        return lua_error(L);
+    }
     if (!ok) {
         luaL_pushfail(L);
         lua_pushstring(L, err);
