@@ -52,8 +52,7 @@ typedef enum {
     JSR_PROB_TORN_TAIL,    /* a partial last record of the last block: a crash mid-write */
     JSR_PROB_BACKWARDS,    /* a live sequence not above the one before */
     JSR_PROB_GAP,          /* sequences missing that the index does not account for */
-    JSR_PROB_INDEX,        /* the index disagrees with the records (the server rebuilds) */
-    JSR_PROB_IO
+    JSR_PROB_INDEX         /* the index disagrees with the records (the server rebuilds) */
 } jsr_problem_kind;
 
 const char *jsr_problem_name(jsr_problem_kind k);

@@ -1,6 +1,6 @@
 /* The server's keyed checksums: HighwayHash-64 keyed by SHA-256 of a name
  * (a stream directory name, "STREAM/CONSUMER", a Raft group name, or
- * "STREAM-N" for block N).  Used for meta.sum and, later, block records. */
+ * "STREAM-N" for block N).  Used for meta.sum and block records. */
 #ifndef JSR_METASUM_H
 #define JSR_METASUM_H
 
