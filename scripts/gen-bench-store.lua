@@ -5,7 +5,7 @@
 --          [--consumers N] [--block-kb K] [--msg-bytes B]
 --          [--fixture survivor-2.9.10.tar.gz|dir] [--build DIR]
 --
--- Layout and formats as a 2.9.10 server writes them (../shared/FORMAT.md):
+-- Layout and formats as a 2.9.10 server writes them (docs/FORMAT.md, "Store layout"):
 --   jetstream/ACC<a>/streams/S<n>/meta.inf, meta.sum       compact JSON, field order
 --                                 msgs/1.blk, 1.idx, 1.fss  --block-kb of records
 --                                 obs/C<k>/meta.inf, meta.sum, o.dat
