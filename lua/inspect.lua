@@ -36,12 +36,12 @@ local jsr = require "jsr"
 local model = require "jsr.model"
 local cli = require "jsr.cli"
 local tbl = require "jsr.table"
-local pretty = require("jsr.prepare").pretty
+local pretty = require("jsr.print").pretty
 local json = jsr.json
 
 local keys = require "jsr.keys"
 local age = require "jsr.age"
-local count = require("jsr.prepare").count
+local count = require("jsr.print").count
 local operator = require "jsr.operator"
 local opts, args = cli.parse({ ... }, operator.with(keys.with { json = "flag" }))
 -- several stores (survivors of one cluster): each copy and the one to take

@@ -28,7 +28,7 @@ local model = require "jsr.model"
 local blocks = require "jsr.blocks"
 local cli = require "jsr.cli"
 local tbl = require "jsr.table"
-local pretty = require("jsr.prepare").pretty
+local pretty = require("jsr.print").pretty
 local json = jsr.json
 
 local keys = require "jsr.keys"

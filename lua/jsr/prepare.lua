@@ -22,6 +22,7 @@ local age = require "jsr.age"
 local removal = require "jsr.removal"
 local raft = require "jsr.raft"
 local sealed = require "jsr.sealed"
+local printer = require "jsr.print"
 local subject_matches = require("jsr.lost").subject_matches
 local json = jsr.json
 
@@ -484,11 +485,9 @@ function M.report(plan)
   return M.pretty(r) .. "\n"
 end
 
--- Indented JSON for files people read (two spaces, ": "), from the exact
--- encoder: numbers and key order as read.
-function M.pretty(v)
-  return assert(json.encode(v, { pretty = true }))
-end
+-- Kept under jsr.prepare for site policies that call them from here.
+M.pretty = printer.pretty
+M.count = printer.count
 
 -- The consumers' states as prepare leaves them (o.dat, or what salvage
 -- writes to it), for the done-work rule; nil when one cannot be read.
@@ -780,15 +779,7 @@ function M.suspended_limits(s)
   return out
 end
 
-local function count(n)
-  local s = tostring(n)
-  while true do
-    local t, k = s:gsub("^(%d+)(%d%d%d)", "%1,%2")
-    s = t
-    if k == 0 then return s end
-  end
-end
-M.count = count
+local count = printer.count
 
 function M.expired_why(b)
   local why = {}
