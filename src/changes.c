@@ -344,19 +344,6 @@ static void json_str(jsr_buf *b, const char *s)
     jsr_buf_addc(b, '"');
 }
 
-static int sync_store(jsr_changes *c, char *err, size_t errlen)
-{
-    int fd = open(c->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return ERR("%s: cannot open: %s", c->store, strerror(errno));
-    int r = jsr_os_syncfs(fd, c->store);
-    int e = errno;
-    close(fd);
-    if (r != 0)
-        return ERR("%s: syncfs failed: %s", c->store, strerror(e));
-    return 1;
-}
-
 static int parent_of(const char *path, char *out, size_t outlen)
 {
     const char *s = strrchr(path, '/');
@@ -713,7 +700,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
         if (any_backup &&
             (!jsr_fsync_path(bdir, err, errlen) || !jsr_fsync_path(broot, err, errlen)))
             goto out;
-    } else if (!sync_store(c, err, errlen)) {
+    } else if (!jsr_sync_fs(c->store, err, errlen)) {
         goto out;
     }
 
@@ -731,7 +718,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
     }
 
     /* 5. durable after, then committed */
-    if (few ? !sync_parents(c, err, errlen) : !sync_store(c, err, errlen))
+    if (few ? !sync_parents(c, err, errlen) : !jsr_sync_fs(c->store, err, errlen))
         goto out;
     if (!jsr_write_new(jdone, "", 0, 0600, 1, err, errlen) || !jsr_fsync_path(jdir, err, errlen))
         goto out;

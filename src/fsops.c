@@ -231,6 +231,19 @@ int jsr_fsync_path(const char *path, char *err, size_t errlen)
     return 1;
 }
 
+int jsr_sync_fs(const char *dir, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ERR("%s: cannot open: %s", dir, strerror(errno));
+    int r = jsr_os_syncfs(fd, dir);
+    int e = errno;
+    close(fd);
+    if (r != 0)
+        return ERR("%s: syncfs failed: %s", dir, strerror(e));
+    return 1;
+}
+
 int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen)
 {
     char cur[PATH_MAX];

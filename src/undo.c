@@ -471,19 +471,6 @@ static int journal_file(char *out, size_t outlen, const char *store, const char 
            (int)outlen;
 }
 
-static int sync_store(const char *store, char *err, size_t errlen)
-{
-    int fd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return ERR("%s: cannot open: %s", store, strerror(errno));
-    int r = jsr_os_syncfs(fd, store);
-    int e = errno;
-    close(fd);
-    if (r != 0)
-        return ERR("%s: syncfs failed: %s", store, strerror(e));
-    return 1;
-}
-
 static int purge_rest(const uop *o, size_t index, void *ud, char *err, size_t errlen)
 {
     (void)index;
@@ -516,7 +503,7 @@ static int undo_journal(const char *store, journal *j, int *changed, char *err, 
     }
     if (j->json && !jsr_journal_backward(store, j->id, &j->info, undo_op, j, err, errlen))
         return 0;
-    if (j->n && !sync_store(store, err, errlen))
+    if (j->n && !jsr_sync_fs(store, err, errlen))
         return 0;
     /* what is left of purged trees (allowed by --ignore-purged) */
     if (j->json && j->purging &&

@@ -48,6 +48,11 @@ int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, in
 
 int jsr_fsync_path(const char *path, char *err, size_t errlen);
 
+/* syncfs of the file system that holds dir (the store): one call makes
+ * every change of a commit or an undo durable, where fsyncing each of
+ * thousands of files would not. */
+int jsr_sync_fs(const char *dir, char *err, size_t errlen);
+
 /* mkdir -p below an existing directory, each new level with mode. */
 int jsr_mkdirs(const char *path, mode_t mode, char *err, size_t errlen);
 
