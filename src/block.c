@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jsr/bytes.h"
 #include "jsr/fsops.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
@@ -31,16 +32,6 @@ const char *jsr_problem_name(jsr_problem_kind k)
     case JSR_PROB_INDEX: return "index";
     default: return "io";
     }
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
 /* ------------------------------------------------------------ the index */
@@ -217,14 +208,14 @@ static int check_record(unsigned char *r, uint32_t rl, int has_hdr, const jsr_hh
             snprintf(why, whylen, "header length field missing");
             return -1;
         }
-        hlen = le32(r + JSR_REC_HDR + slen);
+        hlen = jsr_le32(r + JSR_REC_HDR + slen);
         if (hlen > dlen - 8 - slen - 4) {
             snprintf(why, whylen, "header length %zu exceeds the record (%u bytes)", hlen, rl);
             return -1;
         }
     }
     const unsigned char *stored = r + rl - 8;
-    uint64_t want = le64(stored);
+    uint64_t want = jsr_le64(stored);
     unsigned char *start;
     if (!has_hdr) {
         /* seq,ts (16 bytes at 4) slide over the 2-byte subject length */
@@ -255,7 +246,7 @@ int jsr_record_mark_deleted(unsigned char *r, size_t avail, const jsr_hhkey *key
 {
     if (avail < JSR_REC_MIN)
         return 0;
-    uint32_t raw = le32(r), rl = raw & ~JSR_HBIT;
+    uint32_t raw = jsr_le32(r), rl = raw & ~JSR_HBIT;
     int has_hdr = (raw & JSR_HBIT) != 0;
     if (rl < JSR_REC_MIN || rl > avail || rl > JSR_REC_MAX)
         return 0;
@@ -269,7 +260,7 @@ int jsr_record_mark_deleted(unsigned char *r, size_t avail, const jsr_hhkey *key
     if (has_hdr) {
         if (dlen - 8 - slen < 4)
             return 0;
-        hlen = le32(r + hstart);
+        hlen = jsr_le32(r + hstart);
         hstart += 4;
         if (hlen > dlen - 8 - slen - 4)
             return 0;
@@ -378,11 +369,11 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
                 if (have - pos < JSR_REC_HDR)
                     break;
                 unsigned char *h = buf->data + pos;
-                rl = le32(h);
+                rl = jsr_le32(h);
                 has_hdr = (rl & JSR_HBIT) != 0;
                 rl &= ~JSR_HBIT;
                 if (rl < JSR_REC_MIN || rl > JSR_REC_MAX) {
-                    problem(v, st, JSR_PROB_BAD_LENGTH, base + pos, le64(h + 4) & ~JSR_EBIT,
+                    problem(v, st, JSR_PROB_BAD_LENGTH, base + pos, jsr_le64(h + 4) & ~JSR_EBIT,
                             "impossible record length %u; the remaining %llu bytes of the "
                             "block cannot be read",
                             rl, (unsigned long long)(st->size - (base + pos)));
@@ -396,26 +387,26 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
             size_t part = have - pos;
             if (last)
                 problem(v, st, JSR_PROB_TORN_TAIL, off,
-                        part >= 12 ? le64(buf->data + pos + 4) & ~JSR_EBIT : 0,
+                        part >= 12 ? jsr_le64(buf->data + pos + 4) & ~JSR_EBIT : 0,
                         "partial last record (%zu of %zu bytes): a write cut short by a "
                         "crash; the server drops it",
                         part, want);
             else
                 problem(v, st, JSR_PROB_TRUNCATED, off,
-                        part >= 12 ? le64(buf->data + pos + 4) & ~JSR_EBIT : 0,
+                        part >= 12 ? jsr_le64(buf->data + pos + 4) & ~JSR_EBIT : 0,
                         "record of %zu bytes cut off after %zu bytes, in a block that is "
                         "not the last", want, part);
             goto done;
         }
 
         unsigned char *r = buf->data + pos;
-        uint64_t rawseq = le64(r + 4);
+        uint64_t rawseq = jsr_le64(r + 4);
         jsr_record rec;
         rec.offset = base + pos;
         rec.len = rl;
         rec.tombstone = (rawseq & JSR_TBIT) != 0;
         rec.seq = rawseq & ~(JSR_EBIT | JSR_TBIT);
-        rec.ts = (int64_t)le64(r + 12);
+        rec.ts = (int64_t)jsr_le64(r + 12);
         rec.marked = rawseq == 0 || (rawseq & (JSR_EBIT | JSR_TBIT)) != 0;
         rec.deleted = rec.marked ||
                       (ix && ix->valid && rec.seq < ix->first_seq) || in_dmap(ix, rec.seq);

@@ -21,6 +21,7 @@
 #include <lua.h>
 #include <openssl/evp.h>
 
+#include "jsr/bytes.h"
 #include "jsr/fsops.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/metasum.h"
@@ -36,19 +37,6 @@ static int fail(lua_State *L, const char *msg)
     luaL_pushfail(L);
     lua_pushstring(L, msg);
     return 2;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static void hex8(const unsigned char *p, char out[17])
@@ -85,7 +73,7 @@ static int push_peer_state(lua_State *L, const unsigned char *p, size_t n)
 {
     if (n < 8)
         return 0;
-    uint32_t size = le32(p), count = le32(p + 4);
+    uint32_t size = jsr_le32(p), count = jsr_le32(p + 4);
     if (count > (n - 8) / ID_LEN)
         return 0;
     lua_createtable(L, 0, 3);
@@ -159,7 +147,7 @@ static int l_raft_snapshot(lua_State *L)
         jsr_errf(err, sizeof err, "%s: %zu bytes, shorter than any snapshot (28)", path, n);
         return fail(L, err);
     }
-    uint32_t pslen = le32(p + 16);
+    uint32_t pslen = jsr_le32(p + 16);
     if (pslen > n - 28) {
         free(data);
         jsr_errf(err, sizeof err, "%s: peer state of %u bytes runs past the end of the file",
@@ -181,9 +169,9 @@ static int l_raft_snapshot(lua_State *L)
     hex8(sb, hc);
 
     lua_createtable(L, 0, 10);
-    lua_pushinteger(L, (lua_Integer)le64(p));
+    lua_pushinteger(L, (lua_Integer)jsr_le64(p));
     lua_setfield(L, -2, "term");
-    lua_pushinteger(L, (lua_Integer)le64(p + 8));
+    lua_pushinteger(L, (lua_Integer)jsr_le64(p + 8));
     lua_setfield(L, -2, "index");
     if (push_peer_state(L, p + 20, pslen))
         lua_setfield(L, -2, "peer_state");

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "jsr/bytes.h"
 #include "jsr/fsops.h"
 #include "jsr/s2.h"
 
@@ -28,11 +29,6 @@ uint32_t jsr_crc32c(uint32_t crc, const unsigned char *p, size_t n)
 static uint32_t masked(uint32_t crc)
 {
     return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 int jsr_s2_stream_decode(const unsigned char *src, size_t n, unsigned char *dst, size_t dstlen,
@@ -68,7 +64,7 @@ int jsr_s2_stream_decode(const unsigned char *src, size_t n, unsigned char *dst,
             return jsr_errf(err, errlen, "s2 stream: reserved chunk type 0x%02x at byte %zu", type, at);
         if (len < 4)
             return jsr_errf(err, errlen, "s2 stream: chunk at byte %zu too short for its CRC", at);
-        uint32_t want = le32(body);
+        uint32_t want = jsr_le32(body);
         const unsigned char *data = body + 4;
         size_t dlen = len - 4, got;
         if (type == 0x01) {
