@@ -1,6 +1,6 @@
 -- How js-recover prints for people: indented JSON and grouped counts.
--- One owner, so inspect, verify, prepare, export and restore print the same
--- way (inspect and verify used to require all of jsr.prepare for this).
+-- inspect, verify and prepare take them from here (inspect and verify used
+-- to require all of jsr.prepare for this).
 local json = require("jsr").json
 
 local M = {}
