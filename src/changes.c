@@ -614,9 +614,9 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
              (long)getpid());
     char *bdir = joinf("%s/" JSR_BACKUP_DIR "/%s", c->store, c->id);
     char *rdir = joinf("%s/" JSR_REMOVED_DIR "/%s", c->store, c->id);
-    char *jfile = joinf("%s/%s.json", jdir, c->id);
-    char *jtmp = joinf("%s/%s.json.tmp", jdir, c->id);
-    char *jdone = joinf("%s/%s.committed", jdir, c->id);
+    char *jfile = joinf("%s/%s" JSR_JOURNAL_EXT, jdir, c->id);
+    char *jtmp = joinf("%s/%s" JSR_JOURNAL_TMP_EXT, jdir, c->id);
+    char *jdone = joinf("%s/%s" JSR_COMMITTED_EXT, jdir, c->id);
     int ok = 0, journaled = 0, few = c->n <= JSR_CHANGES_FSYNC_EACH, any_move = 0,
         any_backup = 0, any_purge = 0;
     if (!bdir || !rdir || !jfile || !jtmp || !jdone) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "jsr/fsops.h"
+#include "jsr/layout.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 #define STATE_MAGIC 11
@@ -189,7 +190,7 @@ jsr_indexdb_status jsr_indexdb_parse(const unsigned char *b, size_t n, jsr_index
     }
     db->version = b[1];
     if (db->version > JSR_INDEXDB_NEWEST) {
-        ERR("%s: index.db version %d is newer than js-recover knows (newest known: %d, "
+        ERR("%s: " JSR_INDEX_DB " version %d is newer than js-recover knows (newest known: %d, "
             "nats-server %s)", path, db->version, JSR_INDEXDB_NEWEST, JSR_NEWEST_SERVER);
         return JSR_IDB_NEWER;
     }

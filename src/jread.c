@@ -310,7 +310,7 @@ static const char *check_op(const char *id, const rawop *r, int *kind)
     if (!r->op || !r->path)
         return "an operation without \"op\" or \"path\"";
     if (!rel_ok(r->path) || under(r->path, JSR_STATE_DIR))
-        return "a path outside the store's data (absolute, \"..\", or in .js-recover/)";
+        return "a path outside the store's data (absolute, \"..\", or in " JSR_STATE_DIR "/)";
     if (!strcmp(r->op, "replace")) {
         *kind = U_REPLACE;
         if (!r->tmp || snprintf(want, sizeof want, "%s" JSR_TMP_SUFFIX, r->path) >=
@@ -471,7 +471,7 @@ static int one_op(const ctx *c, const char *line, size_t len, size_t index, int 
 static int open_journal(const char *store, const char *id, char *file, size_t flen, int *fd,
                         struct stat *st, char *err, size_t errlen)
 {
-    if (snprintf(file, flen, "%s/" JSR_JOURNAL_DIR "/%s.json", store, id) >= (int)flen)
+    if (snprintf(file, flen, "%s/" JSR_JOURNAL_DIR "/%s" JSR_JOURNAL_EXT, store, id) >= (int)flen)
         return ERR("%s: path too long", store);
     *fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (*fd < 0) {

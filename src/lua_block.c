@@ -16,6 +16,7 @@
 
 #include "jsr/block.h"
 #include "jsr/fsops.h"
+#include "jsr/layout.h"
 #include "jsr/lua_jsr.h"
 
 #define MT_BUF "jsr.block.buf"
@@ -73,7 +74,7 @@ static int l_block_files(lua_State *L)
     /* room for "/msgs" and "/<u32>.blk" below */
     if (strlen(dir) > PATH_MAX - 40)
         return luaL_error(L, "%s: path too long", dir);
-    snprintf(msgs, sizeof msgs, "%s/msgs", dir);
+    snprintf(msgs, sizeof msgs, "%s/" JSR_MSGS_DIR, dir);
     DIR *d = opendir(msgs);
     if (!d) {
         luaL_pushfail(L);
@@ -91,7 +92,7 @@ static int l_block_files(lua_State *L)
     int oom = !names || !extra;
     while (!oom && (de = readdir(d))) {
         uint32_t idx;
-        if (block_name(de->d_name, "blk", &idx)) {
+        if (block_name(de->d_name, JSR_BLK_EXT, &idx)) {
             if (n == cap) {
                 blk_name *p = realloc(names, (cap *= 2) * sizeof *names);
                 if (!p) {
@@ -109,8 +110,8 @@ static int l_block_files(lua_State *L)
             }
             n++;
         } else {
-            int key = block_name(de->d_name, "key", &idx);
-            if (!key && !block_name(de->d_name, "idx", &idx))
+            int key = block_name(de->d_name, JSR_KEY_EXT, &idx);
+            if (!key && !block_name(de->d_name, JSR_IDX_EXT, &idx))
                 continue;
             if (nx == xcap) {
                 void *p = realloc(extra, (xcap *= 2) * sizeof *extra);
@@ -145,7 +146,7 @@ static int l_block_files(lua_State *L)
         lua_createtable(L, 0, 5);
         lua_pushinteger(L, names[i].index);
         lua_setfield(L, -2, "index");
-        snprintf(p, sizeof p, "%s/%u.blk", msgs, names[i].index);
+        snprintf(p, sizeof p, "%s/%u." JSR_BLK_EXT, msgs, names[i].index);
         lua_pushstring(L, p);
         lua_setfield(L, -2, "path");
         if (names[i].have_size) {
@@ -153,12 +154,12 @@ static int l_block_files(lua_State *L)
             lua_setfield(L, -2, "size");
         }
         if (names[i].has_idx) {
-            snprintf(p, sizeof p, "%s/%u.idx", msgs, names[i].index);
+            snprintf(p, sizeof p, "%s/%u." JSR_IDX_EXT, msgs, names[i].index);
             lua_pushstring(L, p);
             lua_setfield(L, -2, "idx");
         }
         if (names[i].has_key) {
-            snprintf(p, sizeof p, "%s/%u.key", msgs, names[i].index);
+            snprintf(p, sizeof p, "%s/%u." JSR_KEY_EXT, msgs, names[i].index);
             lua_pushstring(L, p);
             lua_setfield(L, -2, "key");
         }
@@ -530,7 +531,7 @@ static int l_scan_block(lua_State *L)
         lua_createtable(L, 0, 3);
         lua_pushstring(L, "index");
         lua_setfield(L, -2, "kind");
-        lua_pushfstring(L, "block %I is not in msgs/index.db: while that file is trusted the "
+        lua_pushfstring(L, "block %I is not in " JSR_MSGS_DIR "/" JSR_INDEX_DB ": while that file is trusted the "
                            "server does not load it", idb_block);
         lua_setfield(L, -2, "message");
         lua_rawseti(L, problems, 1);

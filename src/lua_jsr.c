@@ -21,6 +21,7 @@
 #include "jsr/changes.h"
 #include "jsr/fsops.h"
 #include "jsr/json.h"
+#include "jsr/layout.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/lua_undo.h"
 #include "jsr/metasum.h"
@@ -101,11 +102,7 @@ static int walk_collect(const jsr_entry *e, void *ud)
         lua_setfield(L, -2, "system");
     }
     if (e->kind == JSR_RAFT) {
-        const char *n = e->name;
-        setstr(L, "group", !strcmp(n, "_meta_") ? "meta"
-                           : !strncmp(n, "S-", 2) ? "stream"
-                           : !strncmp(n, "C-", 2) ? "consumer"
-                                                  : "unknown");
+        setstr(L, "group", jsr_raft_group_kind(e->name));
     }
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     return 1;
@@ -171,13 +168,14 @@ static int meta_locate(lua_State *L, const char *arg, int keyarg, meta_paths *m,
     if (!jsr_path_clean(arg, clean, sizeof clean, err, errlen))
         return 0;
     size_t n = strlen(clean);
-    if (n > 9 && !strcmp(clean + n - 9, "/meta.inf"))
-        clean[n - 9] = 0;
+    const size_t inf = sizeof "/" JSR_META_INF - 1;
+    if (n > inf && !strcmp(clean + n - inf, "/" JSR_META_INF))
+        clean[n - inf] = 0;
     n = strlen(clean);
     if (snprintf(m->dir, sizeof m->dir, "%s", clean) >= (int)sizeof m->dir ||
-        snprintf(m->inf, sizeof m->inf, "%s/meta.inf", clean) >= (int)sizeof m->inf ||
-        snprintf(m->sum, sizeof m->sum, "%s/meta.sum", clean) >= (int)sizeof m->sum ||
-        snprintf(m->keyfile, sizeof m->keyfile, "%s/meta.key", clean) >= (int)sizeof m->keyfile)
+        snprintf(m->inf, sizeof m->inf, "%s/" JSR_META_INF, clean) >= (int)sizeof m->inf ||
+        snprintf(m->sum, sizeof m->sum, "%s/" JSR_META_SUM, clean) >= (int)sizeof m->sum ||
+        snprintf(m->keyfile, sizeof m->keyfile, "%s/" JSR_META_KEY, clean) >= (int)sizeof m->keyfile)
         return jsr_errf(err, errlen, "%s: path too long", clean);
     size_t bl, pl, gl;
     const char *b = base_of(clean, n, &bl);
@@ -185,7 +183,7 @@ static int meta_locate(lua_State *L, const char *arg, int keyarg, meta_paths *m,
     const char *par = base_of(clean, pend, &pl);
     size_t gend = (size_t)(par - clean) ? (size_t)(par - clean) - 1 : 0;
     const char *gp = base_of(clean, gend, &gl);
-    if (pl == 3 && !memcmp(par, "obs", 3)) {
+    if (pl == sizeof JSR_CONSUMERS_DIR - 1 && !memcmp(par, JSR_CONSUMERS_DIR, pl)) {
         m->kind = "consumer";
         snprintf(m->key, sizeof m->key, "%.*s/%.*s", (int)gl, gp, (int)bl, b);
         snprintf(m->context, sizeof m->context, "%.*s.%.*s", (int)gl, gp, (int)bl, b);
@@ -198,7 +196,7 @@ static int meta_locate(lua_State *L, const char *arg, int keyarg, meta_paths *m,
         snprintf(m->context, sizeof m->context, "%.*s", (int)bl, b);
         /* .../ACCOUNT/streams/STREAM: the grandparent */
         snprintf(m->account, sizeof m->account, "%.*s", (int)gl, gp);
-        m->kind = pl == 4 && !memcmp(par, "_js_", 4) ? "raft" : "stream";
+        m->kind = pl == sizeof JSR_RAFT_DIR - 1 && !memcmp(par, JSR_RAFT_DIR, pl) ? "raft" : "stream";
         snprintf(m->key, sizeof m->key, "%.*s", (int)bl, b);
     }
     if (keyarg && lua_istable(L, keyarg) && lua_getfield(L, keyarg, "key") == LUA_TSTRING) {

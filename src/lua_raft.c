@@ -23,6 +23,7 @@
 
 #include "jsr/bytes.h"
 #include "jsr/fsops.h"
+#include "jsr/layout.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/metasum.h"
 #include "jsr/s2.h"
@@ -112,7 +113,8 @@ static int group_of(const char *path, char *out, size_t outlen)
     const char *snaps = end;
     while (snaps > path && snaps[-1] != '/')
         snaps--;
-    if (snaps == path || (size_t)(end - snaps) != 9 || memcmp(snaps, "snapshots", 9) != 0)
+    const size_t sl = sizeof JSR_RAFT_SNAPSHOTS - 1;
+    if (snaps == path || (size_t)(end - snaps) != sl || memcmp(snaps, JSR_RAFT_SNAPSHOTS, sl) != 0)
         return 0;
     const char *gend = snaps - 1, *g = gend;
     while (g > path && g[-1] != '/')
@@ -134,7 +136,7 @@ static int l_raft_snapshot(lua_State *L)
     char gbuf[256], err[JSR_ERRLEN];
     if (!group) {
         if (!group_of(path, gbuf, sizeof gbuf))
-            return luaL_error(L, "%s: not under <group>/snapshots/; pass the group name", path);
+            return luaL_error(L, "%s: not under <group>/" JSR_RAFT_SNAPSHOTS "/; pass the group name", path);
         group = gbuf;
     }
     char *data;

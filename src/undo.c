@@ -131,7 +131,8 @@ static int no_links(const char *store, const char *p, char *err, size_t errlen)
     return 1;
 }
 
-static const char *const suffixes[] = {".json", ".json.tmp", ".committed", ".purging", ".undoing"};
+static const char *const suffixes[] = {JSR_JOURNAL_EXT, JSR_JOURNAL_TMP_EXT, JSR_COMMITTED_EXT,
+                                         JSR_PURGING_EXT, JSR_UNDOING_EXT};
 
 /* Reads journal/ into jl (sorted oldest first).  Files that are not ours
  * are left alone (and keep journal/ from being removed). */
@@ -380,13 +381,14 @@ static int do_rmdir(const char *p, int must_be_empty, char *err, size_t errlen)
 static int server_rebuilt(const char *path)
 {
     const char *base = strrchr(path, '/');
-    if (!base || base - path < 5 || strncmp(base - 5, "/msgs", 5) != 0)
+    const size_t ml = sizeof "/" JSR_MSGS_DIR - 1;
+    if (!base || (size_t)(base - path) < ml || strncmp(base - ml, "/" JSR_MSGS_DIR, ml) != 0)
         return 0;
     base++;
-    if (!strcmp(base, "index.db"))
+    if (!strcmp(base, JSR_INDEX_DB))
         return 1;
     size_t d = strspn(base, "0123456789");
-    return d > 0 && (!strcmp(base + d, ".idx") || !strcmp(base + d, ".fss"));
+    return d > 0 && (!strcmp(base + d, "." JSR_IDX_EXT) || !strcmp(base + d, "." JSR_FSS_EXT));
 }
 
 /* The directory path was in is gone: deleted after the commit with all it
@@ -484,7 +486,7 @@ static int undo_journal(const char *store, journal *j, int *changed, char *err, 
 {
     char f[PATH_MAX], jdir[PATH_MAX];
     if (!journal_file(jdir, sizeof jdir, store, "", "") ||
-        !journal_file(f, sizeof f, store, j->id, ".undoing"))
+        !journal_file(f, sizeof f, store, j->id, JSR_UNDOING_EXT))
         return ERR("%s: path too long", store);
     jdir[strlen(jdir) - 1] = 0; /* the trailing '/' of the empty id */
     /* the mark first: a store with a half-done undo is not to be prepared */
@@ -516,8 +518,8 @@ static int undo_journal(const char *store, journal *j, int *changed, char *err, 
         !do_rmdir(d, 1, err, errlen))
         return 0;
     /* the .undoing mark goes last: until then a re-run knows to go on */
-    static const char *const order[] = {".committed", ".purging", ".json", ".json.tmp",
-                                        ".undoing"};
+    static const char *const order[] = {JSR_COMMITTED_EXT, JSR_PURGING_EXT, JSR_JOURNAL_EXT,
+                                        JSR_JOURNAL_TMP_EXT, JSR_UNDOING_EXT};
     for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
         if (!journal_file(f, sizeof f, store, j->id, order[i]))
             return ERR("%s: path too long", store);
@@ -611,7 +613,7 @@ static int purge_op(const uop *o, size_t index, void *ud, char *err, size_t errl
 static int purge_journal(const char *store, journal *j, char *err, size_t errlen)
 {
     char f[PATH_MAX], jdir[PATH_MAX];
-    if (!journal_file(f, sizeof f, store, j->id, ".purging") ||
+    if (!journal_file(f, sizeof f, store, j->id, JSR_PURGING_EXT) ||
         !journal_file(jdir, sizeof jdir, store, "", ""))
         return ERR("%s: path too long", store);
     jdir[strlen(jdir) - 1] = 0;
@@ -632,7 +634,7 @@ int jsr_journal_purge(const char *store_dir, const char *id, char *err, size_t e
         return ERR("%s: journal id too long", id);
     char f[PATH_MAX];
     j.json = 1;
-    if (!journal_file(f, sizeof f, store_dir, id, ".purging"))
+    if (!journal_file(f, sizeof f, store_dir, id, JSR_PURGING_EXT))
         return ERR("%s: path too long", store_dir);
     j.purging = lexists(f);
     return load_journal(store_dir, &j, NULL, NULL, err, errlen) &&

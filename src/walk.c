@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "jsr/fsops.h"
+#include "jsr/layout.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
@@ -50,7 +51,7 @@ int jsr_find_store(const char *arg, char *store_dir, char *js_dir, size_t len, c
     if (!is_dir(clean))
         return ERR("%s: not a directory", clean);
     char cand[PATH_MAX];
-    if (!join(cand, clean, "jetstream"))
+    if (!join(cand, clean, JSR_JS_DIR))
         return ERR("%s: path too long", clean);
     if (is_dir(cand)) {
         if (snprintf(store_dir, len, "%s", clean) >= (int)len ||
@@ -59,7 +60,7 @@ int jsr_find_store(const char *arg, char *store_dir, char *js_dir, size_t len, c
         return 1;
     }
     const char *base = strrchr(clean, '/') + 1;
-    if (!strcmp(base, "jetstream") && base - clean > 1) {
+    if (!strcmp(base, JSR_JS_DIR) && base - clean > 1) {
         if (snprintf(js_dir, len, "%s", clean) >= (int)len)
             return ERR("%s: path too long", clean);
         snprintf(store_dir, len, "%.*s", (int)(base - clean - 1), clean);
@@ -181,25 +182,25 @@ static void walk_consumers(walker *w, const char *stream_path, const char *accou
                            const char *stream)
 {
     char obs[PATH_MAX];
-    if (join(obs, stream_path, "obs") && is_dir(obs))
+    if (join(obs, stream_path, JSR_CONSUMERS_DIR) && is_dir(obs))
         each_dir(w, obs, account, JSR_CONSUMER, stream);
 }
 
 static void walk_account(walker *w, const char *acc_path, const char *account)
 {
     char sub[PATH_MAX];
-    if (!join(sub, acc_path, "_js_"))
+    if (!join(sub, acc_path, JSR_RAFT_DIR))
         return;
     int system = is_dir(sub);
     jsr_entry a = {JSR_ACCOUNT, acc_path, account, NULL, account, NULL, system};
     if (!emit(w, &a))
         return;
-    if (!join(sub, acc_path, "streams"))
+    if (!join(sub, acc_path, JSR_STREAMS_DIR))
         return;
     struct stat st;
-    if (lstat(sub, &st) == 0 && usable_dir(w, sub, account, "streams", 0, DT_UNKNOWN))
+    if (lstat(sub, &st) == 0 && usable_dir(w, sub, account, JSR_STREAMS_DIR, 0, DT_UNKNOWN))
         each_dir(w, sub, account, JSR_STREAM, NULL);
-    if (!system || w->stopped || !join(sub, acc_path, "_js_"))
+    if (!system || w->stopped || !join(sub, acc_path, JSR_RAFT_DIR))
         return;
     each_dir(w, sub, account, JSR_RAFT, NULL);
 }

@@ -1,6 +1,6 @@
 /* Taking journaled changes back, and what the journal says about a store.
  *
- * Every commit (changes.h) leaves in <store>/.js-recover/:
+ * Every commit (changes.h) leaves in <store>/.js-recover/ (names in layout.h):
  *   journal/<tx>.json        what the commit does, written before it starts
  *   journal/<tx>.committed   the commit finished
  *   journal/<tx>.purging     the commit's removed trees are being deleted
@@ -49,11 +49,7 @@
 
 #include <stddef.h>
 
-#define JSR_STATE_DIR ".js-recover"
-#define JSR_JOURNAL_DIR JSR_STATE_DIR "/journal"
-#define JSR_BACKUP_DIR JSR_STATE_DIR "/backup"
-#define JSR_REMOVED_DIR JSR_STATE_DIR "/removed"
-#define JSR_TMP_SUFFIX ".jsr-tmp"
+#include "jsr/layout.h" /* JSR_STATE_DIR, JSR_JOURNAL_DIR and the journal's file names */
 
 typedef enum {
     JSR_J_INCOMPLETE,    /* the journal itself was not finished: nothing else was done */
