@@ -682,5 +682,6 @@ int luaopen_jsr(lua_State *L)
     jsr_snapshot_register(L);
     jsr_nats_register(L);
     jsr_operator_register(L);
+    jsr_layout_register(L);
     return 1;
 }

@@ -45,6 +45,9 @@ void jsr_operator_register(lua_State *L);
 
 /* Adds jsr.nats_connect, a small libnats client for restore (lua_nats.c). */
 void jsr_nats_register(lua_State *L);
+
+/* Adds jsr.layout: layout.h's names and paths (lua_layout.c). */
+void jsr_layout_register(lua_State *L);
 int jsr_keys_set(lua_State *L);
 /* meta.inf ciphertext -> malloc'd plaintext (NUL-terminated), with the
  * cipher's name and which key ("key", "previous key") opened it. */
