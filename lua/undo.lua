@@ -21,6 +21,7 @@ local jsr = require "jsr"
 local cli = require "jsr.cli"
 local guard = require "jsr.guard"
 local json = jsr.json
+local layout = jsr.layout
 
 local usage = [[
 usage: js-recover undo <store> [--list] [--id ID] [--ignore-purged] [--force-open] [--json]
@@ -84,7 +85,7 @@ if opts.list then
 end
 if #journals == 0 then
   -- a run cut off while creating its folders leaves them empty: tidy up
-  if jsr.lstat(store .. "/.js-recover") then
+  if jsr.lstat(layout.state_dir(store)) then
     local ok, terr = jsr.undo(store)
     if not ok then
       say(terr, "\n")
@@ -131,9 +132,9 @@ for _, d in ipairs(done) do
       .. " kept of them is deleted too\n"):format(d.gone, d.gone_example))
   end
 end
-if jsr.lstat(store .. "/.js-recover") then
-  io.stdout:write(("%s/.js-recover keeps the earlier journals (js-recover undo %s --list)\n")
-    :format(store, store))
+if jsr.lstat(layout.state_dir(store)) then
+  io.stdout:write(("%s keeps the earlier journals (js-recover undo %s --list)\n")
+    :format(layout.state_dir(store), store))
 else
   local gone = 0
   for _, d in ipairs(done) do gone = gone + d.gone end

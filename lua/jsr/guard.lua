@@ -26,9 +26,9 @@ function M.unfinished(store_dir)
     end
   end
   if #lines == 0 then return nil end
-  return ("%s/.js-recover/journal holds unfinished work:\n%s\n"
+  return ("%s holds unfinished work:\n%s\n"
     .. "Run `js-recover undo %s` to put the store back as it was before, then run again.")
-    :format(store_dir, table.concat(lines, "\n"), store_dir)
+    :format(jsr.layout.journal_dir(store_dir), table.concat(lines, "\n"), store_dir)
 end
 
 -- Other processes that use the store: a refusal message (nil if none),

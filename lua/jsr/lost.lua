@@ -19,6 +19,7 @@ local jsr = require "jsr"
 local raft = require "jsr.raft"
 local blocks = require "jsr.blocks"
 local json = jsr.json
+local layout = jsr.layout
 
 local M = {}
 
@@ -31,15 +32,15 @@ function M.find_meta(m)
   for _, g in ipairs(m.raft) do
     if g.group == "meta" then return g.path, false end
   end
-  local removed = m.store.store_dir .. "/.js-recover/removed"
+  local removed = layout.removed_dir(m.store.store_dir)
   local ids = jsr.listdir(removed) or {}
   for i = #ids, 1, -1 do
     for _, sub in ipairs(jsr.listdir(removed .. "/" .. ids[i]) or {}) do
-      local p = removed .. "/" .. ids[i] .. "/" .. sub .. "/_js_/_meta_"
+      local p = layout.meta_group(removed .. "/" .. ids[i] .. "/" .. sub)
       if file_exists(p) then return p, true end
       -- the system account's _js_ itself may be what was moved
-      p = removed .. "/" .. ids[i] .. "/" .. sub .. "/_meta_"
-      if sub == "_js_" and file_exists(p) then return p, true end
+      p = removed .. "/" .. ids[i] .. "/" .. sub .. "/" .. layout.META_GROUP
+      if sub == layout.RAFT_DIR and file_exists(p) then return p, true end
     end
   end
   return nil
@@ -48,7 +49,7 @@ end
 -- Accounts renamed by an earlier prepare ($G -> GLOBAL) keep their
 -- original name in recovery-report.json.
 local function renamed_accounts(store_dir)
-  local f = io.open(store_dir .. "/recovery-report.json", "rb")
+  local f = io.open(layout.report(store_dir), "rb")
   if not f then return {} end
   local r = json.decode(f:read("a"))
   f:close()
@@ -280,7 +281,7 @@ local read_file = require("jsr.files").read
 -- set it to limits, what recovery-report.json kept.
 local function original_retention(m)
   local out = {}
-  local f = io.open(m.store.store_dir .. "/recovery-report.json", "rb")
+  local f = io.open(layout.report(m.store.store_dir), "rb")
   local rep = f and json.decode(f:read("a"))
   if f then f:close() end
   if type(rep) == "table" and type(rep.streams) == "table" then
@@ -308,7 +309,7 @@ local function raft_acks(meta, account, stream, consumer)
   if not (c and type(c.group) == "table" and type(c.group.name) == "string") then return nil end
   -- a malformed meta entry may have given the consumer another group
   if raft.untrusted(meta, account, stream, consumer) then return nil end
-  local dir = meta.dir:gsub("/_meta_$", "") .. "/" .. c.group.name
+  local dir = layout.raft_dir_of(meta.dir) .. "/" .. c.group.name
   local acked = {}
   -- each ack is a fact of its own, but none past an entry that cannot be
   -- read is taken (the same place salvage stops)

@@ -13,6 +13,7 @@
 -- Every hook gets plain tables (see SCRIPTING.md) and returns a decision;
 -- hooks left out use prepare.defaults.
 local jsr = require "jsr"
+local layout = jsr.layout
 local model = require "jsr.model"
 local cli = require "jsr.cli"
 local conf = require "jsr.conf"
@@ -28,8 +29,6 @@ local json = jsr.json
 
 local M = {}
 
-local REPORT = "recovery-report.json"
-local CONFIG = "recovery.conf"
 
 local function is_int(v) return math.type(v) == "integer" end
 
@@ -126,7 +125,7 @@ local function diff(before, cfg)
 end
 
 local function read_report(store_dir)
-  local f = io.open(store_dir .. "/" .. REPORT, "rb")
+  local f = io.open(layout.report(store_dir), "rb")
   if not f then return nil end
   local text = f:read("a")
   f:close()
@@ -186,7 +185,7 @@ function M.plan(m, policy, opts)
           .. "enables JetStream for its system account, so they stay on disk but will not load")
           :format(account.path)
         for _, g in ipairs(account.raft) do
-          if g == account.raft[1] then remove(account.path .. "/_js_", "Raft state of the dead cluster") end
+          if g == account.raft[1] then remove(layout.raft_dir(account.path), "Raft state of the dead cluster") end
         end
       else
         remove(account.path, "system account: Raft state of the dead cluster ("
@@ -426,7 +425,7 @@ function M.plan(m, policy, opts)
   plan.previous_removals = previous.removed or {}
   plan.previous_salvaged = previous.salvaged
   plan.port = opts.port or previous.port or 4222
-  plan.config_path = m.store.store_dir .. "/" .. CONFIG
+  plan.config_path = layout.config(m.store.store_dir)
   if #plan.problems == 0 then
     plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
       plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil, plan.operator)
@@ -434,7 +433,7 @@ function M.plan(m, policy, opts)
     -- standalone server answers on $JS.<domain>.API as the old one did
     if opts.domain then plan.config_text = require("jsr.domain").with_domain(plan.config_text, opts.domain) end
   end
-  plan.report_path = m.store.store_dir .. "/" .. REPORT
+  plan.report_path = layout.report(m.store.store_dir)
   return plan
 end
 
@@ -947,9 +946,10 @@ function M.run(policy, ...)
   if not id then
     out:write("\nThe store is already prepared: nothing changed.\n")
   else
-    out:write(("\n%d changes applied (journal %s/.js-recover/journal/%s.json;\n"
-      .. "replaced files and removed trees are kept under %s/.js-recover/).\n")
-      :format(n, plan.store.store_dir, id, plan.store.store_dir))
+    local store_dir = plan.store.store_dir
+    out:write(("\n%d changes applied (journal %s/%s%s;\n"
+      .. "replaced files and removed trees are kept under %s/).\n")
+      :format(n, layout.journal_dir(store_dir), id, layout.JOURNAL_EXT, layout.state_dir(store_dir)))
     out:write(("wrote %s and %s\n"):format(plan.config_path, plan.report_path))
   end
   M.print_next_steps(plan, out)
