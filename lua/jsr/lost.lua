@@ -10,51 +10,29 @@
 --   lost.print(r, io.stdout)
 --   report.lost = lost.json(r)
 --
+-- The report ends with the done work still stored (jsr/donework.lua),
+-- found from the same meta state (jsr/metastate.lua).
+--
 -- Peers are Raft node ids (the first 8 characters of a hash of the server
 -- name); names are found by hashing every server name the assignments
 -- mention (each records the server its creating client was connected to)
 -- and the names in JSR_SERVER_NAMES (comma-separated), which the operator
 -- knows when the assignments do not tell.
 local jsr = require "jsr"
-local raft = require "jsr.raft"
-local blocks = require "jsr.blocks"
+local metastate = require "jsr.metastate"
+local donework = require "jsr.donework"
+local files = require "jsr.files"
+local plural = require("jsr.print").plural
 local json = jsr.json
-local layout = jsr.layout
 
 local M = {}
-
-local function file_exists(path) return jsr.lstat(path) ~= nil end
-
--- Where the meta group's state is: the system account's _js_/_meta_, or,
--- once prepare has moved it aside, the newest copy under
--- .js-recover/removed/<id>/<account>/_js_/_meta_.
-function M.find_meta(m)
-  for _, g in ipairs(m.raft) do
-    if g.group == "meta" then return g.path, false end
-  end
-  local removed = layout.removed_dir(m.store.store_dir)
-  local ids = jsr.listdir(removed) or {}
-  for i = #ids, 1, -1 do
-    for _, sub in ipairs(jsr.listdir(removed .. "/" .. ids[i]) or {}) do
-      local p = layout.meta_group(removed .. "/" .. ids[i] .. "/" .. sub)
-      if file_exists(p) then return p, true end
-      -- the system account's _js_ itself may be what was moved
-      p = removed .. "/" .. ids[i] .. "/" .. sub .. "/" .. layout.META_GROUP
-      if sub == layout.RAFT_DIR and file_exists(p) then return p, true end
-    end
-  end
-  return nil
-end
 
 -- Accounts renamed by an earlier prepare ($G -> GLOBAL) keep their
 -- original name in recovery-report.json.
 local function renamed_accounts(store_dir)
-  local f = io.open(layout.report(store_dir), "rb")
-  if not f then return {} end
-  local r = json.decode(f:read("a"))
-  f:close()
+  local r = files.report(store_dir)
   local map = {}
-  if type(r) == "table" and type(r.accounts) == "table" then
+  if r and type(r.accounts) == "table" then
     for _, a in ipairs(r.accounts) do
       if type(a.original_name) == "string" then map[a.original_name] = a.name end
     end
@@ -75,7 +53,14 @@ local function sorted_keys(t)
   return k
 end
 
--- analyze(m) -> r
+local function unavailable(why)
+  return { available = false, why = why, streams = {}, consumers = {}, unassigned = {}, peers = {},
+           problems = {}, ephemeral = 0 }
+end
+
+local analyze
+
+-- analyze(m [, opts]) -> r
 -- r.available false (and r.why) when no meta state was found; else
 -- r.streams: lost streams {account, name, replicas, peers, consumers (names)}
 -- r.consumers: lost durable consumers of streams that are here
@@ -85,32 +70,14 @@ end
 -- r.peers: { {id, name, this_node} }, r.this_node (id, when it can be told)
 -- r.source: {dir, moved_aside, snapshot, applied, uncommitted_from}
 -- r.problems: what could not be read (the report is then partial)
-local function unavailable(why)
-  return { available = false, why = why, streams = {}, consumers = {}, unassigned = {}, peers = {},
-           problems = {}, ephemeral = 0 }
-end
-
-local analyze
-
--- analyze(m [, opts]): opts.names, server names to map node ids to
--- (default: JSR_SERVER_NAMES from the environment)
--- meta_state(m, dir): raft.meta_state(dir), read once per model (inspect
--- and prepare ask for it from the lost report and from salvage)
-function M.meta_state(m, dir)
-  m._meta_states = m._meta_states or {}
-  local st = m._meta_states[dir]
-  if not st then
-    st = raft.meta_state(dir)
-    m._meta_states[dir] = st
-  end
-  return st
-end
-
+-- r.done: the done work still stored (jsr/donework.lua)
+-- opts.names: server names to map node ids to (default: JSR_SERVER_NAMES
+-- from the environment)
 function M.analyze(m, opts)
   -- a report about what is lost must never stop inspect or prepare
   local ok, r = pcall(analyze, m, opts or {})
   if not ok then r = unavailable("could not read the meta group's state: " .. tostring(r)) end
-  local dok, done, notes = pcall(M.done, m, r._meta)
+  local dok, done, notes = pcall(donework.find, m, r._meta)
   r.done = dok and done or {}
   if not dok then r.problems[#r.problems + 1] = "finding acked work-queue messages: " .. tostring(done) end
   for _, n in ipairs(dok and notes or {}) do r.problems[#r.problems + 1] = n end
@@ -118,9 +85,9 @@ function M.analyze(m, opts)
 end
 
 function analyze(m, opts)
-  local dir, moved = M.find_meta(m)
+  local dir, moved = metastate.find(m)
   if not dir then return unavailable("no meta group state (_js_/_meta_) in this store") end
-  local st = M.meta_state(m, dir)
+  local st = metastate.read(m, dir)
   if st.log.encrypted then
     st.problems[#st.problems + 1] = "the meta group's log is encrypted, not read: this report is from its "
       .. "snapshot alone and may miss or wrongly list streams; give the server's key"
@@ -259,148 +226,6 @@ function analyze(m, opts)
   return r
 end
 
--- ---------------------------------------------------- done, still stored
-
--- NATS subject matching: `*` one token, `>` the rest.
-local function subject_matches(filter, subject)
-  if filter == nil or filter == "" or filter == ">" then return true end
-  local ft, st = {}, {}
-  for t in filter:gmatch("[^.]+") do ft[#ft + 1] = t end
-  for t in subject:gmatch("[^.]+") do st[#st + 1] = t end
-  for i, t in ipairs(ft) do
-    if t == ">" then return #st >= i end
-    if st[i] == nil or (t ~= "*" and t ~= st[i]) then return false end
-  end
-  return #ft == #st
-end
-M.subject_matches = subject_matches
-
-local read_file = require("jsr.files").read
-
--- Original retention of each stream: the meta.inf's, or, once prepare has
--- set it to limits, what recovery-report.json kept.
-local function original_retention(m)
-  local out = {}
-  local f = io.open(layout.report(m.store.store_dir), "rb")
-  local rep = f and json.decode(f:read("a"))
-  if f then f:close() end
-  if type(rep) == "table" and type(rep.streams) == "table" then
-    for _, s in ipairs(rep.streams) do
-      if type(s.original) == "table" then out[(s.account or "") .. "\0" .. (s.name or "")] = s.original.retention end
-    end
-  end
-  return out
-end
-
--- done(m [, meta]) -> { {account, stream, messages, first, last, consumers = {
---   {name, filter, state, below_floor, above_floor = {seq...}, from_raft}}} }
--- Work-queue messages the consumer had acked that are still in the blocks:
--- the server deletes an acked job in memory and writes the delete to the
--- index file later, so a kill can leave done jobs on disk, and a standalone
--- server serves them again (measured on 2.9.10, README "Quorum-loss drill").
--- The consumer's o.dat is the proof they were done; acks only in the
--- consumer's Raft log or snapshot under _js_ (o.dat is flushed at most
--- every 100 ms) count too, as `from_raft` (meta: raft.meta_state, to find
--- each consumer's group).
-local function raft_acks(meta, account, stream, consumer)
-  if not meta then return nil end
-  local s = meta.streams[account .. "\0" .. stream]
-  local c = s and s.consumers[consumer]
-  if not (c and type(c.group) == "table" and type(c.group.name) == "string") then return nil end
-  -- a malformed meta entry may have given the consumer another group
-  if raft.untrusted(meta, account, stream, consumer) then return nil end
-  local dir = layout.raft_dir_of(meta.dir) .. "/" .. c.group.name
-  local acked = {}
-  -- each ack is a fact of its own, but none past an entry that cannot be
-  -- read is taken (the same place salvage stops)
-  raft.log(dir, function(_, ae)
-    for _, e in ipairs(ae.entries) do
-      if e.type == raft.NORMAL then
-        local u = raft.consumer_update(e.data)
-        if u and u.op == raft.op.update_acks then acked[u.sseq] = true end
-      end
-    end
-  end, nil, function() return false end)
-  local snap = raft.latest_snapshot(dir)
-  return { acked = acked, snapshot = snap and raft.consumer_state(snap.data) or nil }
-end
-
-local function state_acked(st, seq)
-  if not st then return false end
-  if seq <= st.ack_floor.stream then return true end
-  return seq <= st.delivered.stream and st.pending[seq] == nil
-end
-
-function M.done(m, meta)
-  local out, notes = {}, {}
-  local orig = original_retention(m)
-  for _, s in ipairs(m.streams) do
-    local retention = orig[s.account .. "\0" .. s.name] or (s.config and s.config.retention)
-    if retention == "workqueue" and not s.error then
-      local cons = {}
-      for _, c in ipairs(s.consumers) do
-        -- an encrypted store's o.dat is sealed with the consumer's key:
-        -- read with the server's key, not read without it
-        local sealed_odat = c.encrypted and not jsr.has_keys()
-        local b = c.config and not sealed_odat and require("jsr.sealed").odat(s, c)
-        if sealed_odat and c.config then
-          notes[#notes + 1] = ("consumer %s > %s > %s: o.dat encrypted, not read (acked work-queue jobs "
-            .. "still in the blocks are not looked for)"):format(s.account, s.name, c.name)
-        end
-        local st = b and raft.consumer_state(b)
-        if st then
-          cons[#cons + 1] = { name = c.name, filter = c.config.filter_subject, state = st,
-                              below_floor = 0, above_floor = {}, from_raft = 0,
-                              raft = raft_acks(meta, s.account, s.name, c.name) }
-        end
-      end
-      -- No message past every consumer's delivered sequence (or an ack in
-      -- its Raft state) can be done: the scan stops there, so its cost is
-      -- the done-but-on-disk messages, not the backlog.
-      local bound = 0
-      for _, c in ipairs(cons) do
-        bound = math.max(bound, c.state.delivered.stream, c.state.ack_floor.stream)
-        if c.raft then
-          for seq in pairs(c.raft.acked) do bound = math.max(bound, seq) end
-          local sn = c.raft.snapshot
-          if sn then bound = math.max(bound, sn.delivered.stream, sn.ack_floor.stream) end
-        end
-      end
-      if #cons > 0 and bound > 0 then
-        local entry = { account = s.account, stream = s.name, messages = 0, consumers = cons }
-        blocks.scan({ name = s.name, path = s.path, account = s.account }, {
-          records = function(rec)
-            if rec.seq > bound then return false end
-            if rec.deleted then return true end
-            for _, c in ipairs(cons) do
-              if subject_matches(c.filter, rec.subject) then
-                local st = c.state
-                if rec.seq <= st.ack_floor.stream then
-                  c.below_floor = c.below_floor + 1
-                elseif state_acked(st, rec.seq) then
-                  c.above_floor[#c.above_floor + 1] = rec.seq
-                elseif c.raft and (c.raft.acked[rec.seq] or state_acked(c.raft.snapshot, rec.seq)) then
-                  c.above_floor[#c.above_floor + 1] = rec.seq
-                  c.from_raft = c.from_raft + 1
-                else
-                  return true
-                end
-                entry.messages = entry.messages + 1
-                entry.first = entry.first or rec.seq
-                entry.last = rec.seq
-                return true
-              end
-            end
-            return true
-          end,
-        })
-        if entry.messages > 0 then out[#out + 1] = entry end
-      end
-    end
-  end
-  return out, notes
-end
-
 -- The report as plain JSON-ready tables (arrays marked, so empty ones stay []).
 function M.json(r)
   local out = json.object()
@@ -430,56 +255,8 @@ function M.json(r)
   out.unassigned = json.array()
   for _, u in ipairs(r.unassigned) do out.unassigned[#out.unassigned + 1] = { account = u.account, name = u.name } end
   out.problems = json.array(r.problems)
-  out.done = json.array()
-  for _, d in ipairs(r.done or {}) do
-    local cs = json.array()
-    for _, c in ipairs(d.consumers) do
-      if c.below_floor + #c.above_floor > 0 then
-        cs[#cs + 1] = { name = c.name, filter = c.filter, ack_floor = c.state.ack_floor.stream,
-                        below_floor = c.below_floor, above_floor = json.array(c.above_floor),
-                        from_raft = c.from_raft }
-      end
-    end
-    out.done[#out.done + 1] = { account = d.account, stream = d.stream, messages = d.messages,
-                                first = d.first, last = d.last, consumers = cs }
-  end
+  out.done = donework.json(r.done)
   return out
-end
-
-local function plural(n, one, many) return ("%d %s"):format(n, n == 1 and one or many) end
-
-local function print_done(r, out)
-  if not r.done or #r.done == 0 then return end
-  out:write("\nDone, but still on disk (work-queue jobs the consumer had acked)\n")
-  for _, d in ipairs(r.done) do
-    out:write(("  stream %s > %s: %s its consumer had acked (sequences %d-%d) %s still in the blocks\n"
-      .. "  and would be served again: the server died before it wrote their deletes. prepare removes\n"
-      .. "  them (policy hook done_work); where it says it cannot, once the server runs:\n"):format(
-      d.account, d.stream, plural(d.messages, "message", "messages"), d.first, d.last,
-      d.messages == 1 and "is" or "are"))
-    for _, c in ipairs(d.consumers) do
-      if c.below_floor > 0 then
-        local filtered = c.filter and c.filter ~= ""
-        out:write(("    consumer %s acked every message up to %d (%d of them here). Once the server runs,\n"
-          .. "    remove them with a purge below %d%s:\n"
-          .. "      nats stream purge %s --seq %d%s\n"
-          .. "      (the API: $JS.API.STREAM.PURGE.%s {\"seq\":%d%s})\n"):format(
-          c.name, c.state.ack_floor.stream, c.below_floor, c.state.ack_floor.stream + 1,
-          filtered and (" on " .. c.filter) or "", d.stream, c.state.ack_floor.stream + 1,
-          filtered and (" --subject " .. c.filter) or "", d.stream, c.state.ack_floor.stream + 1,
-          filtered and (',"filter":' .. json.encode(c.filter)) or ""))
-      end
-      if #c.above_floor > 0 then
-        local shown = {}
-        for i = 1, math.min(#c.above_floor, 20) do shown[i] = tostring(c.above_floor[i]) end
-        out:write(("    consumer %s also acked %s above its floor%s: %s%s\n"
-          .. "      (nats stream rmm %s <seq> each)\n"):format(
-          c.name, plural(#c.above_floor, "message", "messages"),
-          c.from_raft > 0 and (" (%d known only from its Raft log under _js_)"):format(c.from_raft) or "",
-          table.concat(shown, " "), #c.above_floor > 20 and " ..." or "", d.stream))
-      end
-    end
-  end
 end
 
 -- Prints the "Lost with the dead nodes" section (and done work-queue jobs).
@@ -488,7 +265,7 @@ function M.print(r, out)
   out:write("\nLost with the dead nodes\n")
   if not r.available then
     out:write(("  not known: %s\n"):format(r.why))
-    print_done(r, out)
+    donework.print(r.done, out)
     return
   end
   local src = r.source
@@ -549,7 +326,7 @@ function M.print(r, out)
       .. " (deleted after this node last heard?)\n"):format(u.account, u.name))
   end
   for _, p in ipairs(r.problems) do out:write("  problem: ", p, "\n") end
-  print_done(r, out)
+  donework.print(r.done, out)
 end
 
 return M

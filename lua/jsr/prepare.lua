@@ -24,7 +24,8 @@ local removal = require "jsr.removal"
 local raft = require "jsr.raft"
 local sealed = require "jsr.sealed"
 local printer = require "jsr.print"
-local subject_matches = require("jsr.lost").subject_matches
+local donework = require "jsr.donework"
+local files = require "jsr.files"
 local json = jsr.json
 
 local M = {}
@@ -124,16 +125,6 @@ local function diff(before, cfg)
   return out
 end
 
-local function read_report(store_dir)
-  local f = io.open(layout.report(store_dir), "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local r = json.decode(text)
-  if type(r) ~= "table" then return nil end
-  return r
-end
-
 -- Decides everything and returns the plan; changes nothing.
 -- opts: skip_bad (skip unreadable entries instead of stopping), port, purge
 function M.plan(m, policy, opts)
@@ -144,7 +135,7 @@ function M.plan(m, policy, opts)
   end
   local now = age.now()
   local store_dir = m.store.store_dir
-  local previous = read_report(store_dir) or {}
+  local previous = files.report(store_dir) or {}
   -- The newest message the survivor stored: its server was alive then, so
   -- what was past max_age by that time it had expired (jsr/age.lua).  Kept
   -- from the first run, whose removals later runs must not redo; read (the
@@ -437,7 +428,7 @@ function M.plan(m, policy, opts)
   return plan
 end
 
-local read_file = require("jsr.files").read
+local read_file = files.read
 
 function M.report(plan)
   local r = json.object()
@@ -502,62 +493,6 @@ local function consumer_states(s, salv)
   return out
 end
 
-local function filters_of(cfg)
-  local f = {}
-  if type(cfg.filter_subjects) == "table" then
-    for _, x in ipairs(cfg.filter_subjects) do f[#f + 1] = x end
-  end
-  if type(cfg.filter_subject) == "string" and cfg.filter_subject ~= "" then f[#f + 1] = cfg.filter_subject end
-  return f
-end
-
-local function matches(cfg, subject)
-  local f = filters_of(cfg)
-  if #f == 0 then return true end
-  for _, x in ipairs(f) do if subject_matches(x, subject) then return true end end
-  return false
-end
-
--- Acked by this consumer, as the server decides (2.9.10 consumer.go): at
--- or below the ack floor, or delivered and no longer pending (an ack or a
--- term ack).  Only where nothing else takes a message out of pending: a
--- consumer with max_deliver set drops a message that ran out of
--- deliveries from pending without an ack, so for it nothing is judged.
-local function acked(c, seq)
-  local st, cfg = c.state, c.config
-  if seq <= st.ack_floor.stream then return true end
-  local policy = cfg.ack_policy or "explicit"
-  if policy == "none" then return seq <= st.delivered.stream end
-  if policy ~= "explicit" then return false end
-  return seq <= st.delivered.stream and st.pending[seq] == nil
-end
-
--- done(stream, retention, consumers) -> want-part, bound | nil, why
-local function done_rule(retention, cons)
-  for _, c in ipairs(cons) do
-    if math.type(c.config.max_deliver) == "integer" and c.config.max_deliver > 0 then
-      return nil, ("consumer %s has max_deliver %d: a message that ran out of deliveries is not "
-        .. "pending and not acked, so done work is not judged"):format(c.name, c.config.max_deliver)
-    end
-  end
-  local bound = 0
-  for _, c in ipairs(cons) do
-    bound = math.max(bound, c.state.delivered.stream, c.state.ack_floor.stream)
-  end
-  return function(rec)
-    local any = false
-    for _, c in ipairs(cons) do
-      if matches(c.config, rec.subject) then
-        any = true
-        local a = acked(c, rec.seq)
-        if retention == "workqueue" then return a end
-        if not a then return false end
-      end
-    end
-    return any
-  end, bound
-end
-
 -- What the cluster had removed and the survivor's blocks still hold: the
 -- messages past max_age before its newest message (when max_age is
 -- suspended), the deletes its stream log holds, and done work (acked
@@ -582,7 +517,7 @@ function M.plan_removals(plan, salv)
       if not cons then
         why = ("the state of consumer %s cannot be read"):format(bad)
       else
-        done, bound = done_rule(retention, cons)
+        done, bound = donework.rule(retention, cons)
         if not done then why = bound end
       end
       if why then

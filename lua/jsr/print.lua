@@ -21,4 +21,7 @@ function M.count(n)
   end
 end
 
+-- plural(3, "message", "messages") -> "3 messages"
+function M.plural(n, one, many) return ("%d %s"):format(n, n == 1 and one or many) end
+
 return M

@@ -12,7 +12,7 @@
 --   removed = replay.purge(st, request, L)
 local jsr = require "jsr"
 local blocks = require "jsr.blocks"
-local subject_matches = require("jsr.lost").subject_matches -- `*` one token, `>` the rest
+local subject_matches = require("jsr.subject").matches -- `*` one token, `>` the rest
 
 local M = {}
 

@@ -15,7 +15,7 @@
 local jsr = require "jsr"
 local raft = require "jsr.raft"
 local blocks = require "jsr.blocks"
-local lost = require "jsr.lost"
+local metastate = require "jsr.metastate"
 local removal = require "jsr.removal"
 local replay = require "jsr.replay"
 local sealed = require "jsr.sealed"
@@ -936,14 +936,14 @@ end
 function M.analyze(m, keep)
   keep = keep or M.default
   local r = { streams = {}, consumers = {}, available = false, findings = {} }
-  local meta, moved = lost.find_meta(m)
+  local meta, moved = metastate.find(m)
   if not meta or moved then
     r.why = meta and "the Raft state was moved aside by an earlier run" or "no Raft state under _js_"
     return r
   end
   r.available = true
   local sys = meta:gsub("/_meta_$", "")
-  local st = lost.meta_state(m, meta)
+  local st = metastate.read(m, meta)
   for _, f in ipairs(st.findings) do r.findings[#r.findings + 1] = f end
   local by_key = {}
   for _, sa in pairs(st.streams) do by_key[sa.account .. "\0" .. sa.name] = sa end

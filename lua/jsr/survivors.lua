@@ -21,6 +21,7 @@
 local jsr = require "jsr"
 local raft = require "jsr.raft"
 local lost = require "jsr.lost"
+local metastate = require "jsr.metastate"
 local snapshot = require "jsr.snapshot"
 local json = jsr.json
 
@@ -69,10 +70,10 @@ end
 
 -- positions(m) -> {[account\0stream] = {stream = pos, consumers = {[name] = pos}}}
 local function positions(m)
-  local meta, moved = lost.find_meta(m)
+  local meta, moved = metastate.find(m)
   if not meta or moved then return {} end
   local sys = meta:gsub("/_meta_$", "")
-  local ok, st = pcall(lost.meta_state, m, meta)
+  local ok, st = pcall(metastate.read, m, meta)
   if not ok then return {} end
   local out = {}
   for _, sa in pairs(st.streams or {}) do
@@ -626,9 +627,9 @@ function M.into_store(r, target)
   if not lock then return nil, lerr end
   local unfinished = require("jsr.guard").unfinished(T)
   if unfinished then return nil, unfinished end
-  local meta, moved = lost.find_meta(target.model)
+  local meta, moved = metastate.find(target.model)
   local sys = meta and not moved and meta:gsub("/_meta_$", "") or nil
-  local st = sys and lost.meta_state(target.model, meta) or { streams = {} }
+  local st = sys and metastate.read(target.model, meta) or { streams = {} }
   local groups = {}
   for _, sa in pairs(st.streams or {}) do groups[sa.account .. "\0" .. sa.name] = sa end
   local c = jsr.changes()
