@@ -118,18 +118,18 @@ static void remember_safe(const char *dir, void *ud)
 /* jsr_path_inside, remembering the directories it has checked: below the
  * deepest of them only the rest of the path is looked at.  Our lock keeps
  * other js-recover runs out; the live-store guard, servers. */
-static int parent_of(const char *path, char *out, size_t outlen);
-
-static int inside(jsr_changes *c, const char *path, int must_exist, char *err, size_t errlen)
+static int inside(jsr_changes *c, const char *path, enum jsr_path_need need, char *err,
+                  size_t errlen)
 {
     /* below a directory this set makes, itself checked when it was staged */
     char pdir[PATH_MAX];
-    if (!must_exist && c->made.n && parent_of(path, pdir, sizeof pdir) && set_has(&c->made, pdir))
+    if (need == JSR_PATH_LAST_MAY_MISS && c->made.n && jsr_parent(path, pdir, sizeof pdir) &&
+        set_has(&c->made, pdir))
         return 1;
     size_t rl = strlen(c->store), pl = strlen(path);
     char cur[PATH_MAX];
     if (pl >= sizeof cur || strncmp(path, c->store, rl) != 0 || path[rl] != '/')
-        return jsr_path_inside(c->store, path, must_exist, err, errlen);
+        return jsr_path_inside(c->store, path, need, err, errlen);
     memcpy(cur, path, pl + 1);
     size_t from = rl; /* path[0..from) is known to be safe */
     for (size_t i = pl; i > rl; i--) {
@@ -143,7 +143,7 @@ static int inside(jsr_changes *c, const char *path, int must_exist, char *err, s
             break;
         }
     }
-    return jsr_path_check_from(path, from, must_exist, remember_safe, &c->safe, err, errlen);
+    return jsr_path_check_from(path, from, need, remember_safe, &c->safe, err, errlen);
 }
 
 jsr_changes *jsr_changes_open(const char *store_dir, char *err, size_t errlen)
@@ -208,7 +208,7 @@ int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t l
     op *o = new_op(c, path, err, errlen);
     if (!o)
         return 0;
-    if (!inside(c, o->path, 0, err, errlen))
+    if (!inside(c, o->path, JSR_PATH_LAST_MAY_MISS, err, errlen))
         goto fail;
     struct stat st;
     if (lstat(o->path, &st) == 0) {
@@ -265,7 +265,7 @@ int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, s
     op *o = new_op(c, path, err, errlen);
     if (!o)
         return 0;
-    if (!inside(c, o->path, 1, err, errlen)) {
+    if (!inside(c, o->path, JSR_PATH_ALL_EXIST, err, errlen)) {
         o->kind = OP_DEAD;
         c->n++;
         c->broken = 1;
@@ -298,8 +298,8 @@ int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char 
     if (!o)
         return 0;
     struct stat st;
-    int ok = inside(c, o->path, 1, err, errlen) &&
-             inside(c, clean, 0, err, errlen);
+    int ok = inside(c, o->path, JSR_PATH_ALL_EXIST, err, errlen) &&
+             inside(c, clean, JSR_PATH_LAST_MAY_MISS, err, errlen);
     if (ok && lstat(clean, &st) == 0)
         ok = ERR("%s: already exists", clean);
     if (ok && !(o->dest = strdup(clean)))
@@ -313,7 +313,7 @@ int jsr_changes_mkdir(jsr_changes *c, const char *path, char *err, size_t errlen
     if (!o)
         return 0;
     struct stat st;
-    int ok = inside(c, o->path, 0, err, errlen);
+    int ok = inside(c, o->path, JSR_PATH_LAST_MAY_MISS, err, errlen);
     if (ok && lstat(o->path, &st) == 0)
         ok = ERR("%s: already exists", o->path);
     else if (ok && errno != ENOENT)
@@ -344,17 +344,6 @@ static void json_str(jsr_buf *b, const char *s)
     jsr_buf_addc(b, '"');
 }
 
-static int parent_of(const char *path, char *out, size_t outlen)
-{
-    const char *s = strrchr(path, '/');
-    size_t n = s == path ? 1 : (size_t)(s - path);
-    if (n >= outlen)
-        return 0;
-    memcpy(out, path, n);
-    out[n] = 0;
-    return 1;
-}
-
 /* fsyncs the parent directory of each put's target (consecutive
  * duplicates once); only used when every op is a put */
 static int sync_parents(jsr_changes *c, char *err, size_t errlen)
@@ -362,7 +351,7 @@ static int sync_parents(jsr_changes *c, char *err, size_t errlen)
     char last[PATH_MAX] = "", dir[PATH_MAX];
     for (size_t i = 0; i < c->n; i++) {
         const char *p = c->ops[i].path;
-        if (!parent_of(p, dir, sizeof dir))
+        if (!jsr_parent(p, dir, sizeof dir))
             return ERR("%s: path too long", p);
         if (!strcmp(dir, last))
             continue;
@@ -391,11 +380,7 @@ static char *joinf(const char *fmt, ...)
 static int can_write(const char *dir, const char *why, const char *target, char *err,
                      size_t errlen)
 {
-    /* AT_EACCESS: the effective ids, the ones the renames will run as */
-    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
-        return ERR("%s: not writable (%s), and js-recover must %s %s there; nothing was "
-                   "changed", dir, strerror(errno), why, target);
-    return 1;
+    return jsr_dir_writable(dir, 0, err, errlen, "js-recover must %s %s", why, target);
 }
 
 /* The deepest existing directory on the way to path (inside the store):
@@ -440,7 +425,7 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
         struct stat st;
-        if (!parent_of(o->path, dir, sizeof dir))
+        if (!jsr_parent(o->path, dir, sizeof dir))
             return ERR("%s: path too long", o->path);
         if (strcmp(dir, last) != 0 && set_has(&c->made, dir)) {
             strcpy(last, dir); /* made by an earlier op of this set */
@@ -476,7 +461,7 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
         const char *to = o->kind == OP_RENAME ? o->dest : NULL;
         char pdest[PATH_MAX];
         if (to) {
-            if (!parent_of(to, pdest, sizeof pdest))
+            if (!jsr_parent(to, pdest, sizeof pdest))
                 return ERR("%s: path too long", to);
             if (lstat(pdest, &st) != 0 || !S_ISDIR(st.st_mode))
                 return ERR("%s: the directory for %s is missing or not a directory; nothing "
@@ -693,7 +678,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
     if (few) {
         /* the links, and backup/<tx> itself in backup/ */
         char broot[PATH_MAX];
-        if (any_backup && !parent_of(bdir, broot, sizeof broot)) {
+        if (any_backup && !jsr_parent(bdir, broot, sizeof broot)) {
             ERR("%s: path too long", bdir);
             goto out;
         }

@@ -134,7 +134,7 @@ int jsr_path_clean(const char *path, char *out, size_t outlen, char *err, size_t
     return 1;
 }
 
-int jsr_path_check_from(const char *path, size_t from, int must_exist,
+int jsr_path_check_from(const char *path, size_t from, enum jsr_path_need need,
                         void (*dir_ok)(const char *dir, void *ud), void *ud, char *err,
                         size_t errlen)
 {
@@ -151,26 +151,74 @@ int jsr_path_check_from(const char *path, size_t from, int must_exist,
         struct stat st;
         if (lstat(cur, &st) != 0) {
             int e = errno;
-            if (e == ENOENT && !must_exist && path[i] == 0)
+            if (e == ENOENT && need == JSR_PATH_LAST_MAY_MISS && path[i] == 0)
+                return 1;
+            /* a name too long to exist is not there either (a commit that
+             * failed creating it left it in the journal) */
+            if ((e == ENOENT || e == ENAMETOOLONG) && need == JSR_PATH_UP_TO_MISSING)
                 return 1;
             return ERR("%s: %s", cur, strerror(e));
         }
         if (S_ISLNK(st.st_mode))
             return ERR("%s: is a symlink; js-recover never follows links in a store", cur);
-        if (dir_ok && path[i] == '/' && S_ISDIR(st.st_mode))
+        if (path[i] == '/' && !S_ISDIR(st.st_mode))
+            return ERR("%s: is not a directory", cur);
+        if (dir_ok && path[i] == '/')
             dir_ok(cur, ud);
         cur[i] = path[i];
     }
     return 1;
 }
 
-int jsr_path_inside(const char *root, const char *path, int must_exist, char *err,
+int jsr_path_inside(const char *root, const char *path, enum jsr_path_need need, char *err,
                     size_t errlen)
 {
     size_t rl = strlen(root);
     if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != 0))
         return ERR("%s: outside the store %s (refused)", path, root);
-    return jsr_path_check_from(path, rl, must_exist, NULL, NULL, err, errlen);
+    return jsr_path_check_from(path, rl, need, NULL, NULL, err, errlen);
+}
+
+int jsr_parent(const char *path, char *out, size_t outlen)
+{
+    const char *s = strrchr(path, '/');
+    if (!s)
+        return 0;
+    size_t n = s == path ? 1 : (size_t)(s - path);
+    if (n >= outlen)
+        return 0;
+    memcpy(out, path, n);
+    out[n] = 0;
+    return 1;
+}
+
+int jsr_lexists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int jsr_is_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int jsr_dir_writable(const char *dir, int missing_ok, char *err, size_t errlen,
+                     const char *fmt, ...)
+{
+    if (missing_ok && !jsr_lexists(dir))
+        return 1;
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0)
+        return 1;
+    int e = errno;
+    char must[JSR_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(must, sizeof must, fmt, ap);
+    va_end(ap);
+    return ERR("%s: not writable (%s), and %s there; nothing was changed", dir, strerror(e),
+               must);
 }
 
 int jsr_write_new(const char *tmp, const void *data, size_t len, mode_t mode, int sync,

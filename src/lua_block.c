@@ -23,12 +23,6 @@
 /* registry key of the one shared buffer (not MT_BUF: that names its metatable) */
 #define REG_SHARED_BUF "jsr.block.shared"
 
-static int exists(const char *p)
-{
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
 typedef struct {
     uint32_t index;
     unsigned char has_idx, has_key;
@@ -268,7 +262,7 @@ static int read_sealed_index(const char *path, const jsr_block_cipher *bc, jsr_b
     char *data;
     size_t n, nl = jsr_cipher_nonce_len(bc->cipher), plen;
     memset(ix, 0, sizeof *ix);
-    if (!exists(path))
+    if (!jsr_lexists(path))
         return 1;
     if (!jsr_read_file(path, 64u << 20, &data, &n, err, errlen))
         return 0;

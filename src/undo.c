@@ -47,19 +47,13 @@ const char *jsr_jstate_name(jsr_jstate s)
     }
 }
 
-static int lexists(const char *p)
-{
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
 static int note_purge_left(const uop *o, size_t index, void *ud, char *err, size_t errlen)
 {
     (void)index;
     (void)err;
     (void)errlen;
     journal *j = ud;
-    if (o->kind == U_MOVE && o->purge && !j->purge_left && lexists(o->to))
+    if (o->kind == U_MOVE && o->purge && !j->purge_left && jsr_lexists(o->to))
         j->purge_left = 1;
     return 1;
 }
@@ -105,30 +99,7 @@ static int by_seq(const void *a, const void *b)
  * not exist (yet, or any more) end the check. */
 static int no_links(const char *store, const char *p, char *err, size_t errlen)
 {
-    char cur[PATH_MAX];
-    size_t sl = strlen(store), pl = strlen(p);
-    if (pl >= sizeof cur || strncmp(p, store, sl) != 0 || p[sl] != '/')
-        return ERR("%s: outside the store %s (refused)", p, store);
-    memcpy(cur, p, pl + 1);
-    for (size_t i = sl + 1; i <= pl; i++) {
-        if (p[i] != '/' && p[i] != 0)
-            continue;
-        cur[i] = 0;
-        struct stat st;
-        if (lstat(cur, &st) != 0) {
-            /* a name too long to exist is not there either (a commit that
-             * failed creating it left it in the journal) */
-            if (errno == ENOENT || errno == ENAMETOOLONG)
-                return 1;
-            return ERR("%s: cannot stat: %s", cur, strerror(errno));
-        }
-        if (S_ISLNK(st.st_mode))
-            return ERR("%s: is a symlink; js-recover never follows links in a store", cur);
-        if (p[i] == '/' && !S_ISDIR(st.st_mode))
-            return ERR("%s: is not a directory", cur);
-        cur[i] = '/';
-    }
-    return 1;
+    return jsr_path_inside(store, p, JSR_PATH_UP_TO_MISSING, err, errlen);
 }
 
 static const char *const suffixes[] = {JSR_JOURNAL_EXT, JSR_JOURNAL_TMP_EXT, JSR_COMMITTED_EXT,
@@ -275,25 +246,10 @@ void jsr_journal_list_free(jsr_journal_info *list, size_t n)
 
 /* ------------------------------------------------------- undo */
 
-static int parent_dir(const char *p, char *out, size_t outlen)
-{
-    const char *s = strrchr(p, '/');
-    if (!s || (size_t)(s - p) >= outlen)
-        return 0;
-    memcpy(out, p, (size_t)(s - p));
-    out[s - p] = 0;
-    return 1;
-}
-
 static int writable(const char *dir, const char *target, char *err, size_t errlen)
 {
-    struct stat st;
-    if (lstat(dir, &st) != 0)
-        return 1; /* missing: nothing will be renamed there */
-    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
-        return ERR("%s: not writable (%s), and undo must restore %s there; nothing was "
-                   "changed", dir, strerror(errno), target);
-    return 1;
+    /* missing: nothing will be renamed there */
+    return jsr_dir_writable(dir, 1, err, errlen, "undo must restore %s", target);
 }
 
 typedef struct {
@@ -315,15 +271,15 @@ static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t e
         if (paths[k] && !no_links(store, paths[k], err, errlen))
             return 0;
     /* a directory the commit did not get to make: nothing to take back */
-    if (o->kind == U_MKDIR && !lexists(o->path))
+    if (o->kind == U_MKDIR && !jsr_lexists(o->path))
         return 1;
-    if (!parent_dir(o->path, dir, sizeof dir) || !writable(dir, o->path, err, errlen))
+    if (!jsr_parent(o->path, dir, sizeof dir) || !writable(dir, o->path, err, errlen))
         return 0;
-    if (o->backup && lexists(o->backup) &&
-        (!parent_dir(o->backup, other, sizeof other) || !writable(other, o->path, err, errlen)))
+    if (o->backup && jsr_lexists(o->backup) &&
+        (!jsr_parent(o->backup, other, sizeof other) || !writable(other, o->path, err, errlen)))
         return 0;
     if (o->to) {
-        if (!parent_dir(o->to, other, sizeof other) || !writable(other, o->path, err, errlen))
+        if (!jsr_parent(o->to, other, sizeof other) || !writable(other, o->path, err, errlen))
             return 0;
         struct stat st;
         if (lstat(o->to, &st) == 0 && S_ISDIR(st.st_mode) && strcmp(dir, other) != 0 &&
@@ -337,7 +293,7 @@ static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t e
         !jsr_purge_check(o->to, why, sizeof why))
         return ERR("%s; undo must delete what is left of the purged %s, so nothing was changed "
                    "(run undo as its owner or as root)", why, o->path);
-    if (o->kind == U_MOVE && o->purge && c->j->purging && !lexists(o->path) &&
+    if (o->kind == U_MOVE && o->purge && c->j->purging && !jsr_lexists(o->path) &&
         !(c->flags & JSR_UNDO_IGNORE_PURGED))
         return ERR("%s: cannot be restored: it was deleted (--purge) after journal %s "
                    "committed; run undo with --ignore-purged to restore everything else; "
@@ -400,7 +356,7 @@ static int dir_gone(journal *j, const char *path)
 {
     char dir[PATH_MAX];
     struct stat st;
-    if (!parent_dir(path, dir, sizeof dir) || lstat(dir, &st) == 0 || errno != ENOENT)
+    if (!jsr_parent(path, dir, sizeof dir) || lstat(dir, &st) == 0 || errno != ENOENT)
         return 0;
     if (!j->gone++)
         snprintf(j->gone_example, sizeof j->gone_example, "%s", path);
@@ -449,7 +405,7 @@ static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errle
                        "left alone", o->path, j->id);
         return do_unlink(o->path, err, errlen);
     }
-    int have_to = lexists(o->to);
+    int have_to = jsr_lexists(o->to);
     if (o->kind == U_MOVE && o->purge && j->purging)
         return 1; /* gone, or partly: never restore half a tree (precheck allowed it) */
     if (have_to && !have_path && o->kind == U_MOVE && dir_gone(j, o->path))
@@ -494,7 +450,7 @@ static int undo_journal(const char *store, journal *j, int *changed, char *err, 
         *changed = 1;
     if (j->json && !j->undoing) {
         if (!jsr_write_new(f, "", 0, 0600, 1, err, errlen)) {
-            if (lexists(f)) /* not even the mark, or a mark left behind */
+            if (jsr_lexists(f)) /* not even the mark, or a mark left behind */
                 *changed = 1;
             return 0;
         }
@@ -523,7 +479,7 @@ static int undo_journal(const char *store, journal *j, int *changed, char *err, 
     for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
         if (!journal_file(f, sizeof f, store, j->id, order[i]))
             return ERR("%s: path too long", store);
-        if (lexists(f)) {
+        if (jsr_lexists(f)) {
             if (!do_unlink(f, err, errlen))
                 return 0;
             *changed = 1;
@@ -544,7 +500,7 @@ int jsr_journal_tidy(const char *store_dir, char *err, size_t errlen)
         if (!do_rmdir(p, 0, err, errlen))
             return 0;
         if (i == 3)
-            removed_root = !lexists(p);
+            removed_root = !jsr_lexists(p);
     }
     return !removed_root || jsr_fsync_path(store_dir, err, errlen);
 }
@@ -636,7 +592,7 @@ int jsr_journal_purge(const char *store_dir, const char *id, char *err, size_t e
     j.json = 1;
     if (!journal_file(f, sizeof f, store_dir, id, JSR_PURGING_EXT))
         return ERR("%s: path too long", store_dir);
-    j.purging = lexists(f);
+    j.purging = jsr_lexists(f);
     return load_journal(store_dir, &j, NULL, NULL, err, errlen) &&
            purge_journal(store_dir, &j, err, errlen);
 }

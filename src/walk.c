@@ -26,12 +26,6 @@ static int join(char out[PATH_MAX], const char *a, const char *b)
     return 1;
 }
 
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 int jsr_find_store(const char *arg, char *store_dir, char *js_dir, size_t len, char *err,
                    size_t errlen)
 {
@@ -48,12 +42,12 @@ int jsr_find_store(const char *arg, char *store_dir, char *js_dir, size_t len, c
             return ERR("%s: cannot resolve: %s", clean, strerror(errno));
         snprintf(clean, sizeof clean, "%s", real);
     }
-    if (!is_dir(clean))
+    if (!jsr_is_dir(clean))
         return ERR("%s: not a directory", clean);
     char cand[PATH_MAX];
     if (!join(cand, clean, JSR_JS_DIR))
         return ERR("%s: path too long", clean);
-    if (is_dir(cand)) {
+    if (jsr_is_dir(cand)) {
         if (snprintf(store_dir, len, "%s", clean) >= (int)len ||
             snprintf(js_dir, len, "%s", cand) >= (int)len)
             return ERR("%s: path too long", clean);
@@ -182,7 +176,7 @@ static void walk_consumers(walker *w, const char *stream_path, const char *accou
                            const char *stream)
 {
     char obs[PATH_MAX];
-    if (join(obs, stream_path, JSR_CONSUMERS_DIR) && is_dir(obs))
+    if (join(obs, stream_path, JSR_CONSUMERS_DIR) && jsr_is_dir(obs))
         each_dir(w, obs, account, JSR_CONSUMER, stream);
 }
 
@@ -191,7 +185,7 @@ static void walk_account(walker *w, const char *acc_path, const char *account)
     char sub[PATH_MAX];
     if (!join(sub, acc_path, JSR_RAFT_DIR))
         return;
-    int system = is_dir(sub);
+    int system = jsr_is_dir(sub);
     jsr_entry a = {JSR_ACCOUNT, acc_path, account, NULL, account, NULL, system};
     if (!emit(w, &a))
         return;

@@ -28,18 +28,44 @@ int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *
  * a name that climbs has no business in a store path.  out has PATH_MAX. */
 int jsr_path_clean(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
+/* How much of a path must exist for the link checks below. */
+enum jsr_path_need {
+    JSR_PATH_LAST_MAY_MISS = 0, /* all but the last component (a file about to be created) */
+    JSR_PATH_ALL_EXIST = 1,
+    /* a component that is not there ends the check, as does one whose name
+     * is too long to exist: what is missing cannot be a link.  undo reads
+     * journals whose paths may be half made or deleted since. */
+    JSR_PATH_UP_TO_MISSING = 2,
+};
+
 /* Checks that the clean absolute path is root or lies below it, and that no
- * existing component below root is a symlink.  With must_exist 0 the last
- * component may be missing (a file about to be created). */
-int jsr_path_inside(const char *root, const char *path, int must_exist, char *err,
+ * existing component below root is a symlink (need: how much must exist). */
+int jsr_path_inside(const char *root, const char *path, enum jsr_path_need need, char *err,
                     size_t errlen);
 
 /* The component checks of jsr_path_inside for the part of path after
  * index from (path[from] is '/'; what comes before is known to be safe).
  * dir_ok, if set, is told each directory found on the way. */
-int jsr_path_check_from(const char *path, size_t from, int must_exist,
+int jsr_path_check_from(const char *path, size_t from, enum jsr_path_need need,
                         void (*dir_ok)(const char *dir, void *ud), void *ud, char *err,
                         size_t errlen);
+
+/* The directory path is in: "/a" for "/a/b", "/" for "/a".  0 when path
+ * has no '/' or the directory does not fit in out. */
+int jsr_parent(const char *path, char *out, size_t outlen);
+
+/* Whether something is at path (lstat: a link counts, never followed). */
+int jsr_lexists(const char *path);
+/* Whether path is a directory itself (a link to one is not). */
+int jsr_is_dir(const char *path);
+
+/* Checks that the effective user may create and remove entries in dir
+ * (write and search; AT_EACCESS: the ids the renames will run as), before
+ * anything is changed.  missing_ok: a dir that is not there passes
+ * (nothing will be put in it).  The message reads "DIR: not writable
+ * (why), and <must> there; nothing was changed", must formatted from fmt. */
+int jsr_dir_writable(const char *dir, int missing_ok, char *err, size_t errlen,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Writes data to a new file tmp (replacing a stale one), mode as given;
  * fsyncs it when sync is set. */
