@@ -208,12 +208,6 @@ static int meta_locate(lua_State *L, const char *arg, int keyarg, meta_paths *m,
     return 1;
 }
 
-static int exists(const char *p)
-{
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
 /* read_meta(path [, {key=}]) -> cfg, info | nil, message, info */
 static int l_read_meta(lua_State *L)
 {
@@ -234,7 +228,7 @@ static int l_read_meta(lua_State *L)
     setstr(L, "key", m.key);
     lua_pushinteger(L, (lua_Integer)len);
     lua_setfield(L, info, "bytes");
-    int encrypted = exists(m.keyfile);
+    int encrypted = jsr_lexists(m.keyfile);
     lua_pushboolean(L, encrypted);
     lua_setfield(L, info, "encrypted");
     char computed[17];
@@ -339,7 +333,7 @@ static int stage_write_meta(lua_State *L, jsr_changes *c, int patharg, char *err
         return jsr_errf(err, errlen, "%s: cannot encode the config: %s", m.inf, jerr);
     }
     int ok;
-    if (exists(m.keyfile)) {
+    if (jsr_lexists(m.keyfile)) {
         /* re-encrypted under the same asset key; meta.sum covers the ciphertext */
         char *ct = NULL;
         size_t ctlen;
