@@ -121,7 +121,7 @@ for _, s in ipairs(m.streams) do
     d.past_max_age, d.past_max_age_error = age.past_max_age(s, now)
   end
   -- 2.10+: msgs/index.db, and whether the server would trust it
-  if not s.error and jsr.lstat(s.path .. "/msgs/index.db") then
+  if not s.error and jsr.lstat(jsr.layout.index_db(s.path)) then
     local r = require("jsr.blocks").index_db(s, jsr.block_files(s.path) or {})
     d.index_db = { status = r.status, version = r.info and r.info.version or r.version,
       trusted = r.trusted or false, why = r.why or (r.status ~= "ok" and r.message) or nil }

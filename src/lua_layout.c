@@ -43,7 +43,9 @@ static const struct {
 };
 
 /* Paths made of directories the caller names (each %s, in order) and
- * layout names: layout.index_db(stream_dir) and the like. */
+ * layout names: layout.index_db(stream_dir) and the like.  A first
+ * directory "" gives the name relative to it (index_db("") is
+ * "msgs/index.db", as a snapshot's tar names it). */
 static const struct {
     const char *key, *fmt;
 } paths[] = {
@@ -85,6 +87,8 @@ static int path_of(lua_State *L)
             const char *s = lua_tolstring(L, arg++, &n);
             luaL_addlstring(&b, s, n);
             p++;
+            if (n == 0 && p == fmt + 1 && p[1] == '/')
+                p++; /* relative: no leading '/' */
         } else {
             luaL_addchar(&b, *p);
         }
@@ -101,14 +105,15 @@ static int ext_arg(lua_State *L, int i, const char **ext)
     return 1;
 }
 
-/* block(dir, index [, ext]) -> dir/msgs/<index>.<ext> (ext "blk" unless given) */
+/* block(dir, index [, ext]) -> dir/msgs/<index>.<ext> (ext "blk" unless given;
+ * dir "": msgs/<index>.<ext>) */
 static int l_block(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1), *ext;
     lua_Integer i = luaL_checkinteger(L, 2);
     luaL_argcheck(L, i >= 0 && i <= 0xffffffff, 2, "a block index (0 ... 2^32-1)");
     ext_arg(L, 3, &ext);
-    lua_pushfstring(L, "%s/" JSR_MSGS_DIR "/%I.%s", dir, i, ext);
+    lua_pushfstring(L, "%s%s" JSR_MSGS_DIR "/%I.%s", dir, *dir ? "/" : "", i, ext);
     return 1;
 }
 

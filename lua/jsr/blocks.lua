@@ -2,6 +2,7 @@
 -- stream's own hash keys and index files, and sum up what they hold.
 -- verify.lua and scripts such as dump.lua are built on this.
 local jsr = require "jsr"
+local layout = jsr.layout
 
 local M = {}
 
@@ -22,8 +23,8 @@ local scan_one, finish
 -- rebuilds from the blocks.  status: "ok", "absent", "checksum",
 -- "malformed", "sealed" (encrypted, no key), "newer", "io".
 function M.index_db(stream, files)
-  local path = stream.path .. "/msgs/index.db"
-  local keyfile = stream.path .. "/meta.key"
+  local path = layout.index_db(stream.path)
+  local keyfile = layout.meta_key(stream.path)
   local ropts = jsr.lstat(keyfile) and { keyfile = keyfile, account = stream.account } or nil
   local db, status, msg, version = jsr.indexdb_read(path, stream.name, ropts)
   local r = { path = path, status = db and "ok" or status, message = msg, version = version }
@@ -94,7 +95,7 @@ function M.scan(stream, opts)
   local s = new_summary(stream)
   local files, err = jsr.block_files(stream.path)
   if not files then
-    if jsr.lstat(stream.path .. "/msgs") == nil then return s end -- no messages yet
+    if jsr.lstat(layout.msgs_dir(stream.path)) == nil then return s end -- no messages yet
     s.problems[#s.problems + 1] = { kind = "io", message = err, corrupt = true }
     return s
   end
@@ -186,7 +187,7 @@ function M.tail(stream)
   local s = new_summary(stream)
   local files, err = jsr.block_files(stream.path)
   if not files then
-    if jsr.lstat(stream.path .. "/msgs") ~= nil then
+    if jsr.lstat(layout.msgs_dir(stream.path)) ~= nil then
       s.problems[#s.problems + 1] = { kind = "io", message = err, corrupt = true }
     end
     return finish(s)

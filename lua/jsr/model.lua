@@ -26,11 +26,11 @@ M.printable = printable
 -- A stream keeps its consumers in obs/ and its messages in msgs/: a file
 -- there instead (the walk does not look) means the server loads neither.
 local function layout_error(entry)
-  for _, sub in ipairs({ "obs", "msgs" }) do
-    local kind = jsr.lstat(entry.path .. "/" .. sub)
+  for _, sub in ipairs({ { jsr.layout.CONSUMERS_DIR, "consumers" }, { jsr.layout.MSGS_DIR, "messages" } }) do
+    local kind = jsr.lstat(entry.path .. "/" .. sub[1])
     if kind and kind ~= "directory" then
-      return ("%s/%s: a %s where a directory should be (the stream's %s)"):format(entry.path, sub,
-        kind == "file" and "file" or kind, sub == "obs" and "consumers" or "messages")
+      return ("%s/%s: a %s where a directory should be (the stream's %s)"):format(entry.path, sub[1],
+        kind == "file" and "file" or kind, sub[2])
     end
   end
 end

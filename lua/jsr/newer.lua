@@ -11,6 +11,7 @@
 -- consumer directory, the compression algorithm of a block and the
 -- version of a consumer's o.dat.
 local jsr = require "jsr"
+local layout = jsr.layout
 
 local M = {}
 
@@ -62,19 +63,23 @@ M.STREAM_NESTED = {
   consumer_limits = { fields = set { "inactive_threshold", "max_ack_pending" } },
 }
 
--- What a stream directory holds (2.15.3 filestore.go): batches/ (2.12+,
--- atomic batches in flight), sources.db (2.15), the purge's __msgs__ and
--- __new_msgs__ while one runs.
-M.STREAM_ENTRIES = set { "meta.inf", "meta.sum", "meta.key", "msgs", "obs", "batches", "sources.db",
-  "__msgs__", "__new_msgs__" }
+-- What a stream directory holds (2.15.3 filestore.go): those of jsr.layout,
+-- and the names only this check needs: batches/ (2.12+, atomic batches in
+-- flight), sources.db (2.15), the purge's __msgs__ and __new_msgs__ while
+-- one runs.
+M.STREAM_ENTRIES = set { layout.META_INF, layout.META_SUM, layout.META_KEY, layout.MSGS_DIR,
+  layout.CONSUMERS_DIR, "batches", "sources.db", "__msgs__", "__new_msgs__" }
 -- msgs/: blocks and their 2.9 files, and the 2.10+ state files: index.db,
 -- thw.db (2.11+, message TTLs), sched.db (2.12+, schedules)
-M.MSGS_FILES = set { "index.db", "thw.db", "sched.db" }
-M.CONSUMER_ENTRIES = set { "meta.inf", "meta.sum", "meta.key", "o.dat" }
+M.MSGS_FILES = set { layout.INDEX_DB, "thw.db", "sched.db" }
+M.CONSUMER_ENTRIES = set { layout.META_INF, layout.META_SUM, layout.META_KEY, layout.CONSUMER_STATE }
 
+-- N.blk, N.idx, N.fss, N.key, N.new (a block being rewritten), *.tmp
 local function block_file(name)
-  return name:match("^%d+%.blk$") or name:match("^%d+%.idx$") or name:match("^%d+%.fss$")
-    or name:match("^%d+%.key$") or name:match("^%d+%.new$") or name:match("%.tmp$")
+  for _, ext in ipairs { layout.BLK_EXT, layout.IDX_EXT, layout.FSS_EXT, layout.KEY_EXT, "new" } do
+    if name:match("^%d+%." .. ext .. "$") then return true end
+  end
+  return name:match("%.tmp$")
 end
 
 local function finding(out, path, what)
@@ -142,7 +147,7 @@ local function check_dir(out, dir, known)
 end
 
 local function check_msgs(out, s)
-  local dir = s.path .. "/msgs"
+  local dir = layout.msgs_dir(s.path)
   -- a real directory only: a symlink there is the model's problem, and
   -- what it points to is not the store
   if jsr.lstat(dir) ~= "directory" then return end
@@ -152,11 +157,11 @@ local function check_msgs(out, s)
     end
   end
   -- index.db: the version byte; an encrypted one says it only once opened
-  local keyfile = s.path .. "/meta.key"
+  local keyfile = layout.meta_key(s.path)
   local ropts = jsr.lstat(keyfile) and { keyfile = keyfile, account = s.account } or nil
-  local _, status, _, version = jsr.indexdb_read(dir .. "/index.db", s.name, ropts)
+  local _, status, _, version = jsr.indexdb_read(layout.index_db(s.path), s.name, ropts)
   if status == "newer" then
-    finding(out, dir .. "/index.db", ("index.db version %d (newest known %d)"):format(version, M.INDEXDB_VERSION))
+    finding(out, layout.index_db(s.path), ("index.db version %d (newest known %d)"):format(version, M.INDEXDB_VERSION))
   end
   -- a block's compression algorithm (plain blocks only: an encrypted one
   -- is ciphertext from byte 0)
@@ -175,20 +180,21 @@ end
 function M.findings(m)
   local out = {}
   for _, s in ipairs(m.streams) do
-    check_config(out, s.path .. "/meta.inf", s.config, M.STREAM_FIELDS, "stream", M.STREAM_NESTED)
+    check_config(out, layout.meta_inf(s.path), s.config, M.STREAM_FIELDS, "stream", M.STREAM_NESTED)
     check_dir(out, s.path, M.STREAM_ENTRIES)
     check_msgs(out, s)
     for _, c in ipairs(s.consumers or {}) do
-      check_config(out, c.path .. "/meta.inf", c.config, M.CONSUMER_FIELDS, "consumer")
+      check_config(out, layout.meta_inf(c.path), c.config, M.CONSUMER_FIELDS, "consumer")
       check_dir(out, c.path, M.CONSUMER_ENTRIES)
       -- o.dat: byte 22 and a version, 1 or 2 (checkConsumerHeader); an
       -- encrypted one (meta.key) is sealed from byte 0
-      if not jsr.lstat(c.path .. "/meta.key") and jsr.lstat(c.path .. "/o.dat") == "file" then
-        local f = io.open(c.path .. "/o.dat", "rb")
+      local odat = layout.consumer_state(c.path)
+      if not jsr.lstat(layout.meta_key(c.path)) and jsr.lstat(odat) == "file" then
+        local f = io.open(odat, "rb")
         local head = f and f:read(2)
         if f then f:close() end
         if head and #head == 2 and head:byte(1) == 22 and head:byte(2) > 2 then
-          finding(out, c.path .. "/o.dat", ("consumer state version %d (known: 1, 2)"):format(head:byte(2)))
+          finding(out, odat, ("consumer state version %d (known: 1, 2)"):format(head:byte(2)))
         end
       end
     end

@@ -8,6 +8,7 @@
 -- and copied, never made up.
 local jsr = require "jsr"
 local json = jsr.json
+local layout = jsr.layout
 local read_file = require("jsr.files").read
 
 local M = {}
@@ -185,7 +186,7 @@ function M.gather(m, opts)
   table.sort(names)
   for _, n in ipairs(names) do
     local p = sd .. "/" .. n
-    if n ~= "jetstream" and n ~= ".js-recover" and jsr.lstat(p) == "directory" and p ~= opts.resolver_dir then
+    if n ~= layout.JS_DIR and n ~= layout.STATE_DIR and jsr.lstat(p) == "directory" and p ~= opts.resolver_dir then
       add_dir(p, false)
     end
   end
@@ -317,8 +318,8 @@ function M.plan(m, info, accounts, problem, note)
   for _, a in ipairs(accounts) do
     -- an account without streams loses nothing without its JWT
     if (nstreams[a.name] or 0) == 0 and not info.accounts[a.name] then
-      note(("%s/jetstream/%s: no JWT of this account, which has no streams: left out of recovery.conf")
-        :format(sd, a.name))
+      note(("%s/%s: no JWT of this account, which has no streams: left out of %s")
+        :format(layout.js_dir(sd), a.name, layout.CONFIG))
     else
       want[#want + 1] = a.name
     end
@@ -334,11 +335,11 @@ function M.plan(m, info, accounts, problem, note)
       seen[pub] = true
       local j = info.accounts[pub]
       if not M.is_account_key(pub) then
-        problem(sd .. "/jetstream/" .. pub, ("operator mode: the account directory %s is not an account public key: "
+        problem(layout.js_dir(sd) .. "/" .. pub, ("operator mode: the account directory %s is not an account public key: "
           .. "a server in operator mode cannot serve it"):format(pub))
         ok = false
       elseif not j then
-        problem(sd .. "/jetstream/" .. pub, ("operator mode: no JWT of account %s%s on the disk given (%s); %s")
+        problem(layout.js_dir(sd) .. "/" .. pub, ("operator mode: no JWT of account %s%s on the disk given (%s); %s")
           :format(pub, pub == info.system_account and " (the system account)" or "", where, hint))
         ok = false
       elseif op and j.verified ~= true then

@@ -11,6 +11,7 @@
 --   local state = raft.meta_state(meta_dir)          -- assignments
 local jsr = require "jsr"
 local json = jsr.json
+local layout = jsr.layout
 
 local M = {}
 
@@ -104,7 +105,7 @@ function M.log(dir, fn, files, bad)
   if not files then files, err = jsr.block_files(dir) end
   if not files then
     -- no msgs/ at all: a group that has logged nothing yet
-    if jsr.lstat(dir .. "/msgs") then s.problems[#s.problems + 1] = err end
+    if jsr.lstat(layout.msgs_dir(dir)) then s.problems[#s.problems + 1] = err end
     return s
   end
   local stop = false
@@ -174,12 +175,13 @@ end
 
 -- snapshots(dir) -> { {path, term, index}, ... } oldest first
 function M.snapshots(dir)
-  local names = jsr.listdir(dir .. "/snapshots") or {}
+  local snaps = layout.snapshots_dir(dir)
+  local names = jsr.listdir(snaps) or {}
   local out = {}
   for _, n in ipairs(names) do
     local t, i = n:match("^snap%.(%d+)%.(%d+)$")
     if t then
-      out[#out + 1] = { path = dir .. "/snapshots/" .. n, term = math.tointeger(tonumber(t)),
+      out[#out + 1] = { path = snaps .. "/" .. n, term = math.tointeger(tonumber(t)),
                         index = math.tointeger(tonumber(i)) }
     end
   end
@@ -214,13 +216,13 @@ local read_file = require("jsr.files").read
 
 -- peers(dir) -> {cluster_size, peers = {id...}} from peers.idx, or nil
 function M.peers(dir)
-  local b = read_file(dir .. "/peers.idx")
+  local b = read_file(layout.peers(dir))
   return b and jsr.raft_peer_state(b) or nil
 end
 
 -- tav(dir) -> {term, vote} from tav.idx, or nil
 function M.tav(dir)
-  local b = read_file(dir .. "/tav.idx")
+  local b = read_file(layout.tav(dir))
   if not b or #b < 8 then return nil end
   local vote = b:sub(9, 16)
   return { term = (string.unpack("<I8", b)), vote = vote ~= "" and vote or nil }

@@ -6,6 +6,7 @@
 -- (jsr/salvage.lua).  Nothing is written here: prepare stages the changes
 -- in its one journaled set, so undo takes them back with everything else.
 local jsr = require "jsr"
+local layout = jsr.layout
 local blocks = require "jsr.blocks"
 local sealed = require "jsr.sealed"
 
@@ -26,7 +27,7 @@ function M.collect(stream, want)
   -- block there), and trust msgs/index.db over the blocks; they always
   -- write these two keys in meta.inf, 2.9 neither
   local cfg = stream.config or {}
-  local index_db = stream.path .. "/msgs/index.db"
+  local index_db = layout.index_db(stream.path)
   local v210 = jsr.lstat(index_db) ~= nil or cfg.compression ~= nil or cfg.consumer_limits ~= nil
   local files = jsr.block_files(stream.path) or {}
   local newest = files[#files] and files[#files].path
@@ -62,8 +63,8 @@ function M.collect(stream, want)
             v210 = v210 }
       -- the server rebuilds a block's index from its records when the
       -- index is gone; a stale one would hide the deletion
-      for _, ext in ipairs { ".idx", ".fss" } do
-        local f = b.path:gsub("%.blk$", ext)
+      for _, ext in ipairs { layout.IDX_EXT, layout.FSS_EXT } do
+        local f = layout.block_file(b.path, ext)
         if jsr.lstat(f) then e.index_files[#e.index_files + 1] = f end
       end
       by_path[b.path] = e
@@ -146,7 +147,7 @@ function M.apply(c, b, check, opts)
     for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
   elseif b.whole and not b.encrypted and not b.v210 then
     check(c:write_file(b.path, "", 416))
-    local idx = b.path:gsub("%.blk$", ".idx")
+    local idx = layout.block_file(b.path, layout.IDX_EXT)
     check(c:write_file(idx, M.empty_index(b.last_seq, b.last_ts), 416))
     for _, f in ipairs(b.index_files) do if f ~= idx then check(c:rmtree(f, purge)) end end
   else

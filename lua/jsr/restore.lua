@@ -218,8 +218,7 @@ function M.expected(r, e)
     replicas = e.target_config.num_replicas or 1, consumers = {}, state = st, expired = st.expired }
   local odat = {}
   for _, f in ipairs(snapshot.files(r, e)) do
-    local cn = f.name:match("^obs/(.+)/o%.dat$")
-    if cn then odat[cn] = f end
+    if f.consumer then odat[f.consumer] = f end
   end
   for _, c in ipairs(e.consumers) do
     local dirname = c.path:match("([^/]+)$")

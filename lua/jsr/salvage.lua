@@ -20,6 +20,7 @@ local removal = require "jsr.removal"
 local replay = require "jsr.replay"
 local sealed = require "jsr.sealed"
 local json = jsr.json
+local layout = jsr.layout
 
 local M = {}
 
@@ -647,7 +648,7 @@ local function plan_stream(r, s, sa, sys, keep)
     if from > 1 then records = { table.unpack(records, from) } end
   end
   if #records > 0 then
-    out.block = ("%s/msgs/%d.blk"):format(s.path, target)
+    out.block = layout.block(s.path, target)
     local head = ""
     -- an encrypted store's block is written encrypted (sealed.disk_bytes):
     -- the torn block's own keystream, or a new block with its own N.key
@@ -668,8 +669,8 @@ local function plan_stream(r, s, sa, sys, keep)
       head = head:sub(1, torn)
       out.torn = torn
       out.remove = {}
-      for _, ext in ipairs { ".idx", ".fss" } do
-        local pth = ("%s/msgs/%d%s"):format(s.path, target, ext)
+      for _, ext in ipairs { layout.IDX_EXT, layout.FSS_EXT } do
+        local pth = layout.block(s.path, target, ext)
         if jsr.lstat(pth) then out.remove[#out.remove + 1] = pth end
       end
     end
@@ -809,7 +810,7 @@ local function plan_consumer(r, s, c, ca, sys, keep)
     group_finding(r, out, f, "salvage stops before it")
     return false
   end
-  local odat_path = c.path .. "/o.dat"
+  local odat_path = layout.consumer_state(c.path)
   local log_files = jsr.block_files(gdir)
   if log_files and raft.is_empty(log_files) then return out end
   local raw, rerr = sealed.odat(s, c)
@@ -942,7 +943,7 @@ function M.analyze(m, keep)
     return r
   end
   r.available = true
-  local sys = meta:gsub("/_meta_$", "")
+  local sys = layout.raft_dir_of(meta)
   local st = metastate.read(m, meta)
   for _, f in ipairs(st.findings) do r.findings[#r.findings + 1] = f end
   local by_key = {}

@@ -7,6 +7,7 @@
 -- removal and the snapshot of a restore work on the same bytes as for a
 -- plaintext store.
 local jsr = require "jsr"
+local layout = jsr.layout
 local read_file = require("jsr.files").read
 
 local M = {}
@@ -22,7 +23,7 @@ end
 
 -- consumer_keys(s, c) -> the key options of consumer c's o.dat, or nil
 function M.consumer_keys(s, c)
-  local kf = c.path .. "/meta.key"
+  local kf = layout.meta_key(c.path)
   if not jsr.lstat(kf) then return nil end
   return { keyfile = kf, account = s.account, context = s.name .. "." .. base(c.path) }
 end
@@ -30,7 +31,7 @@ end
 -- odat(s, c) -> bytes | nil, message: consumer c's o.dat in plaintext
 -- (nil, nil: there is none)
 function M.odat(s, c)
-  local path = c.path .. "/o.dat"
+  local path = layout.consumer_state(c.path)
   local k = M.consumer_keys(s, c)
   if not k then return read_file(path), nil end
   if not jsr.lstat(path) then return nil, nil end
@@ -40,9 +41,9 @@ end
 -- meta_plain(dir, account, context) -> the bytes of dir/meta.inf in
 -- plaintext (the JSON the server wrote) | nil, message
 function M.meta_plain(dir, account, context)
-  local kf = dir .. "/meta.key"
-  if not jsr.lstat(kf) then return read_file(dir .. "/meta.inf") end
-  return jsr.sealed_open(dir .. "/meta.inf", { keyfile = kf, account = account, context = context })
+  local kf = layout.meta_key(dir)
+  if not jsr.lstat(kf) then return read_file(layout.meta_inf(dir)) end
+  return jsr.sealed_open(layout.meta_inf(dir), { keyfile = kf, account = account, context = context })
 end
 
 -- disk_bytes(w) -> bytes [, extra = {path, data}] | nil, message
@@ -57,7 +58,7 @@ function M.disk_bytes(w)
   if s.kind == "block" then return jsr.block_crypt(w.data, s) end
   local ct, key = jsr.block_seal_new(w.data, s)
   if not ct then return nil, ("%s: %s"):format(w.path, key) end
-  return ct, { path = w.path:gsub("%.blk$", ".key"), data = key }
+  return ct, { path = layout.block_file(w.path, layout.KEY_EXT), data = key }
 end
 
 return M

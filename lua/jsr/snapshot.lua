@@ -12,6 +12,7 @@ local prepare = require "jsr.prepare"
 local removal = require "jsr.removal"
 local sealed = require "jsr.sealed"
 local json = jsr.json
+local layout = jsr.layout
 
 local M = {}
 
@@ -34,7 +35,7 @@ function M.plan(store, policy, opts)
   if not st then return nil, err end
   -- a prepared store holds prepare's configs (limits retention, R1): the
   -- original is then only in recovery-report.json, and undo gives it back
-  if jsr.lstat(st.store_dir .. "/recovery-report.json") or jsr.lstat(st.store_dir .. "/.js-recover/journal") then
+  if jsr.lstat(layout.report(st.store_dir)) or jsr.lstat(layout.journal_dir(st.store_dir)) then
     return nil, st.store_dir .. ": this store was prepared (recovery-report.json or .js-recover/journal "
       .. "is there): its configs are prepare's, not the cluster's; run `js-recover undo` on it first "
       .. "(or restore from an unprepared copy)"
@@ -137,7 +138,7 @@ local function block_index(name)
   return tonumber(name:match("^(%d+)%.%a+$")) or math.huge
 end
 
--- files(r, entry) -> { {name=, path=|make=}, ... }
+-- files(r, entry) -> { {name=, path=|make=, [block=, ext=], [consumer=]}, ... }
 -- name: the path inside the snapshot; path: a store file streamed as it
 -- is; make(): its bytes, computed only when written (a block with records
 -- marked deleted, a decoded compressed block, salvage's bytes).
@@ -155,7 +156,7 @@ function M.files(r, entry)
   for _, c in ipairs(entry.consumers) do
     for _, w in ipairs(c.source and c.source ~= r and c.source.plan.salvage_writes or {}) do
       local data = w.data
-      if w.path == c.path .. "/o.dat" then over[w.path] = function() return data end end
+      if w.path == layout.consumer_state(c.path) then over[w.path] = function() return data end end
     end
   end
   for _, p in ipairs(plan.salvage_removals or {}) do drop[p] = true end
@@ -172,7 +173,7 @@ function M.files(r, entry)
       elseif b.whole and not b.encrypted and not b.v210 then
         over[b.path] = function() return "" end
         empty_last[b.path] = b.last_seq
-        local idx = b.path:gsub("%.blk$", ".idx")
+        local idx = layout.block_file(b.path, layout.IDX_EXT)
         local text = removal.empty_index(b.last_seq, b.last_ts)
         over[idx] = function() return text end
         for _, f in ipairs(b.index_files) do if f ~= idx then drop[f] = true end end
@@ -183,13 +184,20 @@ function M.files(r, entry)
     end
   end
   local out = {}
-  local function add(name, path, keys)
+  -- extra: what the name says, for the readers of the list (block = N and
+  -- ext for a file under msgs/, consumer = the directory's name for o.dat)
+  local function add(name, path, keys, extra)
     if drop[path] then return end
+    local f
     if over[path] then
-      out[#out + 1] = { name = name, make = over[path], store_path = path, last_seq = empty_last[path] }
+      f = { name = name, make = over[path], store_path = path, last_seq = empty_last[path] }
       over[path] = nil
     elseif jsr.lstat(path) == "file" then
-      out[#out + 1] = { name = name, path = path, keys = keys }
+      f = { name = name, path = path, keys = keys }
+    end
+    if f then
+      for k, v in pairs(extra or {}) do f[k] = v end
+      out[#out + 1] = f
     end
   end
   -- An encrypted stream goes in plaintext (the target has its own key, or
@@ -197,27 +205,28 @@ function M.files(r, entry)
   -- plaintext, blocks decrypted as they stream (keys), a 2.9 block's
   -- index opened, the key files, 1.fss and index.db left out (the target
   -- rebuilds them from the blocks).
-  local enc = jsr.lstat(dir .. "/meta.key") ~= nil
+  local enc = jsr.lstat(layout.meta_key(dir)) ~= nil
   local function meta_of(name, mdir, sumkey, context)
     local text
     local function plain()
       text = text or assert(sealed.meta_plain(mdir, entry.account, context))
       return text
     end
-    out[#out + 1] = { name = name .. "meta.inf", make = plain }
-    out[#out + 1] = { name = name .. "meta.sum", make = function() return jsr.metasum(sumkey, plain()) end }
+    out[#out + 1] = { name = layout.meta_inf(name), make = plain }
+    out[#out + 1] = { name = layout.meta_sum(name), make = function() return jsr.metasum(sumkey, plain()) end }
   end
   if enc then
     meta_of("", dir, entry.name, entry.name)
-    drop[dir .. "/msgs/index.db"] = true
+    drop[layout.index_db(dir)] = true
   else
-    add("meta.inf", dir .. "/meta.inf")
-    add("meta.sum", dir .. "/meta.sum")
+    add(layout.META_INF, layout.meta_inf(dir))
+    add(layout.META_SUM, layout.meta_sum(dir))
   end
-  local names = jsr.listdir(dir .. "/msgs") or {}
+  local msgs = layout.msgs_dir(dir)
+  local names = jsr.listdir(msgs) or {}
   -- blocks salvage creates are not on disk yet
   for p in pairs(over) do
-    local n = p:match("^" .. dir:gsub("%p", "%%%0") .. "/msgs/([^/]+)$")
+    local n = p:match("^" .. msgs:gsub("%p", "%%%0") .. "/([^/]+)$")
     if n then names[#names + 1] = n end
   end
   table.sort(names, function(a, b)
@@ -227,12 +236,14 @@ function M.files(r, entry)
   end)
   local seen = {}
   for _, n in ipairs(names) do
-    local p = dir .. "/msgs/" .. n
-    if not seen[n] and not n:match("%.key$") and not (enc and (n:match("%.idx$") or n:match("%.fss$"))) then
+    local p = msgs .. "/" .. n
+    local ext = n:match("%.(%w+)$")
+    if not seen[n] and ext ~= layout.KEY_EXT and not (enc and (ext == layout.IDX_EXT or ext == layout.FSS_EXT)) then
       seen[n] = true
-      local bi = n:match("^(%d+)%.blk$")
-      local keys = bi and enc and jsr.lstat(dir .. "/msgs/" .. bi .. ".key") and
-        { keyfile = dir .. "/msgs/" .. bi .. ".key", account = entry.account, context = entry.name .. ":" .. bi }
+      local bi = layout.block_index(n)
+      local keyfile = bi and enc and layout.block(dir, bi, layout.KEY_EXT)
+      local keys = keyfile and jsr.lstat(keyfile) and
+        { keyfile = keyfile, account = entry.account, context = entry.name .. ":" .. bi }
       -- a compressed block goes decoded: the restoring server's own
       -- config decides its compression, and index.db then goes too
       if bi and not over[p] and not drop[p] and jsr.lstat(p) == "file" and compressed(p, keys) then
@@ -240,36 +251,38 @@ function M.files(r, entry)
         over[p] = function() return assert(removal.marked(b)) end
         decoded = true
       end
-      add("msgs/" .. n, p, keys or nil)
+      add(layout.MSGS_DIR .. "/" .. n, p, keys or nil, { block = layout.block_index(n, ext), ext = ext })
       -- a 2.9 block's sealed index goes opened, as a plaintext store
       -- keeps it: its delete map and, for an emptied block, the stream's
       -- last sequence
-      local idx = bi and keys and dir .. "/msgs/" .. bi .. ".idx"
+      local idx = bi and keys and layout.block(dir, bi, layout.IDX_EXT)
       if idx and not drop[p] and not drop[idx] and jsr.lstat(idx) == "file" then
-        out[#out + 1] = { name = "msgs/" .. bi .. ".idx", sealed = idx, make = function()
-          return assert(jsr.block_index_open(idx, keys)) end }
+        out[#out + 1] = { name = layout.block("", bi, layout.IDX_EXT), sealed = idx, make = function()
+          return assert(jsr.block_index_open(idx, keys)) end, block = bi, ext = layout.IDX_EXT }
       end
     end
   end
   if decoded then
-    for i = #out, 1, -1 do if out[i].name == "msgs/index.db" then table.remove(out, i) end end
+    for i = #out, 1, -1 do if out[i].name == layout.index_db("") then table.remove(out, i) end end
   end
   for _, c in ipairs(entry.consumers) do
     local cn = base(c.path)
+    local rel = layout.consumer_dir("", cn)
     if c.meta_override then
       local text, sum = c.meta_override, c.meta_sum
-      out[#out + 1] = { name = "obs/" .. cn .. "/meta.inf", make = function() return text end }
-      out[#out + 1] = { name = "obs/" .. cn .. "/meta.sum", make = function() return sum end }
+      out[#out + 1] = { name = layout.meta_inf(rel), make = function() return text end }
+      out[#out + 1] = { name = layout.meta_sum(rel), make = function() return sum end }
     elseif enc then
-      meta_of("obs/" .. cn .. "/", c.path, entry.name .. "/" .. cn, entry.name .. "." .. cn)
+      meta_of(rel, c.path, entry.name .. "/" .. cn, entry.name .. "." .. cn)
     else
-      for _, f in ipairs { "meta.inf", "meta.sum" } do add("obs/" .. cn .. "/" .. f, c.path .. "/" .. f) end
+      add(layout.meta_inf(rel), layout.meta_inf(c.path))
+      add(layout.meta_sum(rel), layout.meta_sum(c.path))
     end
-    local odat = c.path .. "/o.dat"
+    local odat = layout.consumer_state(c.path)
     if enc and not over[odat] and jsr.lstat(odat) == "file" then
       over[odat] = function() return assert(sealed.odat(entry, c)) end
     end
-    add("obs/" .. cn .. "/o.dat", odat)
+    add(layout.consumer_state(rel), odat, nil, { consumer = cn })
   end
   return out
 end
@@ -373,13 +386,12 @@ function M.state(r, entry)
   local files = M.files(r, entry)
   local blocks, idx_of, db, changed = {}, {}, nil, false
   for _, f in ipairs(files) do
-    if f.name:match("^msgs/%d+%.blk$") then
+    if f.ext == layout.BLK_EXT and f.block then
       blocks[#blocks + 1] = f
       if f.make then changed = true end
     end
-    local i = f.name:match("^msgs/(%d+)%.idx$")
-    if i then idx_of[i] = f end
-    if f.name == "msgs/index.db" and f.path then db = true end
+    if f.ext == layout.IDX_EXT and f.block then idx_of[f.block] = f end
+    if f.name == layout.index_db("") and f.path then db = true end
   end
   if db and not changed then
     local t = require("jsr.blocks").index_db({ name = entry.name, path = entry.path, account = entry.account },
@@ -390,8 +402,7 @@ function M.state(r, entry)
   end
   local function scan(k, skip, list, each)
     local f = blocks[k]
-    local i = f.name:match("(%d+)%.blk$")
-    local idx = idx_of[i]
+    local idx = idx_of[f.block]
     if f.make then
       local set
       for _, t in ipairs(list or {}) do set = set or {}; set[t] = true end
@@ -408,9 +419,9 @@ function M.state(r, entry)
                tombstone_seqs = {} }
     end
     local k3 = f.keys or {}
-    return assert(jsr.scan_block(f.path, entry.name .. "-" .. i,
+    return assert(jsr.scan_block(f.path, entry.name .. "-" .. f.block,
       { keyfile = k3.keyfile, account = k3.account, context = k3.context,
-        index = not db and ipath or nil, indexdb = db, block_index = db and math.tointeger(tonumber(i)) or nil,
+        index = not db and ipath or nil, indexdb = db, block_index = db and f.block or nil,
         last = k == #blocks, deleted = skip and list or nil,
         records = each and function(rec)
           if not rec.deleted then

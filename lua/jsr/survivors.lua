@@ -24,6 +24,7 @@ local lost = require "jsr.lost"
 local metastate = require "jsr.metastate"
 local snapshot = require "jsr.snapshot"
 local json = jsr.json
+local layout = jsr.layout
 
 local M = {}
 
@@ -72,7 +73,7 @@ end
 local function positions(m)
   local meta, moved = metastate.find(m)
   if not meta or moved then return {} end
-  local sys = meta:gsub("/_meta_$", "")
+  local sys = layout.raft_dir_of(meta)
   local ok, st = pcall(metastate.read, m, meta)
   if not ok then return {} end
   local out = {}
@@ -98,7 +99,7 @@ end
 local function consumer_positions(r, e)
   local out = {}
   for _, f in ipairs(snapshot.files(r, e)) do
-    local dirname = f.name:match("^obs/(.+)/o%.dat$")
+    local dirname = f.consumer
     if dirname then
       local bytes = f.make and f.make() or require("jsr.files").read(f.path)
       local cs = bytes and raft.consumer_state(bytes)
@@ -116,7 +117,7 @@ local EBIT, TBIT = 1 << 63, 1 << 62
 local function each_record(r, e, fn)
   if e.encrypted then return nil, "encrypted blocks are not compared" end
   for _, f in ipairs(snapshot.files(r, e)) do
-    if f.name:match("^msgs/%d+%.blk$") then
+    if f.block and f.ext == layout.BLK_EXT then
       local data
       if f.make then data = f.make() else data = require("jsr.files").read(f.path) end
       if not data then return nil, f.path .. ": cannot be read" end
@@ -582,7 +583,7 @@ function M.gather(streams, dir)
   local tmp = dir .. ".partial"
   if jsr.lstat(tmp) then return nil, tmp .. " exists (an earlier gather cut off?): remove it first" end
   for _, e in ipairs(streams) do
-    local sdir = ("%s/jetstream/%s/streams/%s"):format(tmp, e.account, e.name)
+    local sdir = layout.stream_dir(layout.js_dir(tmp), e.account, e.name)
     for _, f in ipairs(snapshot.files(e.source, e)) do
       local to = sdir .. "/" .. f.name
       local ok, err = mkdirs(to:match("^(.*)/[^/]+$"))
@@ -592,7 +593,7 @@ function M.gather(streams, dir)
       if not ok then return nil, ("%s > %s: writing %s: %s"):format(e.account, e.name, to, tostring(err)) end
     end
   end
-  local ok, err = mkdirs(tmp .. "/jetstream")
+  local ok, err = mkdirs(layout.js_dir(tmp))
   if not ok then return nil, err end
   local rok, rerr = os.rename(tmp, dir)
   if not rok then return nil, rerr end
@@ -628,7 +629,7 @@ function M.into_store(r, target)
   local unfinished = require("jsr.guard").unfinished(T)
   if unfinished then return nil, unfinished end
   local meta, moved = metastate.find(target.model)
-  local sys = meta and not moved and meta:gsub("/_meta_$", "") or nil
+  local sys = meta and not moved and layout.raft_dir_of(meta) or nil
   local st = sys and metastate.read(target.model, meta) or { streams = {} }
   local groups = {}
   for _, sa in pairs(st.streams or {}) do groups[sa.account .. "\0" .. sa.name] = sa end
@@ -652,7 +653,7 @@ function M.into_store(r, target)
           .. "(use --into DIR)"):format(e.account, e.name, T)
       end
       n = n + 1
-      local tdir = ("%s/jetstream/%s/streams/%s"):format(T, e.account, e.name)
+      local tdir = layout.stream_dir(layout.js_dir(T), e.account, e.name)
       local want = {}
       local files = snapshot.files(e.source, e)
       for _, f in ipairs(files) do want[f.name] = true end
