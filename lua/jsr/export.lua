@@ -12,6 +12,7 @@ local keys = require "jsr.keys"
 local guard = require "jsr.guard"
 local snapshot = require "jsr.snapshot"
 local placement = require "jsr.placement"
+local pretty = require("jsr.print").pretty
 local json = jsr.json
 
 local M = {}
@@ -144,7 +145,7 @@ function M.run(policy, ...)
     local b = json.object()
     b.config = e.target_config
     b.state = snapshot.state_json(state)
-    assert(write_whole(sdir .. "/backup.json", assert(json.encode(b, { pretty = true })) .. "\n"))
+    assert(write_whole(sdir .. "/backup.json", pretty(b) .. "\n"))
     written[#written + 1] = { account = e.account, stream = e.name, from = e.chosen_from, dir = sdir, messages = state.messages,
       bytes = state.bytes, first_seq = state.first_seq, last_seq = state.last_seq,
       consumers = #e.consumers, snapshot_bytes = bytes, tar_bytes = tar }
@@ -158,7 +159,7 @@ function M.run(policy, ...)
     end
   end
   if opts.json then
-    io.stdout:write(assert(json.encode({ streams = written, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)) }, { pretty = true })), "\n")
+    io.stdout:write(pretty({ streams = written, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)) }), "\n")
   else
     out:write(("\n%d stream(s) exported to %s.  Restore each into the new cluster with\n"
       .. "  nats --server URL --user U --password P backup restore stream %s/<ACCOUNT>/<STREAM>\n"

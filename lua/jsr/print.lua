@@ -1,6 +1,7 @@
--- How js-recover prints for people: indented JSON and grouped counts.
--- inspect, verify and prepare take them from here (inspect and verify used
--- to require all of jsr.prepare for this).
+-- How js-recover prints for people: indented JSON, grouped counts and
+-- plurals.  Every command's --json output (inspect, verify, prepare,
+-- export, restore, the survivors' survey), export's backup.json and
+-- recovery-report.json are indented by pretty here.
 local json = require("jsr").json
 
 local M = {}

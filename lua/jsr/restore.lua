@@ -16,6 +16,7 @@ local tbl = require "jsr.table"
 local snapshot = require "jsr.snapshot"
 local export = require "jsr.export"
 local flight = require "jsr.flight"
+local pretty = require("jsr.print").pretty
 local json = jsr.json
 
 local M = {}
@@ -582,7 +583,7 @@ function M.run(policy, mode, ...)
         if w.expired then out:write(M.expired_note(e, w), "\n") end
       end
     end
-    if opts.json then io.stdout:write(assert(json.encode({ dry_run = true, streams = plan }, { pretty = true })), "\n") end
+    if opts.json then io.stdout:write(pretty({ dry_run = true, streams = plan }), "\n") end
     return 0
   end
   -- a few connections per account, one per stream in flight: a task
@@ -679,8 +680,8 @@ function M.run(policy, mode, ...)
       arr[#arr + 1] = { account = res.account, stream = res.stream, from = res.from, action = res.action, why = res.why,
         replaced = res.replaced, ok = res.ok or false, checks = rows, expired_by_max_age = res.expired }
     end
-    io.stdout:write(assert(json.encode({ streams = arr, ok = not failed, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)),
-      seconds_waiting_for_target = json.number(("%.3f"):format(flight.waited)), bytes = total }, { pretty = true })), "\n")
+    io.stdout:write(pretty({ streams = arr, ok = not failed, seconds = json.number(("%.3f"):format(jsr.monotime() - t0)),
+      seconds_waiting_for_target = json.number(("%.3f"):format(flight.waited)), bytes = total }), "\n")
   else
     for i = 1, #r.streams do
       local res = results[i]

@@ -23,6 +23,7 @@ local raft = require "jsr.raft"
 local lost = require "jsr.lost"
 local metastate = require "jsr.metastate"
 local snapshot = require "jsr.snapshot"
+local pretty = require("jsr.print").pretty
 local json = jsr.json
 local layout = jsr.layout
 
@@ -530,7 +531,7 @@ function M.inspect(policy, opts, stores)
   if opts.json then
     local o = M.json(sv)
     o.problems = json.array(problems)
-    io.stdout:write(assert(json.encode(o, { pretty = true })), "\n")
+    io.stdout:write(pretty(o), "\n")
     return status
   end
   local out = require("jsr.cli").human(io.stdout)
