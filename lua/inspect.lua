@@ -47,21 +47,11 @@ local opts, args = cli.parse({ ... }, operator.with(keys.with { json = "flag" })
 -- several stores (survivors of one cluster): each copy and the one to take
 if opts and #args > 1 then return require("jsr.survivors").inspect(nil, opts, args) end
 if not opts or #args ~= 1 then
-  io.stderr:write("js-recover inspect: ", opts and "expected one <store>" or args, "\n",
+  return cli.fail("inspect", 2, opts and "expected one <store>" or args, "\n",
     "usage: js-recover inspect <store> [--json] [--key-file F] [--resolver-dir D] [--operator-jwt F] [--config F]\n")
-  return 2
 end
-
-local kinfo, kerr = keys.load(opts)
-if not kinfo then
-  io.stderr:write("js-recover inspect: ", kerr, "\n")
-  return 2
-end
-local m, err = model.scan(args[1])
-if not m then
-  io.stderr:write("js-recover inspect: ", err, "\n")
-  return 3
-end
+local m, code = cli.scan("inspect", opts, args[1])
+if not m then return code end
 
 local function field(cfg, k)
   if not cfg then return nil end

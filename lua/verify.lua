@@ -24,7 +24,6 @@
 --
 -- Exit code 1 when anything is corrupt.
 local jsr = require "jsr"
-local model = require "jsr.model"
 local blocks = require "jsr.blocks"
 local cli = require "jsr.cli"
 local tbl = require "jsr.table"
@@ -34,20 +33,11 @@ local json = jsr.json
 local keys = require "jsr.keys"
 local opts, args = cli.parse({ ... }, keys.with { json = "flag" })
 if not opts or #args < 1 then
-  io.stderr:write("js-recover verify: ", opts and "expected <store>" or args, "\n",
+  return cli.fail("verify", 2, opts and "expected <store>" or args, "\n",
     "usage: js-recover verify <store> [STREAM...] [--json] [--key-file F]\n")
-  return 2
 end
-local kinfo, kerr = keys.load(opts)
-if not kinfo then
-  io.stderr:write("js-recover verify: ", kerr, "\n")
-  return 2
-end
-local m, err = model.scan(args[1])
-if not m then
-  io.stderr:write("js-recover verify: ", err, "\n")
-  return 3
-end
+local m, code = cli.scan("verify", opts, args[1])
+if not m then return code end
 
 local wanted, found = {}, {}
 for i = 2, #args do wanted[args[i]] = true end

@@ -44,6 +44,26 @@ function M.parse(argv, spec)
   return opts, rest
 end
 
+-- fail(cmd, code, ...) -> code: "js-recover <cmd>: ..." on stderr, for
+-- a command that stops with that exit code.
+function M.fail(cmd, code, ...)
+  io.stderr:write("js-recover ", cmd, ": ", ...)
+  return code
+end
+
+-- scan(cmd, opts, store) -> model, keyinfo | nil, exit code: what a
+-- command that reads one store does first: the server's keys (--key-file,
+-- JSR_KEY: jsr.keys; exit 2 when they cannot be read), then every entry
+-- of the store (jsr.model.scan; exit 3 when it cannot be read), each
+-- failure said on stderr.
+function M.scan(cmd, opts, store)
+  local kinfo, kerr = require("jsr.keys").load(opts)
+  if not kinfo then return nil, M.fail(cmd, 2, kerr, "\n") end
+  local m, err = require("jsr.model").scan(store)
+  if not m then return nil, M.fail(cmd, 3, err, "\n") end
+  return m, kinfo
+end
+
 -- human(fh) -> a writer for text meant for a person's terminal: names
 -- from the store may hold control bytes (nats-server accepts them in
 -- stream and account names), and written raw an escape sequence could
