@@ -125,182 +125,218 @@ local function diff(before, cfg)
   return out
 end
 
--- Decides everything and returns the plan; changes nothing.
--- opts: skip_bad (skip unreadable entries instead of stopping), port, purge
+-- ------------------------------------------------------------ the plan
+--
+-- prepare.plan(m, policy, opts) decides everything and returns the plan;
+-- it changes nothing.  opts: skip_bad (leave out unreadable entries,
+-- reported, instead of stopping), keep_age_limits, operator, domain, port.
+-- It runs the steps of prepare.STEPS in order, each a function of
+-- prepare.steps taking the plan and adding to it; a site reads them here
+-- and may replace one (prepare.steps.global_account = function(plan) end)
+-- before it calls prepare.run.  Per stream three tables meet: the model's
+-- (`s`, the store as read: s.config is edited in place into what is
+-- written), the hooks' view of it (`view`, SCRIPTING.md "Hooks") and the
+-- plan's entry (plan.streams[i]: original, changes, consumers).
+M.STEPS = { "unreadable", "accounts", "global_account", "account_names", "operator", "salvage",
+            "removals", "files" }
+M.steps = {}
+local steps = M.steps
+
 function M.plan(m, policy, opts)
+  local plan = M.start(m, policy, opts)
+  for _, name in ipairs(M.STEPS) do steps[name](plan) end
+  return plan
+end
+
+-- The plan before any step: the hooks, the clock, what an earlier run
+-- recorded (recovery-report.json: credentials, originals, removals).
+function M.start(m, policy, opts)
   opts = opts or {}
   local h = hooks(policy)
   if opts.keep_age_limits and not (policy and policy.age_limits) then
     h.age_limits = function() return "keep" end
   end
-  local now = age.now()
-  local store_dir = m.store.store_dir
-  local previous = files.report(store_dir) or {}
-  -- The newest message the survivor stored: its server was alive then, so
-  -- what was past max_age by that time it had expired (jsr/age.lua).  Kept
-  -- from the first run, whose removals later runs must not redo; read (the
-  -- newest block of every stream) only when a stream's max_age is
-  -- suspended.
-  local last_write = is_int(previous.survivor_last_message) and previous.survivor_last_message or nil
-  local plan -- below
-  local function newest_message()
-    if not last_write then last_write = age.newest_message(m) end
-    plan.last_write = last_write
-    return last_write
-  end
+  local previous = files.report(m.store.store_dir) or {}
   local prev_streams = {}
   for _, s in ipairs(previous.streams or {}) do
     prev_streams[(s.account or "") .. "\0" .. (s.name or "")] = s
   end
-  plan = { store = m.store, writes = {}, removals = {}, renames = {}, streams = {},
-                 accounts = {}, problems = {}, skipped_bad = {}, notes = {}, expired = {},
-                 last_write = last_write, hooks = h }
+  return { store = m.store, writes = {}, removals = {}, renames = {}, streams = {},
+           accounts = {}, problems = {}, skipped_bad = {}, notes = {}, expired = {},
+           hooks = h, model = m, opts = opts, now = age.now(), previous = previous,
+           previous_streams = prev_streams,
+           -- the newest message the survivor stored (newest_message below)
+           last_write = is_int(previous.survivor_last_message) and previous.survivor_last_message or nil }
+end
 
-  local function problem(path, msg) plan.problems[#plan.problems + 1] = { path = path, message = msg } end
-  for _, e in ipairs(m.errors) do
-    if opts.skip_bad then
-      plan.skipped_bad[#plan.skipped_bad + 1] = { path = e.path, message = e.message }
-    else
-      problem(e.path, e.message)
-    end
+-- An entry that cannot be read stops prepare before anything changes,
+-- unless --skip-bad leaves it out (reported).
+local function problem(plan, path, msg) plan.problems[#plan.problems + 1] = { path = path, message = msg } end
+
+local function unreadable(plan, path, msg)
+  if plan.opts.skip_bad then
+    plan.skipped_bad[#plan.skipped_bad + 1] = { path = path, message = msg }
+  else
+    problem(plan, path, msg)
   end
-  for _, e in ipairs(m.skipped) do plan.notes[#plan.notes + 1] = e.path .. ": " .. e.message end
+end
+M.problem, M.unreadable = problem, unreadable
 
-  local function remove(path, why) plan.removals[#plan.removals + 1] = { path = path, why = why } end
+local function remove(plan, path, why) plan.removals[#plan.removals + 1] = { path = path, why = why } end
+local function note(plan, text) plan.notes[#plan.notes + 1] = text end
 
-  for _, account in ipairs(m.accounts) do
-    local keep = h.keep_account(account)
-    if account.system then
-      if #account.streams > 0 then
-        plan.notes[#plan.notes + 1] = ("%s: the system account has streams; a server never "
-          .. "enables JetStream for its system account, so they stay on disk but will not load")
-          :format(account.path)
-        for _, g in ipairs(account.raft) do
-          if g == account.raft[1] then remove(layout.raft_dir(account.path), "Raft state of the dead cluster") end
-        end
-      else
-        remove(account.path, "system account: Raft state of the dead cluster ("
-          .. #account.raft .. " groups)")
-      end
-    elseif not keep then
-      remove(account.path, "dropped by policy (account)")
+-- The newest message the survivor stored: its server was alive then, so
+-- what was past max_age by that time it had expired (jsr/age.lua).  Kept
+-- from the first run, whose removals later runs must not redo; read (the
+-- newest block of every stream) only when a stream's max_age is
+-- suspended.
+local function newest_message(plan)
+  plan.last_write = plan.last_write or age.newest_message(plan.model)
+  return plan.last_write
+end
+
+-- What the scan could not read, and what it passed over (notes).
+function steps.unreadable(plan)
+  for _, e in ipairs(plan.model.errors) do unreadable(plan, e.path, e.message) end
+  for _, e in ipairs(plan.model.skipped) do note(plan, e.path .. ": " .. e.message) end
+end
+
+function steps.accounts(plan)
+  for _, account in ipairs(plan.model.accounts) do steps.account(plan, account) end
+end
+
+-- An account kept (with its streams), dropped by policy, or the system
+-- account, whose Raft state of the dead cluster is moved aside.
+function steps.account(plan, account)
+  local keep = plan.hooks.keep_account(account)
+  if account.system then
+    if #account.streams > 0 then
+      note(plan, ("%s: the system account has streams; a server never "
+        .. "enables JetStream for its system account, so they stay on disk but will not load")
+        :format(account.path))
+      if #account.raft > 0 then remove(plan, layout.raft_dir(account.path), "Raft state of the dead cluster") end
     else
-      plan.accounts[#plan.accounts + 1] = { name = account.name, path = account.path }
-      for _, s in ipairs(account.streams) do
-        local entry = { account = account.name, name = s.name, path = s.path, consumers = {},
-                        changes = {}, config = s.config }
-        if s.error then
-          if opts.skip_bad then
-            plan.skipped_bad[#plan.skipped_bad + 1] = { path = s.path, message = s.error }
-          else
-            problem(s.path, s.error)
-          end
-          entry = nil
-        end
-        if entry then
-          local view = { account = account.name, name = s.name, path = s.path,
-                         config = s.config, consumers = s.consumers }
-          if not h.keep_stream(view) then
-            remove(s.path, "dropped by policy (stream)")
-          else
-            local cfg = s.config
-            local before = snapshot(cfg)
-            local original = prev_streams[account.name .. "\0" .. s.name]
-            entry.original = original and original.original or {
-              retention = cfg.retention, num_replicas = cfg.num_replicas,
-              placement = cfg.placement and json.decode(json.encode(cfg.placement)) or nil,
-            }
-            -- the salvage replays the log under the cluster's retention
-            s.cluster_retention = entry.original.retention
-            -- and the time limits it had (filled in below), which the
-            -- replay needs too (a TTL raised to subject_delete_marker_ttl)
-            s.cluster_limits = entry.original
-            -- the time limits as the cluster had them: an earlier run's
-            -- record, when it suspended them, else the config as read
-            local o = age.record_stream(cfg, entry.original)
-            view.age = { max_age = o.max_age }
-            if is_int(o.max_age) and o.max_age > 0 then
-              local n, why = age.past_max_age(s, now, o.max_age)
-              view.age.past_max_age, entry.past_max_age, entry.past_max_age_error = n, n, why
-            end
-            local replicas = h.stream_replicas(view)
-            if not is_int(replicas) or replicas > 1 or replicas < 0 then
-              error(("%s: policy chose num_replicas %s; a standalone server accepts only 1"):format(
-                s.path, tostring(replicas)), 0)
-            end
-            cfg.num_replicas = replicas
-            cfg.placement = nil
-            cfg.retention = h.retention(view)
-            view.replicas = replicas == 0 and 1 or replicas
-            local age_choice = h.age_limits(view)
-            if age_choice ~= "suspend" and age_choice ~= "keep" then
-              error(("%s: policy hook age_limits returned %s; expected \"suspend\" or \"keep\"")
-                :format(s.path, tostring(age_choice)), 0)
-            end
-            entry.age_limits = age_choice
-            if age_choice == "suspend" then age.suspend_stream(cfg) else age.restore_stream(cfg, o) end
-            -- suspended, max_age no longer removes what the cluster had
-            -- already expired: prepare removes those records itself (below,
-            -- with the deletes of the stream's log)
-            if age_choice == "suspend" and is_int(o.max_age) and o.max_age > 0 then
-              entry.expire_cutoff, entry.max_age = newest_message() - o.max_age, o.max_age
-            end
-            h.edit_stream(view, cfg)
-            entry.changes = diff(before, cfg)
-            if #entry.changes > 0 then
-              plan.writes[#plan.writes + 1] = { path = s.path, config = cfg, changes = entry.changes }
-            end
-            for _, c in ipairs(s.consumers) do
-              local centry = { name = c.name, path = c.path, changes = {} }
-              local cview = { account = account.name, stream = s.name, name = c.name,
-                              path = c.path, config = c.config }
-              if c.error then
-                if opts.skip_bad then
-                  plan.skipped_bad[#plan.skipped_bad + 1] = { path = c.path, message = c.error }
-                else
-                  problem(c.path, c.error)
-                end
-              elseif not h.keep_consumer(cview, view) then
-                remove(c.path, "dropped by policy (consumer)")
-              else
-                local ccfg = c.config
-                local cbefore = snapshot(ccfg)
-                local prev_c
-                for _, pc in ipairs(original and original.original.consumers or {}) do
-                  if pc.name == c.name then prev_c = pc end
-                end
-                centry.original = prev_c and prev_c.original or { num_replicas = ccfg.num_replicas }
-                age.record_consumer(ccfg, centry.original)
-                if age_choice == "suspend" then
-                  age.suspend_consumer(ccfg, c.name)
-                else
-                  age.restore_consumer(ccfg, centry.original)
-                end
-                local n = h.consumer_replicas(cview, view)
-                if is_int(n) and n > view.replicas then
-                  error(("%s: policy chose num_replicas %d for a consumer of an R%d stream; the "
-                    .. "server refuses it (10126)"):format(c.path, n, view.replicas), 0)
-                end
-                if ccfg.num_replicas ~= nil or n ~= nil then ccfg.num_replicas = n end
-                h.edit_consumer(cview, view, ccfg)
-                centry.changes = diff(cbefore, ccfg)
-                centry.config = ccfg
-                if #centry.changes > 0 then
-                  plan.writes[#plan.writes + 1] = { path = c.path, config = ccfg, changes = centry.changes }
-                end
-                entry.consumers[#entry.consumers + 1] = centry
-              end
-            end
-            plan.streams[#plan.streams + 1] = entry
-          end
-        end
-      end
+      remove(plan, account.path, "system account: Raft state of the dead cluster ("
+        .. #account.raft .. " groups)")
     end
+  elseif not keep then
+    remove(plan, account.path, "dropped by policy (account)")
+  else
+    plan.accounts[#plan.accounts + 1] = { name = account.name, path = account.path }
+    for _, s in ipairs(account.streams) do steps.stream(plan, account, s) end
   end
+end
 
-  -- The global account cannot be declared in a config, and a server with an
-  -- accounts block gives it no JetStream (measured): with other accounts
-  -- present, $G's streams move to an account that can be declared.
+-- A stream kept (its config as a standalone server takes it, then its
+-- consumers), dropped by policy, or unreadable.
+function steps.stream(plan, account, s)
+  if s.error then return unreadable(plan, s.path, s.error) end
+  local view = { account = account.name, name = s.name, path = s.path,
+                 config = s.config, consumers = s.consumers }
+  if not plan.hooks.keep_stream(view) then return remove(plan, s.path, "dropped by policy (stream)") end
+  local entry = { account = account.name, name = s.name, path = s.path, consumers = {},
+                  changes = {}, config = s.config }
+  local before = snapshot(s.config)
+  steps.stream_config(plan, entry, view, s)
+  entry.changes = diff(before, s.config)
+  if #entry.changes > 0 then
+    plan.writes[#plan.writes + 1] = { path = s.path, config = s.config, changes = entry.changes }
+  end
+  for _, c in ipairs(s.consumers) do steps.consumer(plan, entry, view, c) end
+  plan.streams[#plan.streams + 1] = entry
+end
+
+-- A stream's config, edited in place: what the cluster had (an earlier
+-- run's record, else the config as read) into entry.original, then the
+-- hooks' replicas, retention and time limits, then edit_stream.
+function steps.stream_config(plan, entry, view, s)
+  local h, cfg = plan.hooks, s.config
+  local earlier = plan.previous_streams[entry.account .. "\0" .. s.name]
+  entry.original = earlier and earlier.original or {
+    retention = cfg.retention, num_replicas = cfg.num_replicas,
+    placement = cfg.placement and json.decode(json.encode(cfg.placement)) or nil,
+  }
+  -- the salvage replays the log under the cluster's retention
+  s.cluster_retention = entry.original.retention
+  -- and the time limits it had (filled in below), which the
+  -- replay needs too (a TTL raised to subject_delete_marker_ttl)
+  s.cluster_limits = entry.original
+  -- the time limits as the cluster had them: an earlier run's
+  -- record, when it suspended them, else the config as read
+  local o = age.record_stream(cfg, entry.original)
+  view.age = { max_age = o.max_age }
+  if is_int(o.max_age) and o.max_age > 0 then
+    local n, why = age.past_max_age(s, plan.now, o.max_age)
+    view.age.past_max_age, entry.past_max_age, entry.past_max_age_error = n, n, why
+  end
+  local replicas = h.stream_replicas(view)
+  if not is_int(replicas) or replicas > 1 or replicas < 0 then
+    error(("%s: policy chose num_replicas %s; a standalone server accepts only 1"):format(
+      s.path, tostring(replicas)), 0)
+  end
+  cfg.num_replicas = replicas
+  cfg.placement = nil
+  cfg.retention = h.retention(view)
+  view.replicas = replicas == 0 and 1 or replicas
+  local age_choice = h.age_limits(view)
+  if age_choice ~= "suspend" and age_choice ~= "keep" then
+    error(("%s: policy hook age_limits returned %s; expected \"suspend\" or \"keep\"")
+      :format(s.path, tostring(age_choice)), 0)
+  end
+  entry.age_limits = age_choice
+  if age_choice == "suspend" then age.suspend_stream(cfg) else age.restore_stream(cfg, o) end
+  -- suspended, max_age no longer removes what the cluster had
+  -- already expired: prepare removes those records itself (steps.removals,
+  -- with the deletes of the stream's log)
+  if age_choice == "suspend" and is_int(o.max_age) and o.max_age > 0 then
+    entry.expire_cutoff, entry.max_age = newest_message(plan) - o.max_age, o.max_age
+  end
+  h.edit_stream(view, cfg)
+end
+
+-- A consumer of a kept stream: kept (replicas no more than the stream's,
+-- time limits as the stream's, then edit_consumer), dropped, or unreadable.
+function steps.consumer(plan, entry, view, c)
+  local h = plan.hooks
+  local cview = { account = entry.account, stream = entry.name, name = c.name,
+                  path = c.path, config = c.config }
+  if c.error then return unreadable(plan, c.path, c.error) end
+  if not h.keep_consumer(cview, view) then return remove(plan, c.path, "dropped by policy (consumer)") end
+  local ccfg = c.config
+  local centry = { name = c.name, path = c.path, changes = {} }
+  local cbefore = snapshot(ccfg)
+  local earlier = plan.previous_streams[entry.account .. "\0" .. entry.name]
+  local prev_c
+  for _, pc in ipairs(earlier and earlier.original.consumers or {}) do
+    if pc.name == c.name then prev_c = pc end
+  end
+  centry.original = prev_c and prev_c.original or { num_replicas = ccfg.num_replicas }
+  age.record_consumer(ccfg, centry.original)
+  if entry.age_limits == "suspend" then
+    age.suspend_consumer(ccfg, c.name)
+  else
+    age.restore_consumer(ccfg, centry.original)
+  end
+  local n = h.consumer_replicas(cview, view)
+  if is_int(n) and n > view.replicas then
+    error(("%s: policy chose num_replicas %d for a consumer of an R%d stream; the "
+      .. "server refuses it (10126)"):format(c.path, n, view.replicas), 0)
+  end
+  if ccfg.num_replicas ~= nil or n ~= nil then ccfg.num_replicas = n end
+  h.edit_consumer(cview, view, ccfg)
+  centry.changes = diff(cbefore, ccfg)
+  centry.config = ccfg
+  if #centry.changes > 0 then
+    plan.writes[#plan.writes + 1] = { path = c.path, config = ccfg, changes = centry.changes }
+  end
+  entry.consumers[#entry.consumers + 1] = centry
+end
+
+-- The global account cannot be declared in a config, and a server with an
+-- accounts block gives it no JetStream (measured): with other accounts
+-- present, $G's streams move to an account that can be declared.
+function steps.global_account(plan)
+  local m = plan.model
   local named = 0
   for _, a in ipairs(plan.accounts) do if a.name ~= "$G" then named = named + 1 end end
   for _, s in ipairs(m.streams) do
@@ -309,7 +345,7 @@ function M.plan(m, policy, opts)
   for _, a in ipairs(plan.accounts) do
     if a.name == "$G" and named > 0 and plan.cipher then
       -- the key of every encrypted file is derived from its account's name
-      problem(a.path, a.path .. ": encrypted streams of $G cannot move to a declarable account "
+      problem(plan, a.path, a.path .. ": encrypted streams of $G cannot move to a declarable account "
         .. "(their keys are derived from the name $G); recover $G and the other accounts "
         .. "in separate runs, with a site policy that keeps one or the other")
     elseif a.name == "$G" and named > 0 then
@@ -322,35 +358,95 @@ function M.plan(m, policy, opts)
       for _, s in ipairs(plan.streams) do if s.account == "$G" then s.account = new end end
     end
   end
+end
 
-  -- every declared account must read back under its own name: the server
-  -- looks for jetstream/<name>, and one it cannot find is silently empty
+-- every declared account must read back under its own name: the server
+-- looks for jetstream/<name>, and one it cannot find is silently empty
+function steps.account_names(plan)
   for _, a in ipairs(plan.accounts) do
     if a.name ~= "$G" then
       local ok, why = conf.key(a.name)
-      if not ok then problem(a.path, a.path .. ": " .. why) end
+      if not ok then problem(plan, a.path, a.path .. ": " .. why) end
     end
   end
+end
 
-  -- Operator mode (accounts named by public key): the accounts' own JWTs
-  -- serve them, and their users log in with their own .creds, so no users
-  -- or passwords are made (jsr/operator.lua).  Only for a recovery.conf:
-  -- opts.operator is prepare's (restore and export, which plan without
-  -- it, send streams to a cluster that has its own JWTs).
+-- Operator mode (accounts named by public key): the accounts' own JWTs
+-- serve them, and their users log in with their own .creds, so no users
+-- or passwords are made (jsr/operator.lua).  Only for a recovery.conf:
+-- opts.operator is prepare's (restore and export, which plan without
+-- it, send streams to a cluster that has its own JWTs).
+function steps.operator(plan)
   local operator = require "jsr.operator"
-  local opinfo = opts.operator and operator.gather(m, opts.operator) or { mode = false }
-  if opinfo.mode then
-    plan.operator_mode = true
-    plan.operator = operator.plan(m, opinfo, plan.accounts, problem,
-      function(n) plan.notes[#plan.notes + 1] = n end)
-    for _, a in ipairs(plan.accounts) do
-      a.jwt_name = opinfo.accounts[a.name] and opinfo.accounts[a.name].name
+  local m = plan.model
+  local opinfo = plan.opts.operator and operator.gather(m, plan.opts.operator) or { mode = false }
+  if not opinfo.mode then return end
+  plan.operator_mode = true
+  plan.operator = operator.plan(m, opinfo, plan.accounts, function(path, msg) problem(plan, path, msg) end,
+    function(n) note(plan, n) end)
+  for _, a in ipairs(plan.accounts) do
+    a.jwt_name = opinfo.accounts[a.name] and opinfo.accounts[a.name].name
+  end
+end
+
+-- Salvage from the Raft logs before _js_ is moved aside: only for the
+-- streams and consumers kept, written in the same set of changes.
+-- A malformed Raft entry is a problem like an unreadable meta file:
+-- without --skip-bad nothing changes; with it the streams and consumers
+-- it may be about are prepared from their own files, without salvage
+-- from their Raft logs (jsr/salvage.lua), and _js_ is moved aside as
+-- always (kept, unless --purge).
+function steps.salvage(plan)
+  local store_dir = plan.store.store_dir
+  local sok, salv = pcall(require("jsr.salvage").analyze, plan.model, plan.hooks.salvage)
+  if not sok then
+    local why = "cannot read the Raft logs: " .. tostring(salv)
+    salv = { available = false, why = why, streams = {}, consumers = {}, findings = {} }
+    unreadable(plan, store_dir, plan.opts.skip_bad and why .. " (nothing salvaged)" or why)
+  end
+  for _, f in ipairs(salv.findings or {}) do
+    if plan.opts.skip_bad then
+      plan.skipped_bad[#plan.skipped_bad + 1] = { path = f.file, message = f.message, raft = true }
+    else
+      problem(plan, f.file, f.message)
+      plan.raft_problems = true
     end
   end
+  plan.salvage = salv
+  plan.salvage_writes, plan.salvage_removals = {}, {}
+  for _, s in ipairs(plan.streams) do
+    local ss = salv.streams[s.path]
+    if ss and ss.write then plan.salvage_writes[#plan.salvage_writes + 1] = ss.write end
+    for _, pth in ipairs(ss and ss.write and ss.remove or {}) do
+      plan.salvage_removals[#plan.salvage_removals + 1] = pth
+    end
+    for _, c in ipairs(s.consumers) do
+      local cs = salv.consumers[c.path]
+      if cs and cs.write then plan.salvage_writes[#plan.salvage_writes + 1] = cs.write end
+    end
+  end
+end
 
-  -- Keep credentials stable across runs, so re-running changes nothing.
+function steps.removals(plan) M.plan_removals(plan, plan.salvage) end
+
+-- Where recovery.conf and the report go, the port, and what earlier runs
+-- recorded that the report keeps.
+function steps.files(plan)
+  local previous = plan.previous
+  plan.previous_removals = previous.removed or {}
+  plan.previous_salvaged = previous.salvaged
+  plan.port = plan.opts.port or previous.port or 4222
+  plan.config_path = layout.config(plan.store.store_dir)
+  plan.report_path = layout.report(plan.store.store_dir)
+end
+
+-- The standalone server's credentials and recovery.conf, made when the
+-- plan is applied (random passwords, bcrypt: nothing a read-only plan for
+-- restore or export needs).  Kept stable across runs, so re-running
+-- changes nothing.
+function M.standalone_config(plan)
   local prev_accounts = {}
-  for _, a in ipairs(previous.accounts or {}) do prev_accounts[a.name] = a end
+  for _, a in ipairs(plan.previous.accounts or {}) do prev_accounts[a.name] = a end
   -- The user name is the account's name where any client can send it and
   -- an operator can type it; otherwise account-N (libnats does not escape
   -- the user in its CONNECT JSON: a " or \ there is a protocol error).
@@ -373,59 +469,11 @@ function M.plan(m, policy, opts)
     end
     if p and p.original_name then a.original_name, a.anonymous = p.original_name, p.anonymous end
   end
-
-  -- Salvage from the Raft logs before _js_ is moved aside: only for the
-  -- streams and consumers kept, written in the same set of changes.
-  -- A malformed Raft entry is a problem like an unreadable meta file:
-  -- without --skip-bad nothing changes; with it the streams and consumers
-  -- it may be about are prepared from their own files, without salvage
-  -- from their Raft logs (jsr/salvage.lua), and _js_ is moved aside as
-  -- always (kept, unless --purge).
-  local sok, salv = pcall(require("jsr.salvage").analyze, m, h.salvage)
-  if not sok then
-    local why = "cannot read the Raft logs: " .. tostring(salv)
-    salv = { available = false, why = why, streams = {}, consumers = {}, findings = {} }
-    if opts.skip_bad then
-      plan.skipped_bad[#plan.skipped_bad + 1] = { path = store_dir, message = why .. " (nothing salvaged)" }
-    else
-      problem(store_dir, why)
-    end
-  end
-  for _, f in ipairs(salv.findings or {}) do
-    if opts.skip_bad then
-      plan.skipped_bad[#plan.skipped_bad + 1] = { path = f.file, message = f.message, raft = true }
-    else
-      problem(f.file, f.message)
-      plan.raft_problems = true
-    end
-  end
-  plan.salvage = salv
-  plan.salvage_writes, plan.salvage_removals = {}, {}
-  for _, s in ipairs(plan.streams) do
-    local ss = salv.streams[s.path]
-    if ss and ss.write then plan.salvage_writes[#plan.salvage_writes + 1] = ss.write end
-    for _, pth in ipairs(ss and ss.write and ss.remove or {}) do
-      plan.salvage_removals[#plan.salvage_removals + 1] = pth
-    end
-    for _, c in ipairs(s.consumers) do
-      local cs = salv.consumers[c.path]
-      if cs and cs.write then plan.salvage_writes[#plan.salvage_writes + 1] = cs.write end
-    end
-  end
-  M.plan_removals(plan, salv)
-  plan.previous_removals = previous.removed or {}
-  plan.previous_salvaged = previous.salvaged
-  plan.port = opts.port or previous.port or 4222
-  plan.config_path = layout.config(m.store.store_dir)
-  if #plan.problems == 0 then
-    plan.config_text = conf.standalone(m.store.store_dir, plan.accounts, plan.port,
-      plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil, plan.operator)
-    -- a leaf's or cluster's JetStream domain, kept (or renamed) so the
-    -- standalone server answers on $JS.<domain>.API as the old one did
-    if opts.domain then plan.config_text = require("jsr.domain").with_domain(plan.config_text, opts.domain) end
-  end
-  plan.report_path = layout.report(m.store.store_dir)
-  return plan
+  plan.config_text = conf.standalone(plan.store.store_dir, plan.accounts, plan.port,
+    plan.cipher and { cipher = plan.cipher, env = keys.ENV } or nil, plan.operator)
+  -- a leaf's or cluster's JetStream domain, kept (or renamed) so the
+  -- standalone server answers on $JS.<domain>.API as the old one did
+  if plan.opts.domain then plan.config_text = require("jsr.domain").with_domain(plan.config_text, plan.opts.domain) end
 end
 
 local read_file = files.read
@@ -565,6 +613,7 @@ end
 -- when there was nothing to change) and the number of changes.
 function M.apply(plan, opts)
   opts = opts or {}
+  if not plan.config_text then M.standalone_config(plan) end
   local c = assert(jsr.changes())
   local function check(ok, err) if not ok then c:close(); error(err, 0) end end
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
@@ -760,22 +809,13 @@ function M.run(policy, ...)
     ["force-open"] = "flag", ["keep-age-limits"] = "flag", ["allow-newer"] = "flag", into = "string",
     domain = "string",
   }))
-  if not opts then
-    io.stderr:write("js-recover prepare: ", args, "\n", usage)
-    return 2
-  end
+  if not opts then return cli.fail("prepare", 2, args, "\n", usage) end
   local kinfo, kerr = keys.load(opts)
-  if not kinfo then
-    io.stderr:write("js-recover prepare: ", kerr, "\n")
-    return 2
-  end
+  if not kinfo then return cli.fail("prepare", 2, kerr, "\n") end
   -- several survivors' stores: --into DIR gets each stream's chosen copy (jsr/survivors.lua)
   if #args > 1 or opts.into then return require("jsr.survivors").prepare(policy, opts, args) end
-  if #args ~= 1 then
-    io.stderr:write("js-recover prepare: expected one <store>, got ", #args, "\n", usage)
-    return 2
-  end
-  local function say(...) io.stderr:write("js-recover prepare: ", ...) end
+  if #args ~= 1 then return cli.fail("prepare", 2, "expected one <store>, got ", #args, "\n", usage) end
+  local function say(...) cli.fail("prepare", nil, ...) end
   local st, oerr = jsr.open(args[1])
   if not st then
     say(oerr, "\n")
