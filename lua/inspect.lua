@@ -215,8 +215,8 @@ local sys = m.system
 if sys then
   local kinds = {}
   for _, g in ipairs(report.raft_groups) do kinds[g.kind] = (kinds[g.kind] or 0) + 1 end
-  stdout:write(("\nSystem account %s: Raft state of %d groups (meta %d, stream %d, consumer %d) in %s/_js_\n")
-    :format(sys.name, #sys.raft, kinds.meta or 0, kinds.stream or 0, kinds.consumer or 0, sys.path))
+  stdout:write(("\nSystem account %s: Raft state of %d groups (meta %d, stream %d, consumer %d) in %s\n")
+    :format(sys.name, #sys.raft, kinds.meta or 0, kinds.stream or 0, kinds.consumer or 0, jsr.layout.raft_dir(sys.path)))
 end
 for _, s in ipairs(report.streams) do
   local x = s.index_db

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "jsr/fsops.h"
+#include "jsr/layout.h"
 #include "jsr/natsconf.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
@@ -146,7 +147,7 @@ static void check_store_dir(const char *value, const char *config, void *ud)
     if (!arg_path(m->pid, value, path, sizeof path))
         return;
     const char *use = realpath(path, real) ? real : path;
-    snprintf(js, sizeof js, "%s/jetstream", use);
+    snprintf(js, sizeof js, "%s/" JSR_JS_DIR, use);
     if (under(use, m->root, strlen(m->root)) || under(m->root, js, strlen(js)))
         m->named = 1;
     struct stat st;
