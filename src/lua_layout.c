@@ -30,6 +30,7 @@ static const struct {
     {"FSS_EXT", JSR_FSS_EXT},
     {"KEY_EXT", JSR_KEY_EXT},
     {"RAFT_SNAPSHOTS", JSR_RAFT_SNAPSHOTS},
+    {"RAFT_SNAPSHOT_PREFIX", JSR_RAFT_SNAPSHOT_PREFIX},
     {"RAFT_PEERS", JSR_RAFT_PEERS},
     {"RAFT_TAV", JSR_RAFT_TAV},
     {"STATE_DIR", JSR_STATE_DIR},
@@ -174,6 +175,35 @@ static int l_raft_dir_of(lua_State *L)
     return 1;
 }
 
+/* snapshot_of(name) -> term, index of a file named snap.<term>.<index>, else nil */
+static int l_snapshot_of(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const size_t pl = sizeof JSR_RAFT_SNAPSHOT_PREFIX - 1;
+    lua_Integer v[2];
+    const char *p = name + pl;
+    if (strncmp(name, JSR_RAFT_SNAPSHOT_PREFIX, pl) != 0)
+        goto no;
+    for (int i = 0; i < 2; i++) {
+        size_t d = strspn(p, "0123456789");
+        if (d == 0 || p[d] != (i == 0 ? '.' : '\0'))
+            goto no;
+        v[i] = 0;
+        for (size_t k = 0; k < d; k++) {
+            if (v[i] > (LUA_MAXINTEGER - (p[k] - '0')) / 10)
+                goto no; /* past what a Lua integer holds */
+            v[i] = v[i] * 10 + (p[k] - '0');
+        }
+        p += d + 1;
+    }
+    lua_pushinteger(L, v[0]);
+    lua_pushinteger(L, v[1]);
+    return 2;
+no:
+    luaL_pushfail(L);
+    return 1;
+}
+
 /* group_kind(name) -> "meta", "stream", "consumer" or "unknown" */
 static int l_group_kind(lua_State *L)
 {
@@ -189,6 +219,7 @@ void jsr_layout_register(lua_State *L)
         {"block_index", l_block_index},
         {"raft_dir_of", l_raft_dir_of},
         {"group_kind", l_group_kind},
+        {"snapshot_of", l_snapshot_of},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);

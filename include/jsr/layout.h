@@ -44,6 +44,7 @@
 #define JSR_FSS_EXT "fss"         /* msgs/N.fss, its per-subject state (before 2.10) */
 #define JSR_KEY_EXT "key"         /* msgs/N.key, its key, when encrypted */
 #define JSR_RAFT_SNAPSHOTS "snapshots" /* snapshots/snap.<term>.<index> */
+#define JSR_RAFT_SNAPSHOT_PREFIX "snap."
 #define JSR_RAFT_PEERS "peers.idx"
 #define JSR_RAFT_TAV "tav.idx"    /* term and vote */
 

@@ -179,10 +179,9 @@ function M.snapshots(dir)
   local names = jsr.listdir(snaps) or {}
   local out = {}
   for _, n in ipairs(names) do
-    local t, i = n:match("^snap%.(%d+)%.(%d+)$")
+    local t, i = layout.snapshot_of(n)
     if t then
-      out[#out + 1] = { path = snaps .. "/" .. n, term = math.tointeger(tonumber(t)),
-                        index = math.tointeger(tonumber(i)) }
+      out[#out + 1] = { path = snaps .. "/" .. n, term = t, index = i }
     end
   end
   table.sort(out, function(a, b)
