@@ -52,7 +52,7 @@ local store = st.store_dir
 -- store has written none yet, and "nothing to undo" would be a lie
 local function take_lock()
   if opts.list then return nil end -- reading only
-  return guard.lock(store)
+  return st:lock()
 end
 local lock <close>, lerr = take_lock()
 if not lock and not opts.list then
@@ -61,7 +61,7 @@ if not lock and not opts.list then
 end
 
 local journals
-journals, err = jsr.journal(store)
+journals, err = st:journal()
 if not journals then
   say(err, "; nothing changed\n")
   return 1
@@ -86,7 +86,7 @@ end
 if #journals == 0 then
   -- a run cut off while creating its folders leaves them empty: tidy up
   if jsr.lstat(layout.state_dir(store)) then
-    local ok, terr = jsr.undo(store)
+    local ok, terr = st:undo()
     if not ok then
       say(terr, "\n")
       return 3
@@ -96,7 +96,7 @@ if #journals == 0 then
   return 0
 end
 
-local refusal, warning = guard.users(store, "--force-open")
+local refusal, warning = guard.users(st, "--force-open")
 if warning then say("warning: ", warning, "\n") end
 if refusal then
   if not opts["force-open"] then
@@ -106,7 +106,7 @@ if refusal then
   say("warning (--force-open): ", refusal, "\n")
 end
 
-local done, uerr, changed = jsr.undo(store, { id = opts.id, ignore_purged = opts["ignore-purged"] })
+local done, uerr, changed = st:undo({ id = opts.id, ignore_purged = opts["ignore-purged"] })
 if not done then
   say(uerr, "\n")
   if changed then

@@ -89,10 +89,9 @@ for _, server in ipairs(servers.fast()) do
       local obs = store .. "/jetstream/$G/streams/AGED/obs"
       fx.sh(("cp -a %s %s"):format(fx.quote(obs .. "/worker"), fx.quote(obs .. "/eph")))
       local jsr = require "jsr"
-      assert(jsr.open(store))
       local ecfg = assert(jsr.read_meta(obs .. "/eph"))
       ecfg.durable_name, ecfg.name = nil, nil
-      assert(jsr.write_meta(obs .. "/eph", ecfg))
+      assert(fx.change(store, "write_meta", obs .. "/eph", ecfg))
       local code, out, err = fx.run("prepare", store)
       assert.are.equal(0, code, err)
       assert.matches("restoring AGED with max_age 4s deletes its 100 messages older than 4s at once", out, 1, true)

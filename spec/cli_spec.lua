@@ -54,7 +54,7 @@ describe("js-recover", function()
     fx.write(dir .. "/s.lua", [[
       local jsr = require "jsr"
       local n = select("#", ...)
-      print(n, table.concat({ ... }, "|"), type(jsr.walk), type(require("jsr.prepare").run))
+      print(n, table.concat({ ... }, "|"), type(jsr.open), type(require("jsr.prepare").run))
       return 7]])
     local code, out = fx.run("run", dir .. "/s.lua", "a", "b c")
     assert.are.equal(7, code)

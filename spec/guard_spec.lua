@@ -51,7 +51,7 @@ describe("the live-store guard", function()
     local file = store .. "/jetstream/$G/streams/ORDERS/meta.inf"
     local pid = spawn('exec 3<"$1"; exec sleep 60', file)
     finally(function() kill(pid) end)
-    local list = assert(jsr.open_by(store))
+    local list = assert(assert(jsr.open(store)):open_by())
     assert.are.equal(1, #list)
     assert.are.same({ pid = pid, command = "sleep 60", file = file, how = "open file" }, list[1])
 
@@ -125,7 +125,7 @@ describe("the live-store guard", function()
     end)
     fx.write(confdir .. "/nats.conf", ('jetstream { store_dir: "%s" }\n'):format(store))
     srv = ns.start { config = confdir .. "/nats.conf" }
-    local list = assert(jsr.open_by(store))
+    local list = assert(assert(jsr.open(store)):open_by())
     local how = {}
     for _, o in ipairs(list) do
       if o.pid == srv.pid then how[o.how] = o.file end
@@ -138,7 +138,7 @@ describe("the live-store guard", function()
     fx.write(confdir .. "/conf.d/js.conf", ('jetstream { store_dir: "%s" }\n'):format(store))
     fx.write(confdir .. "/main.conf", '# site config\n  include "conf.d/js.conf"\n')
     srv = ns.start { config = confdir .. "/main.conf" }
-    list = assert(jsr.open_by(store))
+    list = assert(assert(jsr.open(store)):open_by())
     how = {}
     for _, o in ipairs(list) do
       if o.pid == srv.pid then how[o.how] = o.file end
@@ -149,7 +149,7 @@ describe("the live-store guard", function()
     -- with messages published, the server keeps its last block open
     srv2 = ns.start { store_dir = fresh }
     ns.jspub(srv2, { stream = "T", count = 10 })
-    list = assert(jsr.open_by(fresh))
+    list = assert(assert(jsr.open(fresh)):open_by())
     local blk
     for _, o in ipairs(list) do
       if o.pid == srv2.pid and o.how == "open file" and o.file:match("/msgs/1%.blk$") then blk = o end
@@ -226,7 +226,7 @@ describe("the live-store guard reading a server's config", function()
     -- the same config started elsewhere names another directory: not ours
     local elsewhere = tmp()
     srv = ns.start { config = d .. "/nats.conf", cwd = elsewhere }
-    local list = assert(jsr.open_by(store))
+    local list = assert(assert(jsr.open(store)):open_by())
     for _, o in ipairs(list) do assert.are_not.equal(srv.pid, o.pid, o.how .. " " .. o.file) end
   end)
 

@@ -4,7 +4,7 @@ local fx = require "spec.support.fixture"
 
 local function meta_dirs(store)
   local dirs = {}
-  for e in jsr.walk(store) do
+  for e in assert(jsr.open(store)):walk() do
     if e.kind == "stream" or e.kind == "consumer" or e.kind == "raft" then dirs[#dirs + 1] = e end
   end
   return dirs
@@ -85,7 +85,7 @@ describe("read_meta", function()
   it("reports an encrypted meta file without decoding it", function()
     local enc = fx.unpack("standalone-encrypted-aes-2.9.10.tar.gz")
     local found = 0
-    for e in jsr.walk(enc) do
+    for e in assert(jsr.open(enc)):walk() do
       if e.kind == "stream" or e.kind == "consumer" then
         local cfg, info = jsr.read_meta(e.path)
         assert.is_false(cfg)
@@ -101,12 +101,11 @@ end)
 
 describe("write_meta", function()
   local function roundtrip_all(store)
-    jsr.open(store)
     local n = 0
     for _, e in ipairs(meta_dirs(store)) do
       local inf0, sum0 = fx.read(e.path .. "/meta.inf"), fx.read(e.path .. "/meta.sum")
       local cfg = assert(jsr.read_meta(e.path))
-      assert(jsr.write_meta(e.path, cfg))
+      assert(fx.change(store, "write_meta", e.path, cfg))
       assert.are.equal(inf0, fx.read(e.path .. "/meta.inf"), e.path)
       assert.are.equal(sum0, fx.read(e.path .. "/meta.sum"), e.path)
       n = n + 1
@@ -128,12 +127,11 @@ describe("write_meta", function()
 
   it("writes a changed config with a checksum the reader accepts, keeping the old bytes", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    jsr.open(store)
     local dir = store .. "/jetstream/$G/streams/ORDERS"
     local old = fx.read(dir .. "/meta.inf")
     local cfg = assert(jsr.read_meta(dir))
     cfg.num_replicas = 1
-    assert(jsr.write_meta(dir, cfg))
+    assert(fx.change(store, "write_meta", dir, cfg))
     local text = fx.read(dir .. "/meta.inf")
     assert.matches('"num_replicas":1,', text, 1, true)
     assert.matches('"max_age":604800000000000,', text, 1, true)
@@ -150,18 +148,17 @@ describe("write_meta", function()
   it("refuses to write outside the open store, through a symlink, or with '..'", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
     local other = fx.unpack("survivor-2.9.10.tar.gz")
-    jsr.open(store)
     local cfg = assert(jsr.read_meta(other .. "/jetstream/$G/streams/ORDERS"))
     local before = fx.tree_digest(other)
-    local ok, err = jsr.write_meta(other .. "/jetstream/$G/streams/ORDERS", cfg)
+    local ok, err = fx.change(store, "write_meta", other .. "/jetstream/$G/streams/ORDERS", cfg)
     assert.is_nil(ok)
     assert.matches("outside the store", err)
     fx.sh(("ln -s %s %s"):format(fx.quote(other .. "/jetstream/$G/streams/ORDERS"),
       fx.quote(store .. "/jetstream/$G/streams/LINK")))
-    ok, err = jsr.write_meta(store .. "/jetstream/$G/streams/LINK", cfg)
+    ok, err = fx.change(store, "write_meta", store .. "/jetstream/$G/streams/LINK", cfg)
     assert.is_nil(ok)
     assert.matches("is a symlink", err)
-    ok, err = jsr.write_meta(store .. "/jetstream/$G/streams/ORDERS/../ORDERS", cfg)
+    ok, err = fx.change(store, "write_meta", store .. "/jetstream/$G/streams/ORDERS/../ORDERS", cfg)
     assert.is_nil(ok)
     assert.matches('"%.%."', err)
     assert.are.equal(before, fx.tree_digest(other))
@@ -171,12 +168,11 @@ describe("write_meta", function()
 
   it("refuses a config Go cannot read back into the stream, changing nothing", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    jsr.open(store)
     local dir = store .. "/jetstream/$G/streams/ORDERS"
     local cfg = assert(jsr.read_meta(dir))
     cfg.max_age = 0.5
     local before = fx.tree_digest(store)
-    local ok, err = jsr.write_meta(dir, cfg)
+    local ok, err = fx.change(store, "write_meta", dir, cfg)
     assert.is_nil(ok)
     assert.matches("ORDERS/meta.inf: cannot encode the config: .*not an integer", err)
     assert.are.equal(before, fx.tree_digest(store))
@@ -187,13 +183,12 @@ end)
 describe("rehash", function()
   it("recomputes meta.sum for an edited meta.inf", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    jsr.open(store)
     local dir = store .. "/jetstream/$G/streams/KV_CFG"
     local text = fx.read(dir .. "/meta.inf"):gsub('"num_replicas":3', '"num_replicas":1')
     fx.write(dir .. "/meta.inf", text)
     local _, info = jsr.read_meta(dir)
     assert.is_false(info.sum_ok)
-    assert(jsr.rehash(dir))
+    assert(fx.change(store, "rehash", dir))
     _, info = jsr.read_meta(dir)
     assert.is_true(info.sum_ok)
     assert.are.equal(jsr.metasum("KV_CFG", text), fx.read(dir .. "/meta.sum"))

@@ -1,10 +1,10 @@
--- walk, rmtree and batched changes: what the store holds and how it may change.
+-- walk, move and batched changes: what the store holds and how it may change.
 local jsr = require "jsr"
 local fx = require "spec.support.fixture"
 
 local function entries(store)
   local out = {}
-  for e in jsr.walk(store) do out[#out + 1] = e end
+  for e in assert(jsr.open(store)):walk() do out[#out + 1] = e end
   return out
 end
 
@@ -84,7 +84,6 @@ describe("walk", function()
 
   it("refuses a directory that is not a store", function()
     local empty = fx.tmpdir()
-    assert.has_error(function() jsr.walk(empty) end)
     local ok, err = jsr.open(empty)
     assert.is_nil(ok)
     assert.matches("not a JetStream store", err)
@@ -92,18 +91,15 @@ describe("walk", function()
   end)
 end)
 
-describe("rmtree", function()
+describe("move (a tree aside)", function()
   local store
-  before_each(function()
-    store = fx.unpack("survivor-2.9.10.tar.gz")
-    jsr.open(store)
-  end)
+  before_each(function() store = fx.unpack("survivor-2.9.10.tar.gz") end)
   after_each(function() fx.cleanup(store) end)
 
   it("moves a tree aside into the journal, where it stays whole", function()
     local sys = store .. "/jetstream/$SYS"
     local before = fx.tree_digest(sys)
-    assert(jsr.rmtree(sys))
+    assert(fx.change(store, "move", sys))
     assert.is_nil(jsr.lstat(sys))
     local h = io.popen("ls -d " .. fx.quote(store) .. "/.js-recover/removed/*/0-*")
     local moved = h:read("l")
@@ -119,7 +115,7 @@ describe("rmtree", function()
     fx.write(target .. "/keep", "x")
     local dir = store .. "/jetstream/$G/streams/KV_CFG"
     fx.sh(("ln -s %s %s"):format(fx.quote(target), fx.quote(dir .. "/msgs/link")))
-    assert(jsr.rmtree(dir, { purge = true }))
+    assert(fx.change(store, "move", dir, { purge = true }))
     assert.is_nil(jsr.lstat(dir))
     assert.are.equal("x", fx.read(target .. "/keep"))
     fx.cleanup(target)
@@ -141,7 +137,7 @@ describe("rmtree", function()
       { store .. "/jetstream/$G/streams/NOPE", "No such file" },
     }
     for _, c in ipairs(cases) do
-      local ok, err = jsr.rmtree(c[1])
+      local ok, err = fx.change(store, "move", c[1])
       assert.is_nil(ok, c[1])
       assert.matches(c[2], err, 1, true)
     end
@@ -150,36 +146,44 @@ describe("rmtree", function()
     fx.cleanup(outside)
   end)
 
-  it("needs an open store", function()
-    local code, _, err = fx.run("run", "spec/support/rmtree_without_open.lua", store)
-    assert.are.equal(3, code)
-    assert.matches("no store is open", err)
+  it("stays inside the store its set came from, with another store open", function()
+    local other = fx.unpack("survivor-2.9.10.tar.gz")
+    local a, b = assert(jsr.open(store)), assert(jsr.open(other))
+    local before = fx.tree_digest(other)
+    local c <close> = assert(a:changes())
+    local ok, err = c:move(b.js_dir .. "/$SYS")
+    assert.is_nil(ok)
+    assert.matches("outside the store", err, 1, true)
+    assert.are.equal(before, fx.tree_digest(other))
+    b:close()
+    assert.has_error(function() b:changes() end, "this store is closed")
+    fx.cleanup(other)
   end)
 end)
 
 describe("changes", function()
   it("applies many writes as one journaled set, keeping each replaced file", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    jsr.open(store)
-    local c = assert(jsr.changes())
+    local st = assert(jsr.open(store))
+    local c = assert(st:changes())
     local paths = {}
     for i = 1, 40 do -- more than the fsync-each threshold: the syncfs path
       local p = ("%s/file-%02d"):format(store, i)
       paths[i] = p
       fx.write(p, "old " .. i)
-      assert(c:write_file(p, "new " .. i))
+      assert(c:replace(p, "new " .. i))
     end
     for i = 1, 40 do assert.are.equal("old " .. i, fx.read(paths[i])) end
-    local ok, err = c:write_file(paths[1], "twice")
+    local ok, err = c:replace(paths[1], "twice")
     assert.is_nil(ok)
     assert.matches("already changed in this set", err)
     c:close() -- abandoned: nothing applied
     for i = 1, 40 do assert.are.equal("old " .. i, fx.read(paths[i])) end
 
     -- a change that cannot be staged makes the whole set refuse to commit
-    c = assert(jsr.changes())
-    assert(c:write_file(paths[1], "new 1"))
-    ok, err = c:write_file("/etc/js-recover-must-not-exist", "x")
+    c = assert(st:changes())
+    assert(c:replace(paths[1], "new 1"))
+    ok, err = c:replace("/etc/js-recover-must-not-exist", "x")
     assert.is_nil(ok)
     assert.matches("outside the store", err)
     ok, err = c:commit()
@@ -188,8 +192,8 @@ describe("changes", function()
     c:close()
     assert.are.equal("old 1", fx.read(paths[1]))
 
-    c = assert(jsr.changes())
-    for i = 1, 40 do assert(c:write_file(paths[i], "new " .. i)) end
+    c = assert(st:changes())
+    for i = 1, 40 do assert(c:replace(paths[i], "new " .. i)) end
     assert.are.equal(40, c:count())
     local id = assert(c:commit())
     c:close()
@@ -207,10 +211,9 @@ describe("changes", function()
 
   it("leaves no trace when closed without commit", function()
     local store = fx.unpack("survivor-2.9.10.tar.gz")
-    jsr.open(store)
     local before = fx.tree_digest(store)
-    local c = assert(jsr.changes())
-    assert(c:write_file(store .. "/x", "data"))
+    local c = assert(assert(jsr.open(store)):changes())
+    assert(c:replace(store .. "/x", "data"))
     c:close()
     assert.are.equal(before, fx.tree_digest(store))
     fx.cleanup(store)
@@ -223,7 +226,6 @@ describe("every write", function()
     store = fx.unpack("survivor-2.9.10.tar.gz")
     outside = fx.tmpdir()
     fx.write(outside .. "/f", "x")
-    jsr.open(store)
   end)
   after_each(function()
     fx.cleanup(store)
@@ -240,23 +242,23 @@ describe("every write", function()
     local before = fx.tree_digest(store)
     local outside_before = fx.tree_digest(outside)
     local cases = {
-      { function() return jsr.write_file(js .. "/out/new", "x") end, "is a symlink" },
-      { function() return jsr.write_file(js .. "/out/f", "x") end, "is a symlink" },
-      { function() return jsr.write_file(js .. "/flink", "x") end, "is a symlink" },
-      { function() return jsr.write_file(js .. "/loop1/x", "x") end, "is a symlink" },
-      { function() return jsr.write_file(js .. "/loop1", "x") end, "is a symlink" },
-      { function() return jsr.write_file(js .. "/$G/../x", "x") end, '".."' },
-      { function() return jsr.write_file(outside .. "/g", "x") end, "outside the store" },
-      { function() return jsr.write_file("/etc/js-recover-must-not-exist", "x") end, "outside the store" },
-      { function() return jsr.write_meta(js .. "/out", cfg) end, "is a symlink" },
-      { function() return jsr.write_meta(orders .. "/../JOBS", cfg) end, '".."' },
-      { function() return jsr.rehash(js .. "/loop1") end, "is a symlink" },
-      { function() return jsr.rename(orders, js .. "/out/ORDERS") end, "is a symlink" },
-      { function() return jsr.rename(orders, outside .. "/ORDERS") end, "outside the store" },
-      { function() return jsr.rename(orders, js .. "/loop1/ORDERS") end, "is a symlink" },
-      { function() return jsr.rename(js .. "/out", js .. "/x") end, "is a symlink" },
-      { function() return jsr.rename(orders, js .. "/$G/streams/../ORDERS2") end, '".."' },
-      { function() return jsr.rmtree(js .. "/flink") end, "is a symlink" },
+      { function() return fx.change(store, "replace", js .. "/out/new", "x") end, "is a symlink" },
+      { function() return fx.change(store, "replace", js .. "/out/f", "x") end, "is a symlink" },
+      { function() return fx.change(store, "replace", js .. "/flink", "x") end, "is a symlink" },
+      { function() return fx.change(store, "replace", js .. "/loop1/x", "x") end, "is a symlink" },
+      { function() return fx.change(store, "replace", js .. "/loop1", "x") end, "is a symlink" },
+      { function() return fx.change(store, "replace", js .. "/$G/../x", "x") end, '".."' },
+      { function() return fx.change(store, "replace", outside .. "/g", "x") end, "outside the store" },
+      { function() return fx.change(store, "replace", "/etc/js-recover-must-not-exist", "x") end, "outside the store" },
+      { function() return fx.change(store, "write_meta", js .. "/out", cfg) end, "is a symlink" },
+      { function() return fx.change(store, "write_meta", orders .. "/../JOBS", cfg) end, '".."' },
+      { function() return fx.change(store, "rehash", js .. "/loop1") end, "is a symlink" },
+      { function() return fx.change(store, "rename", orders, js .. "/out/ORDERS") end, "is a symlink" },
+      { function() return fx.change(store, "rename", orders, outside .. "/ORDERS") end, "outside the store" },
+      { function() return fx.change(store, "rename", orders, js .. "/loop1/ORDERS") end, "is a symlink" },
+      { function() return fx.change(store, "rename", js .. "/out", js .. "/x") end, "is a symlink" },
+      { function() return fx.change(store, "rename", orders, js .. "/$G/streams/../ORDERS2") end, '".."' },
+      { function() return fx.change(store, "move", js .. "/flink") end, "is a symlink" },
     }
     for i, c in ipairs(cases) do
       local ok, err = c[1]()
@@ -274,10 +276,10 @@ describe("every write", function()
       if link ~= "/.js-recover" then fx.sh("mkdir " .. fx.quote(store .. "/.js-recover")) end
       fx.sh(("ln -s %s %s"):format(fx.quote(outside), fx.quote(store .. link)))
       local before = fx.tree_digest(store)
-      local ok, err = jsr.rmtree(store .. "/jetstream/$SYS")
+      local ok, err = fx.change(store, "move", store .. "/jetstream/$SYS")
       assert.is_nil(ok, link)
       assert.matches(store .. link .. ": is a symlink", err, 1, true)
-      ok, err = jsr.write_file(store .. "/x", "x")
+      ok, err = fx.change(store, "replace", store .. "/x", "x")
       assert.is_nil(ok, link)
       assert.are.equal(before, fx.tree_digest(store))
       assert.are.same({ "f" }, (function()
@@ -292,10 +294,10 @@ describe("every write", function()
 
   it("accepts names that merely contain dots, spaces, unicode and $", function()
     for _, name in ipairs({ "a..b", "...", "with space", "ü$x", ".hidden" }) do
-      assert(jsr.write_file(store .. "/" .. name, "x"))
+      assert(fx.change(store, "replace", store .. "/" .. name, "x"))
       assert.are.equal("x", fx.read(store .. "/" .. name))
     end
-    assert(jsr.rename(store .. "/a..b", store .. "/a..c"))
+    assert(fx.change(store, "rename", store .. "/a..b", store .. "/a..c"))
     assert.are.equal(0, (fx.run("undo", store)))
     assert.is_nil(jsr.lstat(store .. "/a..c"))
     assert.is_nil(jsr.lstat(store .. "/.js-recover"))

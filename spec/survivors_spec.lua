@@ -122,12 +122,11 @@ describe("a change set that makes directories", function()
     fx.write(script, table.concat({
       "local jsr = require 'jsr'",
       "local store = ...",
-      "assert(jsr.open(store))",
-      "local c = assert(jsr.changes())",
+      "local c = assert(assert(jsr.open(store)):changes())",
       "assert(c:mkdir(store .. '/jetstream/NEW'))",
       "assert(c:mkdir(store .. '/jetstream/NEW/streams'))",
-      "assert(c:write_file(store .. '/jetstream/NEW/streams/x', 'new'))",
-      "assert(c:write_file(store .. '/jetstream/ACC/f', 'replaced'))",
+      "assert(c:replace(store .. '/jetstream/NEW/streams/x', 'new'))",
+      "assert(c:replace(store .. '/jetstream/ACC/f', 'replaced'))",
       "print(assert(c:commit()))" }, "\n") .. "\n")
   end)
   teardown(function() fx.cleanup(dir) end)

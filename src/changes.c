@@ -16,23 +16,25 @@
 
 #include "jsr/buf.h"
 #include "jsr/fsops.h"
+#include "jsr/jread.h"
 #include "jsr/undo.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 #define TMP_SUFFIX JSR_TMP_SUFFIX
 
-enum op_kind { OP_PUT, OP_MOVE, OP_RENAME, OP_MKDIR, OP_DEAD };
+/* an op whose staging failed: kept so commit refuses the set */
+#define OP_DEAD (-1)
 
 typedef struct {
-    enum op_kind kind;
-    char *path;   /* target (put) or tree to move (move) */
-    char *dest;   /* put: temp file; move: where the tree goes */
-    char *backup; /* put: hard link of the replaced file, or NULL */
-    char *data;   /* put: the new bytes, written at commit */
+    int kind;     /* JSR_JOP_* (jread.h), or OP_DEAD */
+    char *path;   /* target (replace) or tree to move (move) */
+    char *dest;   /* replace: temp file; move: where the tree goes */
+    char *backup; /* replace: hard link of the replaced file, or NULL */
+    char *data;   /* replace: the new bytes, written at commit */
     size_t len;
     mode_t mode;
     int purge;
-    int exists; /* put: the target existed when checked (jsr_changes_check) */
+    int exists; /* replace: the target existed when checked (jsr_changes_check) */
 } op;
 
 /* open-addressing set of strings it owns or borrows (see its users) */
@@ -202,7 +204,7 @@ static op *new_op(jsr_changes *c, const char *path, char *err, size_t errlen)
     return o;
 }
 
-int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t len,
+int jsr_changes_replace(jsr_changes *c, const char *path, const void *data, size_t len,
                     mode_t mode, char *err, size_t errlen)
 {
     op *o = new_op(c, path, err, errlen);
@@ -247,7 +249,7 @@ int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t l
         memcpy(o->data, data, len);
     o->len = len;
     o->mode = mode;
-    o->kind = OP_PUT;
+    o->kind = JSR_JOP_REPLACE;
     c->n++;
     return 1;
 fail:
@@ -260,7 +262,7 @@ fail:
     return 0;
 }
 
-int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, size_t errlen)
+int jsr_changes_move(jsr_changes *c, const char *path, int purge, char *err, size_t errlen)
 {
     op *o = new_op(c, path, err, errlen);
     if (!o)
@@ -271,7 +273,7 @@ int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, s
         c->broken = 1;
         return 0;
     }
-    o->kind = OP_MOVE;
+    o->kind = JSR_JOP_MOVE;
     o->purge = purge;
     c->n++;
     return 1;
@@ -279,7 +281,7 @@ int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, s
 
 /* The new op o becomes kind, or, when staging it failed, a dead op that
  * makes commit refuse (its path, in the set, is freed later). */
-static int keep_op(jsr_changes *c, op *o, int ok, enum op_kind kind)
+static int keep_op(jsr_changes *c, op *o, int ok, int kind)
 {
     o->kind = ok ? kind : OP_DEAD;
     c->n++;
@@ -304,7 +306,7 @@ int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char 
         ok = ERR("%s: already exists", clean);
     if (ok && !(o->dest = strdup(clean)))
         ok = ERR("out of memory");
-    return keep_op(c, o, ok, OP_RENAME);
+    return keep_op(c, o, ok, JSR_JOP_RENAME);
 }
 
 int jsr_changes_mkdir(jsr_changes *c, const char *path, char *err, size_t errlen)
@@ -320,7 +322,7 @@ int jsr_changes_mkdir(jsr_changes *c, const char *path, char *err, size_t errlen
         ok = ERR("%s: %s", o->path, strerror(errno));
     if (ok && set_add(&c->made, o->path) < 0)
         ok = ERR("out of memory");
-    return keep_op(c, o, ok, OP_MKDIR);
+    return keep_op(c, o, ok, JSR_JOP_MKDIR);
 }
 
 static const char *rel(const jsr_changes *c, const char *path)
@@ -344,8 +346,8 @@ static void json_str(jsr_buf *b, const char *s)
     jsr_buf_addc(b, '"');
 }
 
-/* fsyncs the parent directory of each put's target (consecutive
- * duplicates once); only used when every op is a put */
+/* fsyncs the parent directory of each replaced target (consecutive
+ * duplicates once); only used when every op is a replace */
 static int sync_parents(jsr_changes *c, char *err, size_t errlen)
 {
     char last[PATH_MAX] = "", dir[PATH_MAX];
@@ -433,20 +435,20 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
             if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
                 return ERR("%s: the directory for %s is missing or not a directory; nothing "
                            "was changed", dir, o->path);
-            if (!can_write(dir, o->kind == OP_PUT ? "write" : "move", o->path, err, errlen))
+            if (!can_write(dir, o->kind == JSR_JOP_REPLACE ? "write" : "move", o->path, err, errlen))
                 return 0;
             strcpy(last, dir);
         }
         o->exists = 0;
         if (lstat(o->path, &st) != 0) {
-            if (errno == ENOENT && (o->kind == OP_PUT || o->kind == OP_MKDIR))
+            if (errno == ENOENT && (o->kind == JSR_JOP_REPLACE || o->kind == JSR_JOP_MKDIR))
                 continue;
             return ERR("%s: cannot stat: %s; nothing was changed", o->path, strerror(errno));
         }
         o->exists = 1;
-        if (o->kind == OP_MKDIR)
+        if (o->kind == JSR_JOP_MKDIR)
             return ERR("%s: exists now; nothing was changed", o->path);
-        if (o->kind == OP_PUT) {
+        if (o->kind == JSR_JOP_REPLACE) {
             if (!S_ISREG(st.st_mode))
                 return ERR("%s: no longer a regular file; nothing was changed", o->path);
             /* with protected_hardlinks, only the owner (or root) may link a
@@ -458,7 +460,7 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
                            strerror(errno));
             continue;
         }
-        const char *to = o->kind == OP_RENAME ? o->dest : NULL;
+        const char *to = o->kind == JSR_JOP_RENAME ? o->dest : NULL;
         char pdest[PATH_MAX];
         if (to) {
             if (!jsr_parent(to, pdest, sizeof pdest))
@@ -478,7 +480,7 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
          * cannot be emptied would leave the commit half purged, with every
          * later run stopping on it */
         char why[JSR_ERRLEN];
-        if (o->kind == OP_MOVE && o->purge && !jsr_purge_check(o->path, why, sizeof why))
+        if (o->kind == JSR_JOP_MOVE && o->purge && !jsr_purge_check(o->path, why, sizeof why))
             return ERR("%s; --purge could not delete %s, so nothing was changed (run as its "
                        "owner or as root, or without --purge)", why, o->path);
     }
@@ -522,17 +524,13 @@ static int write_journal(jsr_changes *c, const char *jdir, const char *jtmp, con
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
         jsr_buf_adds(&j, i ? ",\n{" : "\n{");
-        if (o->kind == OP_MKDIR) {
-            jsr_buf_adds(&j, "\"op\":\"mkdir\",\"path\":");
-            json_str(&j, rel(c, o->path));
+        jsr_buf_addf(&j, "\"op\":\"%s\",\"path\":", jsr_jop_name(o->kind));
+        json_str(&j, rel(c, o->path));
+        if (o->kind == JSR_JOP_MKDIR) {
             jsr_buf_addc(&j, '}');
             continue;
         }
-        jsr_buf_adds(&j, o->kind == OP_PUT    ? "\"op\":\"replace\",\"path\":"
-                         : o->kind == OP_MOVE ? "\"op\":\"move\",\"path\":"
-                                              : "\"op\":\"rename\",\"path\":");
-        json_str(&j, rel(c, o->path));
-        if (o->kind == OP_PUT) {
+        if (o->kind == JSR_JOP_REPLACE) {
             jsr_buf_adds(&j, ",\"tmp\":");
             json_str(&j, rel(c, o->dest));
             jsr_buf_adds(&j, ",\"backup\":");
@@ -543,7 +541,7 @@ static int write_journal(jsr_changes *c, const char *jdir, const char *jtmp, con
         } else {
             jsr_buf_adds(&j, ",\"to\":");
             json_str(&j, rel(c, o->dest));
-            if (o->kind == OP_MOVE)
+            if (o->kind == JSR_JOP_MOVE)
                 jsr_buf_addf(&j, ",\"purge\":%s", o->purge ? "true" : "false");
         }
         jsr_buf_addc(&j, '}');
@@ -620,9 +618,9 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
         op *o = &c->ops[i];
         /* a renamed tree may carry files staged below it: their parents
          * change paths, so make it all durable with one syncfs instead */
-        if (o->kind != OP_PUT)
+        if (o->kind != JSR_JOP_REPLACE)
             few = 0;
-        if (o->kind == OP_MOVE) {
+        if (o->kind == JSR_JOP_MOVE) {
             any_move = 1;
             any_purge |= o->purge;
             const char *base = strrchr(o->path, '/') + 1;
@@ -630,7 +628,7 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
                 ERR("%s: path too long", o->path);
                 goto out;
             }
-        } else if (o->kind == OP_PUT) {
+        } else if (o->kind == JSR_JOP_REPLACE) {
             if (!o->exists)
                 continue; /* a new file: undo deletes it */
             if (!(o->backup = joinf("%s/%zu", bdir, i))) {
@@ -663,14 +661,14 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
      * children), then the temp files, some of them inside them */
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
-        if (o->kind == OP_MKDIR && jsr_os_mkdir(o->path, 0750) != 0) {
+        if (o->kind == JSR_JOP_MKDIR && jsr_os_mkdir(o->path, 0750) != 0) {
             ERR("%s: cannot create the directory: %s", o->path, strerror(errno));
             goto out;
         }
     }
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
-        if (o->kind == OP_PUT && !jsr_write_new(o->dest, o->data, o->len, o->mode, few, err, errlen))
+        if (o->kind == JSR_JOP_REPLACE && !jsr_write_new(o->dest, o->data, o->len, o->mode, few, err, errlen))
             goto out;
     }
 
@@ -692,10 +690,10 @@ int jsr_changes_commit(jsr_changes *c, char *err, size_t errlen)
     /* 4. apply */
     for (size_t i = 0; i < c->n; i++) {
         op *o = &c->ops[i];
-        if (o->kind == OP_MKDIR)
+        if (o->kind == JSR_JOP_MKDIR)
             continue; /* made in step 2 */
-        const char *from = o->kind == OP_PUT ? o->dest : o->path;
-        const char *to = o->kind == OP_PUT ? o->path : o->dest;
+        const char *from = o->kind == JSR_JOP_REPLACE ? o->dest : o->path;
+        const char *to = o->kind == JSR_JOP_REPLACE ? o->path : o->dest;
         if (jsr_os_rename(from, to) != 0) {
             ERR("%s: cannot rename to %s: %s", from, to, strerror(errno));
             goto out;

@@ -16,8 +16,14 @@
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
-enum { U_REPLACE = JSR_JOP_REPLACE, U_MOVE = JSR_JOP_MOVE, U_RENAME = JSR_JOP_RENAME,
-       U_MKDIR = JSR_JOP_MKDIR };
+static const char *const jop_names[JSR_JOP_COUNT] = {
+    [JSR_JOP_REPLACE] = "replace", [JSR_JOP_MOVE] = "move", [JSR_JOP_RENAME] = "rename",
+    [JSR_JOP_MKDIR] = "mkdir"};
+
+const char *jsr_jop_name(int kind)
+{
+    return kind >= 0 && kind < JSR_JOP_COUNT ? jop_names[kind] : "unknown";
+}
 
 /* ------------------------------------------------------- one line's JSON */
 
@@ -311,8 +317,11 @@ static const char *check_op(const char *id, const rawop *r, int *kind)
         return "an operation without \"op\" or \"path\"";
     if (!rel_ok(r->path) || under(r->path, JSR_STATE_DIR))
         return "a path outside the store's data (absolute, \"..\", or in " JSR_STATE_DIR "/)";
-    if (!strcmp(r->op, "replace")) {
-        *kind = U_REPLACE;
+    *kind = -1;
+    for (int k = 0; k < JSR_JOP_COUNT; k++)
+        if (!strcmp(r->op, jop_names[k]))
+            *kind = k;
+    if (*kind == JSR_JOP_REPLACE) {
         if (!r->tmp || snprintf(want, sizeof want, "%s" JSR_TMP_SUFFIX, r->path) >=
                            (int)sizeof want || strcmp(r->tmp, want) != 0)
             return "a replace whose \"tmp\" is not <path>" JSR_TMP_SUFFIX;
@@ -326,22 +335,19 @@ static const char *check_op(const char *id, const rawop *r, int *kind)
         }
         return NULL;
     }
-    if (!strcmp(r->op, "move")) {
-        *kind = U_MOVE;
+    if (*kind == JSR_JOP_MOVE) {
         int n = snprintf(want, sizeof want, JSR_REMOVED_DIR "/%s/", id);
         if (!r->to || n >= (int)sizeof want || strncmp(r->to, want, (size_t)n) != 0 ||
             !rel_ok(r->to) || strchr(r->to + n, '/'))
             return "a move whose \"to\" is not in " JSR_REMOVED_DIR "/<journal id>/";
         return NULL;
     }
-    if (!strcmp(r->op, "mkdir")) {
-        *kind = U_MKDIR;
+    if (*kind == JSR_JOP_MKDIR) {
         if (r->to || r->tmp || r->backup)
             return "a mkdir with a \"to\", \"tmp\" or \"backup\"";
         return NULL;
     }
-    if (!strcmp(r->op, "rename")) {
-        *kind = U_RENAME;
+    if (*kind == JSR_JOP_RENAME) {
         if (!r->to || !rel_ok(r->to) || under(r->to, JSR_STATE_DIR))
             return "a rename whose \"to\" is outside the store's data";
         return NULL;

@@ -27,7 +27,7 @@
 #include "jsr/metasum.h"
 #include "jsr/walk.h"
 
-#define REG_ROOT "jsr.root"
+#define MT_STORE "jsr.store"
 #define MT_CHANGES "jsr.changes"
 /* a meta.inf is a few KB; anything this big is not one */
 #define META_MAX (8u << 20)
@@ -41,30 +41,70 @@ static int fail(lua_State *L, const char *msg)
 
 /* --------------------------------------------------------------- store */
 
+/* A store opened with jsr.open: every call that reads or changes it as a
+ * whole is a method, so no root is kept anywhere else (two stores may be
+ * open at once: survivors reads several and writes one).  The paths are
+ * freed by close, <close> or the collector. */
+typedef struct {
+    char *store_dir;
+    char *js_dir;
+} store_ud;
+
+static store_ud *check_store(lua_State *L, int i)
+{
+    store_ud *s = luaL_checkudata(L, i, MT_STORE);
+    if (!s->store_dir)
+        luaL_error(L, "this store is closed");
+    return s;
+}
+
+const char *jsr_lua_store_dir(lua_State *L, int i) { return check_store(L, i)->store_dir; }
+
+/* open(store) -> store | nil, message */
 static int l_open(lua_State *L)
 {
     const char *arg = luaL_checkstring(L, 1);
     char store[PATH_MAX], js[PATH_MAX], err[JSR_ERRLEN];
     if (!jsr_find_store(arg, store, js, sizeof store, err, sizeof err))
         return fail(L, err);
-    lua_pushstring(L, store);
-    lua_setfield(L, LUA_REGISTRYINDEX, REG_ROOT);
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, store);
-    lua_setfield(L, -2, "store_dir");
-    lua_pushstring(L, js);
-    lua_setfield(L, -2, "js_dir");
+    store_ud *s = lua_newuserdatauv(L, sizeof *s, 0);
+    s->store_dir = s->js_dir = NULL;
+    luaL_setmetatable(L, MT_STORE);
+    if (!(s->js_dir = strdup(js)) || !(s->store_dir = strdup(store)))
+        return luaL_error(L, "out of memory");
     return 1;
 }
 
-static const char *root_or_error(lua_State *L)
+static int store_close(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_ROOT);
-    const char *root = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the registry keeps the string alive */
-    if (!root)
-        luaL_error(L, "no store is open: call jsr.open(store) before changing anything");
-    return root;
+    store_ud *s = luaL_checkudata(L, 1, MT_STORE);
+    free(s->store_dir);
+    free(s->js_dir);
+    s->store_dir = s->js_dir = NULL;
+    return 0;
+}
+
+/* store.store_dir, store.js_dir, or a method (the upvalue) */
+static int store_index(lua_State *L)
+{
+    store_ud *s = check_store(L, 1);
+    const char *k = lua_tostring(L, 2);
+    if (k && !strcmp(k, "store_dir"))
+        lua_pushstring(L, s->store_dir);
+    else if (k && !strcmp(k, "js_dir"))
+        lua_pushstring(L, s->js_dir);
+    else {
+        lua_pushvalue(L, 2);
+        lua_rawget(L, lua_upvalueindex(1));
+    }
+    return 1;
+}
+
+static int store_tostring(lua_State *L)
+{
+    store_ud *s = luaL_checkudata(L, 1, MT_STORE);
+    lua_pushfstring(L, "jsr.store (%s)", s->store_dir ? s->store_dir : "closed");
+    return 1;
 }
 
 static const char *kind_name(jsr_kind k)
@@ -117,17 +157,16 @@ static int walk_next(lua_State *L)
     return 1;
 }
 
-/* walk(root): an iterator over entry tables (see SCRIPTING.md). The
+/* store:walk(): an iterator over entry tables (see SCRIPTING.md). The
  * listing is taken once, up front, so changes made while iterating do not
  * disturb it. */
 static int l_walk(lua_State *L)
 {
-    const char *arg = luaL_checkstring(L, 1);
-    char store[PATH_MAX], js[PATH_MAX], err[JSR_ERRLEN];
+    const char *js = check_store(L, 1)->js_dir;
+    char err[JSR_ERRLEN];
     /* an unreadable store is the operator's problem, not a bug: the message
      * alone, without the Lua line that called walk */
-    if (!jsr_find_store(arg, store, js, sizeof store, err, sizeof err) ||
-        (lua_newtable(L), !jsr_walk(js, walk_collect, L, err, sizeof err))) {
+    if ((lua_newtable(L), !jsr_walk(js, walk_collect, L, err, sizeof err))) {
         lua_pushstring(L, err);
         return lua_error(L);
     }
@@ -314,8 +353,8 @@ static int stage_meta_bytes(jsr_changes *c, const meta_paths *m, const char *dat
     char sum[17];
     if (!jsr_metasum(m->key, data, len, sum))
         return jsr_errf(err, errlen, "%s: SHA-256 failed (OpenSSL)", m->inf);
-    return jsr_changes_put(c, m->inf, data, len, 0, err, errlen) &&
-           jsr_changes_put(c, m->sum, sum, 16, 0, err, errlen);
+    return jsr_changes_replace(c, m->inf, data, len, 0, err, errlen) &&
+           jsr_changes_replace(c, m->sum, sum, 16, 0, err, errlen);
 }
 
 static int stage_write_meta(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
@@ -363,10 +402,10 @@ static int stage_rehash(lua_State *L, jsr_changes *c, int patharg, char *err, si
     free(data);
     if (!ok)
         return jsr_errf(err, errlen, "%s: SHA-256 failed (OpenSSL)", m.inf);
-    return jsr_changes_put(c, m.sum, sum, 16, 0, err, errlen);
+    return jsr_changes_replace(c, m.sum, sum, 16, 0, err, errlen);
 }
 
-static int stage_rmtree(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+static int stage_move(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
 {
     const char *arg = luaL_checkstring(L, patharg);
     int purge = 0;
@@ -378,7 +417,7 @@ static int stage_rmtree(lua_State *L, jsr_changes *c, int patharg, char *err, si
     char clean[PATH_MAX];
     if (!jsr_path_clean(arg, clean, sizeof clean, err, errlen))
         return 0;
-    return jsr_changes_remove(c, clean, purge, err, errlen);
+    return jsr_changes_move(c, clean, purge, err, errlen);
 }
 
 static int stage_mkdir(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
@@ -396,7 +435,7 @@ static int stage_rename(lua_State *L, jsr_changes *c, int patharg, char *err, si
     return jsr_changes_rename(c, from, to, err, errlen);
 }
 
-static int stage_write_file(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
+static int stage_replace(lua_State *L, jsr_changes *c, int patharg, char *err, size_t errlen)
 {
     const char *arg = luaL_checkstring(L, patharg);
     size_t len;
@@ -406,32 +445,10 @@ static int stage_write_file(lua_State *L, jsr_changes *c, int patharg, char *err
     char clean[PATH_MAX];
     if (!jsr_path_clean(arg, clean, sizeof clean, err, errlen))
         return 0;
-    return jsr_changes_put(c, clean, data, len, (mode_t)mode, err, errlen);
+    return jsr_changes_replace(c, clean, data, len, (mode_t)mode, err, errlen);
 }
 
 typedef int (*stage_fn)(lua_State *, jsr_changes *, int, char *, size_t);
-
-/* The one-shot primitives: stage one change, commit it durably. */
-static int immediate(lua_State *L, stage_fn fn)
-{
-    const char *root = root_or_error(L);
-    char err[JSR_ERRLEN];
-    jsr_changes *c = jsr_changes_open(root, err, sizeof err);
-    if (!c)
-        return fail(L, err);
-    int ok = fn(L, c, 1, err, sizeof err) && jsr_changes_commit(c, err, sizeof err);
-    jsr_changes_free(c);
-    if (!ok)
-        return fail(L, err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int l_write_meta(lua_State *L) { return immediate(L, stage_write_meta); }
-static int l_rehash(lua_State *L) { return immediate(L, stage_rehash); }
-static int l_rmtree(lua_State *L) { return immediate(L, stage_rmtree); }
-static int l_write_file(lua_State *L) { return immediate(L, stage_write_file); }
-static int l_rename(lua_State *L) { return immediate(L, stage_rename); }
 
 /* ------------------------------------------------------------- changes */
 
@@ -447,9 +464,10 @@ static changes_ud *check_changes(lua_State *L)
     return u;
 }
 
+/* store:changes() -> set | nil, message */
 static int l_changes(lua_State *L)
 {
-    const char *root = root_or_error(L);
+    const char *root = check_store(L, 1)->store_dir;
     char err[JSR_ERRLEN];
     changes_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->c = NULL;
@@ -471,8 +489,8 @@ static int staged(lua_State *L, stage_fn fn)
 
 static int c_write_meta(lua_State *L) { return staged(L, stage_write_meta); }
 static int c_rehash(lua_State *L) { return staged(L, stage_rehash); }
-static int c_rmtree(lua_State *L) { return staged(L, stage_rmtree); }
-static int c_write_file(lua_State *L) { return staged(L, stage_write_file); }
+static int c_move(lua_State *L) { return staged(L, stage_move); }
+static int c_replace(lua_State *L) { return staged(L, stage_replace); }
 static int c_rename(lua_State *L) { return staged(L, stage_rename); }
 static int c_mkdir(lua_State *L) { return staged(L, stage_mkdir); }
 
@@ -604,14 +622,7 @@ static int l_lstat(lua_State *L)
 
 static const luaL_Reg jsr_funcs[] = {
     {"open", l_open},
-    {"walk", l_walk},
     {"read_meta", l_read_meta},
-    {"write_meta", l_write_meta},
-    {"rehash", l_rehash},
-    {"rmtree", l_rmtree},
-    {"write_file", l_write_file},
-    {"rename", l_rename},
-    {"changes", l_changes},
     {"metasum", l_metasum},
     {"tree_bytes", l_tree_bytes},
     {"isatty", l_isatty},
@@ -623,11 +634,18 @@ static const luaL_Reg jsr_funcs[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg store_methods[] = {
+    {"walk", l_walk},
+    {"changes", l_changes},
+    {"close", store_close},
+    {NULL, NULL},
+};
+
 static const luaL_Reg changes_methods[] = {
     {"write_meta", c_write_meta},
     {"rehash", c_rehash},
-    {"rmtree", c_rmtree},
-    {"write_file", c_write_file},
+    {"replace", c_replace},
+    {"move", c_move},
     {"rename", c_rename},
     {"mkdir", c_mkdir},
     {"count", c_count},
@@ -647,16 +665,32 @@ static const luaL_Reg json_funcs[] = {
     {NULL, NULL},
 };
 
+/* close as __gc and __close of the metatable on top of the stack */
+static void set_closer(lua_State *L, lua_CFunction close)
+{
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+}
+
 int luaopen_jsr(lua_State *L)
 {
     jsr_json_setup(L);
     luaL_newmetatable(L, MT_CHANGES);
     luaL_newlib(L, changes_methods);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, c_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, c_close);
-    lua_setfield(L, -2, "__close");
+    set_closer(L, c_close);
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, MT_STORE);
+    luaL_newlib(L, store_methods);
+    jsr_undo_register(L); /* undo, journal, journal_finish, open_by, lock */
+    lua_pushcclosure(L, store_index, 1);
+    lua_setfield(L, -2, "__index");
+    set_closer(L, store_close);
+    lua_pushcfunction(L, store_tostring);
+    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
     luaL_newlib(L, jsr_funcs);
@@ -669,7 +703,6 @@ int luaopen_jsr(lua_State *L)
     lua_pushliteral(L, JSR_VERSION);
     lua_setfield(L, -2, "version");
     jsr_block_register(L);
-    jsr_undo_register(L);
     jsr_crypto_register(L);
     jsr_raft_register(L);
     jsr_salvage_register(L);

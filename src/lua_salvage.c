@@ -1,7 +1,7 @@
 /* Encoders for what a standalone server loads after a salvage from the
  * Raft logs: message block records (msgs/N.blk) and consumer state (o.dat).
  * Both only build bytes; they are written through the journaled changes
- * set (jsr.changes()), so a salvage is atomic and undoable like every
+ * set (store:changes()), so a salvage is atomic and undoable like every
  * other change prepare makes.  Formats: docs/FORMAT.md. */
 #include <stdint.h>
 #include <stdlib.h>

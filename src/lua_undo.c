@@ -1,18 +1,18 @@
-/* jsr.undo, jsr.journal, jsr.journal_finish, jsr.open_by, jsr.lock: the
- * Lua side of undo.h and guard.h, with the conventions of lua_jsr.c (a
- * wrong argument raises; a problem with the store returns nil, message). */
+/* store:undo(), :journal(), :journal_finish(), :open_by(), :lock(): the
+ * Lua side of undo.h and guard.h, methods of a store jsr.open returned,
+ * with the conventions of lua_jsr.c (a wrong argument raises; a problem
+ * with the store returns nil, message). */
 #define _GNU_SOURCE
 #include "jsr/lua_undo.h"
 
-#include <limits.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
 
 #include "jsr/fsops.h"
 #include "jsr/guard.h"
+#include "jsr/lua_jsr.h"
 #include "jsr/undo.h"
-#include "jsr/walk.h"
 
 #define MT_LOCK "jsr.lock"
 
@@ -21,14 +21,6 @@ static int fail(lua_State *L, const char *msg)
     luaL_pushfail(L);
     lua_pushstring(L, msg);
     return 2;
-}
-
-/* The store_dir of a user's <store> argument, or raises nothing and
- * returns 0 with err set. */
-static int store_of(lua_State *L, int arg, char *store, char *err)
-{
-    char js[PATH_MAX];
-    return jsr_find_store(luaL_checkstring(L, arg), store, js, PATH_MAX, err, JSR_ERRLEN);
 }
 
 static void undone(const char *id, size_t ops, size_t gone, const char *gone_example, void *ud)
@@ -48,12 +40,13 @@ static void undone(const char *id, size_t ops, size_t gone, const char *gone_exa
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 }
 
-/* undo(store [, {id=, ignore_purged=}]) -> {{id=, ops=, gone=, gone_example=}, ...}
+/* store:undo([{id=, ignore_purged=}]) -> {{id=, ops=, gone=, gone_example=}, ...}
  * newest first
  *   | nil, message, changed */
 static int l_undo(lua_State *L)
 {
-    char store[PATH_MAX], err[JSR_ERRLEN];
+    const char *store = jsr_lua_store_dir(L, 1);
+    char err[JSR_ERRLEN];
     const char *id = NULL;
     int flags = 0;
     if (!lua_isnoneornil(L, 2)) {
@@ -64,8 +57,6 @@ static int l_undo(lua_State *L)
             flags |= JSR_UNDO_IGNORE_PURGED;
         lua_pop(L, 1);
     }
-    if (!store_of(L, 1, store, err))
-        return fail(L, err);
     lua_newtable(L);
     int changed = 0;
     if (!jsr_undo(store, id, flags, undone, L, &changed, err, sizeof err)) {
@@ -76,12 +67,11 @@ static int l_undo(lua_State *L)
     return 1;
 }
 
-/* journal(store) -> {{id=, state=, ops=, error=}, ...} oldest first */
+/* store:journal() -> {{id=, state=, ops=, error=}, ...} oldest first */
 static int l_journal(lua_State *L)
 {
-    char store[PATH_MAX], err[JSR_ERRLEN];
-    if (!store_of(L, 1, store, err))
-        return fail(L, err);
+    const char *store = jsr_lua_store_dir(L, 1);
+    char err[JSR_ERRLEN];
     jsr_journal_info *list;
     size_t n;
     if (!jsr_journal_list(store, &list, &n, err, sizeof err))
@@ -105,21 +95,23 @@ static int l_journal(lua_State *L)
     return 1;
 }
 
-/* journal_finish(store) -> number of journals whose purge was finished */
+/* store:journal_finish() -> number of journals whose purge was finished */
 static int l_journal_finish(lua_State *L)
 {
-    char store[PATH_MAX], err[JSR_ERRLEN];
+    const char *store = jsr_lua_store_dir(L, 1);
+    char err[JSR_ERRLEN];
     size_t purged;
-    if (!store_of(L, 1, store, err) || !jsr_journal_finish(store, &purged, err, sizeof err))
+    if (!jsr_journal_finish(store, &purged, err, sizeof err))
         return fail(L, err);
     lua_pushinteger(L, (lua_Integer)purged);
     return 1;
 }
 
-/* open_by(path) -> {{pid=, command=, file=, how=}, ...}, unreadable */
+/* store:open_by() -> {{pid=, command=, file=, how=}, ...}, unreadable:
+ * the processes using the store's tree */
 static int l_open_by(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = jsr_lua_store_dir(L, 1);
     char err[JSR_ERRLEN];
     jsr_opener *list;
     size_t n, unreadable;
@@ -147,13 +139,12 @@ typedef struct {
     int fd;
 } lock_ud;
 
-/* lock(store) -> lock | nil, message; lock:unlock(), or let it close
+/* store:lock() -> lock | nil, message; lock:unlock(), or let it close
  * (a to-be-closed variable, or garbage collection) */
 static int l_lock(lua_State *L)
 {
-    char store[PATH_MAX], err[JSR_ERRLEN];
-    if (!store_of(L, 1, store, err))
-        return fail(L, err);
+    const char *store = jsr_lua_store_dir(L, 1);
+    char err[JSR_ERRLEN];
     lock_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->fd = -1;
     luaL_setmetatable(L, MT_LOCK);
@@ -195,5 +186,5 @@ void jsr_undo_register(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    luaL_setfuncs(L, funcs, 0);
+    luaL_setfuncs(L, funcs, 0); /* into the store's methods */
 }

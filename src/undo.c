@@ -17,8 +17,6 @@
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
-enum { U_REPLACE = JSR_JOP_REPLACE, U_MOVE = JSR_JOP_MOVE, U_RENAME = JSR_JOP_RENAME,
-       U_MKDIR = JSR_JOP_MKDIR };
 typedef jsr_jop uop;
 
 /* A journal's files, and what a forward read of it found: its operations
@@ -53,7 +51,7 @@ static int note_purge_left(const uop *o, size_t index, void *ud, char *err, size
     (void)err;
     (void)errlen;
     journal *j = ud;
-    if (o->kind == U_MOVE && o->purge && !j->purge_left && jsr_lexists(o->to))
+    if (o->kind == JSR_JOP_MOVE && o->purge && !j->purge_left && jsr_lexists(o->to))
         j->purge_left = 1;
     return 1;
 }
@@ -271,7 +269,7 @@ static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t e
         if (paths[k] && !no_links(store, paths[k], err, errlen))
             return 0;
     /* a directory the commit did not get to make: nothing to take back */
-    if (o->kind == U_MKDIR && !jsr_lexists(o->path))
+    if (o->kind == JSR_JOP_MKDIR && !jsr_lexists(o->path))
         return 1;
     if (!jsr_parent(o->path, dir, sizeof dir) || !writable(dir, o->path, err, errlen))
         return 0;
@@ -289,11 +287,11 @@ static int precheck_op(const uop *o, size_t index, void *ud, char *err, size_t e
     /* what is left of a purged tree is deleted at the end: it must be
      * possible, or the undo would stop there on every run */
     char why[JSR_ERRLEN];
-    if (o->kind == U_MOVE && o->purge && c->j->purging && (c->flags & JSR_UNDO_IGNORE_PURGED) &&
+    if (o->kind == JSR_JOP_MOVE && o->purge && c->j->purging && (c->flags & JSR_UNDO_IGNORE_PURGED) &&
         !jsr_purge_check(o->to, why, sizeof why))
         return ERR("%s; undo must delete what is left of the purged %s, so nothing was changed "
                    "(run undo as its owner or as root)", why, o->path);
-    if (o->kind == U_MOVE && o->purge && c->j->purging && !jsr_lexists(o->path) &&
+    if (o->kind == JSR_JOP_MOVE && o->purge && c->j->purging && !jsr_lexists(o->path) &&
         !(c->flags & JSR_UNDO_IGNORE_PURGED))
         return ERR("%s: cannot be restored: it was deleted (--purge) after journal %s "
                    "committed; run undo with --ignore-purged to restore everything else; "
@@ -369,7 +367,7 @@ static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errle
     journal *j = ud;
     struct stat sp, sb;
     int have_path = lstat(o->path, &sp) == 0;
-    if (o->kind == U_MKDIR) {
+    if (o->kind == JSR_JOP_MKDIR) {
         /* what the commit put inside was taken back first (reverse order) */
         if (!have_path)
             return 1;
@@ -383,7 +381,7 @@ static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errle
                        strerror(errno));
         return 1;
     }
-    if (o->kind == U_REPLACE) {
+    if (o->kind == JSR_JOP_REPLACE) {
         /* a temp file still there: the rename over the target never came
          * (anything but a regular file there is not ours) */
         struct stat st;
@@ -406,9 +404,9 @@ static int undo_op(const uop *o, size_t index, void *ud, char *err, size_t errle
         return do_unlink(o->path, err, errlen);
     }
     int have_to = jsr_lexists(o->to);
-    if (o->kind == U_MOVE && o->purge && j->purging)
+    if (o->kind == JSR_JOP_MOVE && o->purge && j->purging)
         return 1; /* gone, or partly: never restore half a tree (precheck allowed it) */
-    if (have_to && !have_path && o->kind == U_MOVE && dir_gone(j, o->path))
+    if (have_to && !have_path && o->kind == JSR_JOP_MOVE && dir_gone(j, o->path))
         return jsr_purge_tree(o->to, err, errlen);
     if (have_to && !have_path)
         return do_rename(o->to, o->path, err, errlen);
@@ -433,7 +431,7 @@ static int purge_rest(const uop *o, size_t index, void *ud, char *err, size_t er
 {
     (void)index;
     (void)ud;
-    return !(o->kind == U_MOVE && o->purge) || jsr_purge_tree(o->to, err, errlen);
+    return !(o->kind == JSR_JOP_MOVE && o->purge) || jsr_purge_tree(o->to, err, errlen);
 }
 
 /* *changed: set once the store is no longer as this undo found it, or
@@ -561,7 +559,7 @@ static int purge_op(const uop *o, size_t index, void *ud, char *err, size_t errl
 {
     (void)index;
     const char *store = ud;
-    return !(o->kind == U_MOVE && o->purge) ||
+    return !(o->kind == JSR_JOP_MOVE && o->purge) ||
            (no_links(store, o->to, err, errlen) && jsr_purge_tree(o->to, err, errlen));
 }
 

@@ -59,24 +59,28 @@ typedef struct jsr_changes jsr_changes;
 /* store_dir: clean absolute path of the store (parent of jetstream/). */
 jsr_changes *jsr_changes_open(const char *store_dir, char *err, size_t errlen);
 
-/* Stages path (inside the store) to hold data (copied).  mode 0 keeps the
- * mode of the file it replaces, or 0640 for a new file. */
-int jsr_changes_put(jsr_changes *c, const char *path, const void *data, size_t len,
-                    mode_t mode, char *err, size_t errlen);
+/* The four operations; each is journaled under its own name (jread.h:
+ * "replace", "move", "rename", "mkdir"), which is also its Lua method on a
+ * set (store:changes()). */
 
-/* Stages moving the tree at path out of the way (into the journal's
+/* replace: stages path (inside the store) to hold data (copied).  mode 0
+ * keeps the mode of the file it replaces, or 0640 for a new file. */
+int jsr_changes_replace(jsr_changes *c, const char *path, const void *data, size_t len,
+                        mode_t mode, char *err, size_t errlen);
+
+/* move: stages moving the tree at path out of the way (into the journal's
  * removed/ folder).  With purge set, it is deleted after the commit. */
-int jsr_changes_remove(jsr_changes *c, const char *path, int purge, char *err, size_t errlen);
+int jsr_changes_move(jsr_changes *c, const char *path, int purge, char *err, size_t errlen);
 
-/* Stages renaming the tree at path to dest (both inside the store; dest
- * must not exist).  Used to give a tree a new name, e.g. an account. */
+/* rename: stages renaming the tree at path to dest (both inside the store;
+ * dest must not exist).  Used to give a tree a new name, e.g. an account. */
 int jsr_changes_rename(jsr_changes *c, const char *path, const char *dest, char *err,
                        size_t errlen);
 
-/* Stages creating the directory at path (mode 0750; it must not exist, its
- * parent must exist or be made by an earlier op of this set); puts and
- * mkdirs below it may follow.  Made before any temp file is written; undo
- * removes it once what was put inside is taken back. */
+/* mkdir: stages creating the directory at path (mode 0750; it must not
+ * exist, its parent must exist or be made by an earlier op of this set);
+ * replaces and mkdirs below it may follow.  Made before any temp file is
+ * written; undo removes it once what was put inside is taken back. */
 int jsr_changes_mkdir(jsr_changes *c, const char *path, char *err, size_t errlen);
 
 size_t jsr_changes_count(const jsr_changes *c);

@@ -20,7 +20,14 @@
  * (\u00XX), fit with room to spare. */
 #define JSR_JOURNAL_LINE_MAX (1u << 20)
 
-enum { JSR_JOP_REPLACE, JSR_JOP_MOVE, JSR_JOP_RENAME, JSR_JOP_MKDIR };
+/* The operations of a set of changes (changes.h), one name each: the
+ * journal line's "op", the changes.h function, the Lua method.  replace: a
+ * file's new bytes; move: a tree moved aside into removed/; rename: a tree
+ * given a new name in the store; mkdir: a new directory. */
+enum { JSR_JOP_REPLACE, JSR_JOP_MOVE, JSR_JOP_RENAME, JSR_JOP_MKDIR, JSR_JOP_COUNT };
+
+/* "replace", "move", "rename", "mkdir": the "op" of a journal line */
+const char *jsr_jop_name(int kind);
 
 /* One operation, its paths made absolute (below the store) and checked to
  * be where commit puts them (undo.h). */

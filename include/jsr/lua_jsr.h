@@ -13,6 +13,11 @@
 
 int luaopen_jsr(lua_State *L);
 
+/* The store_dir of the store handle (jsr.open) at stack index i; raises a
+ * Lua error for anything else or a closed handle.  Valid while the handle
+ * is on the stack and open. */
+const char *jsr_lua_store_dir(lua_State *L, int i);
+
 /* Adds the message block functions to the table on top of the stack. */
 void jsr_block_register(lua_State *L);
 /* Adds the msgs/index.db reader (lua_indexdb.c; called by jsr_block_register). */

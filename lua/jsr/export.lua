@@ -41,7 +41,7 @@ function M.open(cmd, opts, store, policy)
   local st, oerr = jsr.open(store)
   if not st then say(oerr, "\n"); return nil, 3 end
   -- a server still running on the store changes it under the snapshot
-  local refusal, warning = guard.users(st.store_dir, "--force-open")
+  local refusal, warning = guard.users(st, "--force-open")
   if warning then say("warning: ", warning, "\n") end
   if refusal then
     if not opts["force-open"] then say("nothing read: ", refusal, "\n"); return nil, 1 end

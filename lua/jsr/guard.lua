@@ -5,14 +5,14 @@ local jsr = require "jsr"
 
 local M = {}
 
--- lock(store_dir) -> lock | nil, message.  Held until lock:unlock() or
--- until the lock is closed (`local l <close> = ...`).
-M.lock = jsr.lock
+-- Each takes a store handle (jsr.open); the lock is the store's own
+-- (`local lock <close>, err = store:lock()`).
 
 -- Journals left by a run that did not finish, as a message telling the
 -- operator what to do, or nil when there are none.
-function M.unfinished(store_dir)
-  local list, err = jsr.journal(store_dir)
+function M.unfinished(store)
+  local store_dir = store.store_dir
+  local list, err = store:journal()
   if not list then return err end
   local lines = {}
   for _, j in ipairs(list) do
@@ -33,8 +33,9 @@ end
 
 -- Other processes that use the store: a refusal message (nil if none),
 -- and a warning about processes that could not be checked.
-function M.users(store_dir, override)
-  local list, unreadable = jsr.open_by(store_dir)
+function M.users(store, override)
+  local store_dir = store.store_dir
+  local list, unreadable = store:open_by()
   if not list then return unreadable end -- the message: /proc unreadable
   local warning
   if unreadable > 0 then

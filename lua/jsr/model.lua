@@ -59,17 +59,19 @@ local function read(entry)
 end
 
 -- scan(store) -> model, or nil, message when store is not a store.
--- model = { store = {store_dir, js_dir}, accounts = {...}, streams = {...},
+-- store: a handle from jsr.open, or a path to open.
+-- model = { store = handle (store_dir, js_dir), accounts = {...}, streams = {...},
 --           consumers = {...}, raft = {...}, skipped = {...}, errors = {...},
 --           system = account or nil }
 function M.scan(store_arg)
-  local st, err = jsr.open(store_arg)
+  local st, err = store_arg, nil
+  if type(store_arg) == "string" then st, err = jsr.open(store_arg) end
   if not st then return nil, err end
   local m = { store = st, accounts = {}, streams = {}, consumers = {}, raft = {},
               skipped = {}, errors = {} }
   local by_account, current = {}, nil
   local ok, werr = pcall(function()
-    for e in jsr.walk(st.store_dir) do
+    for e in st:walk() do
       if e.kind == "account" then
         current = { name = e.name, path = e.path, system = e.system, streams = {}, raft = {} }
         by_account[e.name] = current

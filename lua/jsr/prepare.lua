@@ -614,7 +614,7 @@ end
 function M.apply(plan, opts)
   opts = opts or {}
   if not plan.config_text then M.standalone_config(plan) end
-  local c = assert(jsr.changes())
+  local c = assert(plan.store:changes())
   local function check(ok, err) if not ok then c:close(); error(err, 0) end end
   for _, w in ipairs(plan.writes) do check(c:write_meta(w.path, w.config)) end
   -- 0640: as the server creates its block and state files
@@ -622,20 +622,20 @@ function M.apply(plan, opts)
     -- an encrypted store's files go back encrypted (jsr/sealed.lua)
     local data, extra = sealed.disk_bytes(w)
     check(data, extra)
-    check(c:write_file(w.path, data, 416))
-    if type(extra) == "table" then check(c:write_file(extra.path, extra.data, 416)) end
+    check(c:replace(w.path, data, 416))
+    if type(extra) == "table" then check(c:replace(extra.path, extra.data, 416)) end
   end
   for _, b in ipairs(plan.expired) do removal.apply(c, b, check, opts) end
   -- index files of a rewritten block: the server rebuilds them
-  for _, pth in ipairs(plan.salvage_removals or {}) do check(c:rmtree(pth, { purge = opts.purge })) end
-  for _, r in ipairs(plan.removals) do check(c:rmtree(r.path, { purge = opts.purge })) end
+  for _, pth in ipairs(plan.salvage_removals or {}) do check(c:move(pth, { purge = opts.purge })) end
+  for _, r in ipairs(plan.removals) do check(c:move(r.path, { purge = opts.purge })) end
   for _, r in ipairs(plan.renames) do check(c:rename(r.path, r.to)) end
   if read_file(plan.config_path) ~= plan.config_text then
-    check(c:write_file(plan.config_path, plan.config_text, 384)) -- 0600: it holds passwords
+    check(c:replace(plan.config_path, plan.config_text, 384)) -- 0600: it holds passwords
   end
   local report = M.report(plan)
   if read_file(plan.report_path) ~= report then
-    check(c:write_file(plan.report_path, report, 384))
+    check(c:replace(plan.report_path, report, 384))
   end
   local n = c:count()
   local id
@@ -823,17 +823,17 @@ function M.run(policy, ...)
   end
   -- the guards, before anything is read for the plan: one js-recover at a
   -- time, no half-done earlier run, nobody else using the store
-  local lock <close>, lerr = guard.lock(st.store_dir)
+  local lock <close>, lerr = st:lock()
   if not lock then
     say(lerr, "\n")
     return 1
   end
-  local unfinished = guard.unfinished(st.store_dir)
+  local unfinished = guard.unfinished(st)
   if unfinished then
     say("nothing changed: ", unfinished, "\n")
     return 1
   end
-  local refusal, warning = guard.users(st.store_dir, "--force-open")
+  local refusal, warning = guard.users(st, "--force-open")
   if warning then say("warning: ", warning, "\n") end
   if refusal then
     if not opts["force-open"] and not opts["dry-run"] then
@@ -844,7 +844,7 @@ function M.run(policy, ...)
   end
   if not opts["dry-run"] then
     -- a purge an earlier run was cut off in: the trees are committed as gone
-    local finished, ferr = jsr.journal_finish(st.store_dir)
+    local finished, ferr = st:journal_finish()
     if not finished then
       -- what is left is in .js-recover/removed/, not in the store the server
       -- reads: stopping here would only make every later run stop too
@@ -860,7 +860,7 @@ function M.run(policy, ...)
   -- the survivor's config (--config F); the store does not record it
   local own_domain, derr = require("jsr.domain").own(opts)
   if not own_domain then say(derr, "\n"); return 2 end
-  local m, err = model.scan(args[1])
+  local m, err = model.scan(st)
   if not m then
     say(err, "\n")
     return 3

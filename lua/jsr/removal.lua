@@ -140,24 +140,24 @@ end
 -- deleted marks keep the last sequence.
 function M.apply(c, b, check, opts)
   local purge = { purge = opts.purge }
-  if b.index_db then check(c:rmtree(b.index_db, purge)) end
+  if b.index_db then check(c:move(b.index_db, purge)) end
   if b.merged then return end -- marked in the bytes salvage writes
   if b.whole and not b.last then
-    check(c:rmtree(b.path, purge))
-    for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
+    check(c:move(b.path, purge))
+    for _, f in ipairs(b.index_files) do check(c:move(f, purge)) end
   elseif b.whole and not b.encrypted and not b.v210 then
-    check(c:write_file(b.path, "", 416))
+    check(c:replace(b.path, "", 416))
     local idx = layout.block_file(b.path, layout.IDX_EXT)
-    check(c:write_file(idx, M.empty_index(b.last_seq, b.last_ts), 416))
-    for _, f in ipairs(b.index_files) do if f ~= idx then check(c:rmtree(f, purge)) end end
+    check(c:replace(idx, M.empty_index(b.last_seq, b.last_ts), 416))
+    for _, f in ipairs(b.index_files) do if f ~= idx then check(c:move(f, purge)) end end
   else
     local data, err = M.marked(b)
     check(data, err)
     -- an encrypted block goes back under its own keystream (its N.key
     -- stays), as the server itself rewrites a block
     if b.keys then data, err = jsr.block_crypt(data, b.keys); check(data, err) end
-    check(c:write_file(b.path, data, 416))
-    for _, f in ipairs(b.index_files) do check(c:rmtree(f, purge)) end
+    check(c:replace(b.path, data, 416))
+    for _, f in ipairs(b.index_files) do check(c:move(f, purge)) end
   end
 end
 

@@ -40,7 +40,7 @@ function M.plan(store, policy, opts)
       .. "is there): its configs are prepare's, not the cluster's; run `js-recover undo` on it first "
       .. "(or restore from an unprepared copy)"
   end
-  local m, merr = model.scan(store)
+  local m, merr = model.scan(st)
   if not m then return nil, merr end
   local originals = {}
   for _, s in ipairs(m.streams) do

@@ -622,19 +622,18 @@ end
 -- replayed again over it they would apply the target's older view).
 -- Streams all of whose parts are the target's own are left to prepare.
 function M.into_store(r, target)
-  local T = target.model.store.store_dir
-  local ok, oerr = jsr.open(T)
-  if not ok then return nil, oerr end
-  local lock <close>, lerr = require("jsr.guard").lock(T)
+  local store = target.model.store
+  local T = store.store_dir
+  local lock <close>, lerr = store:lock()
   if not lock then return nil, lerr end
-  local unfinished = require("jsr.guard").unfinished(T)
+  local unfinished = require("jsr.guard").unfinished(store)
   if unfinished then return nil, unfinished end
   local meta, moved = metastate.find(target.model)
   local sys = meta and not moved and layout.raft_dir_of(meta) or nil
   local st = sys and metastate.read(target.model, meta) or { streams = {} }
   local groups = {}
   for _, sa in pairs(st.streams or {}) do groups[sa.account .. "\0" .. sa.name] = sa end
-  local c = jsr.changes()
+  local c = assert(store:changes())
   local made, n = {}, 0
   local function dir_for(path)
     local parent = path:match("^(.*)/[^/]+$")
@@ -661,7 +660,7 @@ function M.into_store(r, target)
       if jsr.lstat(tdir) == "directory" then
         for _, rel in ipairs(tree_files(tdir)) do
           if not want[rel] then
-            local rok, rerr = c:rmtree(tdir .. "/" .. rel)
+            local rok, rerr = c:move(tdir .. "/" .. rel)
             if not rok then c:close(); return nil, rerr end
           end
         end
@@ -672,7 +671,7 @@ function M.into_store(r, target)
         if not dok then c:close(); return nil, derr end
         local data = f.make and f.make() or require("jsr.files").read(f.path)
         if not data then c:close(); return nil, (f.path or f.name) .. ": cannot be read" end
-        local wok, werr = c:write_file(to, data)
+        local wok, werr = c:replace(to, data)
         if not wok then c:close(); return nil, werr end
       end
       -- the target's Raft groups of the stream and its consumers
@@ -685,7 +684,7 @@ function M.into_store(r, target)
       for _, g in ipairs(gs) do
         local gdir = type(g) == "table" and type(g.name) == "string" and (sys .. "/" .. g.name)
         if gdir and jsr.lstat(gdir) then
-          local rok, rerr = c:rmtree(gdir)
+          local rok, rerr = c:move(gdir)
           if not rok then c:close(); return nil, rerr end
         end
       end

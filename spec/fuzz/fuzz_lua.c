@@ -84,7 +84,7 @@ lua_State *jsr_fuzz_lua(const char *script)
         "package.path = " "'" FUZZ_LUA_DIR "/?.lua;" FUZZ_LUA_DIR "/?/init.lua'\n"
         "package.cpath = ''\n"
         "assert(os.execute(\"mkdir -p '\" .. STORE .. \"/jetstream'\"))\n"
-        "assert(jsr.open(STORE .. '/jetstream'))\n"
+        "STORE_H = assert(jsr.open(STORE .. '/jetstream'))\n"
         "raft = require 'jsr.raft'\n"
         /* what lost.lua and prepare read of a meta state (raft.meta_state) */
         "function FUZZ_META_OK(st)\n"

@@ -11,7 +11,7 @@
 #include <lua.h>
 
 /* The state, made on first use.  Globals: jsr, raft (= require "jsr.raft"),
- * STORE (a scratch store root, opened with jsr.open), FUZZ_WRITE(path,
+ * STORE (a scratch store root), STORE_H (its jsr.open handle), FUZZ_WRITE(path,
  * bytes) (writes a whole file), FUZZ_HH64(key_name, bytes) (a snapshot's
  * or record's checksum), FUZZ_S2(bytes) (an S2 block of literals) and
  * FUZZ_META_OK(state) (asserts a raft.meta_state result is usable).  script is compiled

@@ -35,7 +35,7 @@ static void setup(void)
     lua_setglobal(L, "STORE");
     lua_pushstring(L, dir);
     lua_setglobal(L, "DIR");
-    if (luaL_dostring(L, "assert(jsr.open(STORE))") != LUA_OK)
+    if (luaL_dostring(L, "STORE_H = assert(jsr.open(STORE))") != LUA_OK)
         abort();
 }
 
@@ -52,8 +52,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         "local cfg, info = jsr.read_meta(DIR)\n"
         "if type(cfg) ~= 'table' then return end\n"
         "local before = io.open(DIR .. '/meta.inf', 'rb'):read('a')\n"
-        "local ok, err = jsr.write_meta(DIR, cfg)\n"
+        "local c <close> = assert(STORE_H:changes())\n"
+        "local ok, err = c:write_meta(DIR, cfg)\n"
         "if not ok then assert(err:find('cannot encode', 1, true), err) return end\n"
+        "assert(c:commit())\n"
         "local again, info2 = jsr.read_meta(DIR)\n"
         "assert(type(again) == 'table' and info2.sum_ok, 'written file does not read back')\n"
         "local text = io.open(DIR .. '/meta.inf', 'rb'):read('a')\n"

@@ -18,12 +18,11 @@ if arg[5] == "mkdir" then
   os.exit(0)
 end
 
-assert(jsr.open(store))
-local c = assert(jsr.changes())
+local c = assert(assert(jsr.open(store)):changes())
 for d = 1, ndirs do
   local dir = store .. "/big/" .. name("d", d)
   for f = 1, nfiles do
-    assert(c:write_file(dir .. "/" .. name("f", f), "x"))
+    assert(c:replace(dir .. "/" .. name("f", f), "x"))
   end
 end
 local id, err = c:commit()

@@ -35,6 +35,24 @@ end
 M.cleanup = ns.rmtree
 M.tmpdir = ns.tmpdir
 
+-- change(store, method, ...) -> true | nil, message: one change staged on
+-- a set of the store (a path or a jsr.open handle) and committed, for the
+-- specs of a single change (a staging error comes back as it is, and
+-- nothing is written).
+function M.change(store, method, ...)
+  local jsr = require "jsr"
+  local st, err = store, nil
+  if type(store) == "string" then st, err = jsr.open(store) end
+  if not st then return nil, err end
+  local c <close>, cerr = st:changes()
+  if not c then return nil, cerr end
+  local ok, serr = c[method](c, ...)
+  if not ok then return nil, serr end
+  local id, merr = c:commit()
+  if not id then return nil, merr end
+  return true
+end
+
 function M.read(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("a")
