@@ -56,7 +56,7 @@ for _, s in pairs(meta.streams) do
     -- the stream's own records, by sequence (clfs is 0 in a run without failures)
     local want = {}
     for _, e in ipairs(entries) do
-      local lseq = string.unpack("<I8", jsr.s2_decode(e.data:sub(2)) or ("\0"):rep(8))
+      local lseq = string.unpack("<I8", jsr.s2.decode(e.data:sub(2)) or ("\0"):rep(8))
       want[lseq + 1] = e
     end
     local taken = 0

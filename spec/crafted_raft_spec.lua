@@ -220,7 +220,7 @@ describe("meta snapshots", function()
     finally(function() fx.cleanup(dir) end)
     local gdir = dir .. "/_meta_"
     local path = write_snapshot(gdir, 1, 3, "")
-    assert.is_true(assert(jsr.raft_snapshot(path)).hash_ok)
+    assert.is_true(assert(jsr.raft.snapshot(path)).hash_ok)
     local st = raft.meta_state(gdir)
     assert.are.same({}, st.findings)
     assert.are.same({}, st.streams)

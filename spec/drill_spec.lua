@@ -60,11 +60,11 @@ describe("quorum-loss drill (fast variant) on nats-server " .. server.version, f
     assert.are.same({ "ACME > ORDERS > gone" }, c.lost.reported_consumers)
     assert.are.same({}, c.lost.wrongly_reported)
     local lost = r.recovered.inspect.lost
-    local n1 = require("jsr").node_id("n1")
+    local n1 = require("jsr").raft.node_id("n1")
     assert.are.same({ n1 }, lost.streams[1].peers)
     assert.are.same({ n1 }, lost.consumers[1].peers)
     -- the survivor is told apart: the only node in every group held here
-    assert.are.equal(require("jsr").node_id("n2"), lost.this_node)
+    assert.are.equal(require("jsr").raft.node_id("n2"), lost.this_node)
     -- prepare says it too, at the end of its output
     local out = r.recovered.prepare_out
     assert.matches("LOST stream ACME > SCRATCH (R1): no data on this node; it lived on " .. n1, out, 1, true)

@@ -115,7 +115,7 @@ describe(("salvage from an encrypted %s store's logs (%s, %s)"):format(run.serve
         or { ack_floor = { consumer = 0, stream = 0 }, delivered = { consumer = 0, stream = 0 },
              pending = {}, redelivered = {} }
       cut.old_floor = old.ack_floor.stream
-      cluster.write_file(odat, assert(jsr.sealed_seal(odat, jsr.consumer_state_encode(old), ok_keys)))
+      cluster.write_file(odat, assert(jsr.sealed_seal(odat, jsr.odat.encode(old), ok_keys)))
       jsr.set_keys(nil)
 
       kf = dir .. "/js.key"

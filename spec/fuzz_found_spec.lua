@@ -4,7 +4,7 @@ local fx = require "spec.support.fixture"
 
 -- The survivor-wq-load fixture's consumer worker has a log one ack ahead
 -- of its o.dat, so prepare salvages: it reads o.dat, applies the ack and
--- writes o.dat back with jsr.consumer_state_encode.
+-- writes o.dat back with jsr.odat.encode.
 describe("consumer state the server refuses (odat_fuzz)", function()
   local ODAT = "/jetstream/ACME/streams/LOADQ/obs/worker/o.dat"
   -- the fixture's o.dat ends with "0 redelivered"; these replace its tail

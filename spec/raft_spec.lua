@@ -45,52 +45,52 @@ local function same(want, got)
   assert.is_true(want == got, "contents differ")
 end
 
-describe("s2_decode", function()
+describe("s2.decode", function()
   it("decodes literals in every length form", function()
-    assert.are.equal("", jsr.s2_decode("\0"))
-    assert.are.equal("hello", jsr.s2_decode(block(5, lit("hello"))))
+    assert.are.equal("", jsr.s2.decode("\0"))
+    assert.are.equal("hello", jsr.s2.decode(block(5, lit("hello"))))
     local a60 = ("a"):rep(100)    -- 1 extra length byte
     local a61 = ("b"):rep(300)    -- 2
     local a62 = ("c"):rep(70000)  -- 3
-    same(a60, jsr.s2_decode(block(100, lit(a60))))
-    same(a61, jsr.s2_decode(block(300, lit(a61))))
-    same(a62, jsr.s2_decode(block(70000, lit(a62))))
+    same(a60, jsr.s2.decode(block(100, lit(a60))))
+    same(a61, jsr.s2.decode(block(300, lit(a61))))
+    same(a62, jsr.s2.decode(block(70000, lit(a62))))
     -- a 4-byte length for a short literal is unusual but valid
-    assert.are.equal("xyz", jsr.s2_decode(block(3, string.char(63 << 2) .. string.pack("<I4", 2) .. "xyz")))
+    assert.are.equal("xyz", jsr.s2.decode(block(3, string.char(63 << 2) .. string.pack("<I4", 2) .. "xyz")))
   end)
 
   it("decodes copies with 1-, 2- and 4-byte offsets, overlapping ones as runs", function()
-    assert.are.equal("abcdabcd", jsr.s2_decode(block(8, lit("abcd"), copy1(4, 4))))
-    assert.are.equal("abcdabcdabc", jsr.s2_decode(block(11, lit("abcd"), copy1(7, 4))))
-    assert.are.equal(("a"):rep(11), jsr.s2_decode(block(11, lit("a"), copy2(10, 1))))
-    assert.are.equal("xyxyxyxy", jsr.s2_decode(block(8, lit("xy"), copy4(6, 2))))
+    assert.are.equal("abcdabcd", jsr.s2.decode(block(8, lit("abcd"), copy1(4, 4))))
+    assert.are.equal("abcdabcdabc", jsr.s2.decode(block(11, lit("abcd"), copy1(7, 4))))
+    assert.are.equal(("a"):rep(11), jsr.s2.decode(block(11, lit("a"), copy2(10, 1))))
+    assert.are.equal("xyxyxyxy", jsr.s2.decode(block(8, lit("xy"), copy4(6, 2))))
     -- the offset's high bits live in the tag: 1792 = 0x700
     local head = {}
     for i = 1, 2000 do head[i] = string.char(32 + i % 90) end
     head = table.concat(head)
     local want = head .. head:sub(2000 - 1792 + 1, 2000 - 1792 + 11)
-    same(want, jsr.s2_decode(block(2011, lit(head), copy1(11, 1792))))
+    same(want, jsr.s2.decode(block(2011, lit(head), copy1(11, 1792))))
     -- 64-byte copies with a 2-byte offset
-    assert.are.equal(("ab"):rep(33), jsr.s2_decode(block(66, lit("ab"), copy2(64, 2))))
+    assert.are.equal(("ab"):rep(33), jsr.s2.decode(block(66, lit("ab"), copy2(64, 2))))
   end)
 
   it("decodes S2 repeats (offset 0: the previous copy's offset) with every length code", function()
     -- codes 0..4: lengths 4..8
     assert.are.equal("abcdefgh" .. "abcd" .. "efgh",
-      jsr.s2_decode(block(16, lit("abcdefgh"), copy1(4, 8), rep(0))))
+      jsr.s2.decode(block(16, lit("abcdefgh"), copy1(4, 8), rep(0))))
     assert.are.equal("abcdefgh" .. "abcd" .. "efghabcd",
-      jsr.s2_decode(block(20, lit("abcdefgh"), copy1(4, 8), rep(4))))
+      jsr.s2.decode(block(20, lit("abcdefgh"), copy1(4, 8), rep(4))))
     -- 5: 8 + one byte; 6: 260 + u16; 7: 65540 + u24
     local n = 1 + 1 + 10 + 260 + 65541
-    local out = jsr.s2_decode(block(n, lit("x"), copy2(1, 1), rep(5, "\2"), rep(6, "\0\0"), rep(7, "\1\0\0")))
+    local out = jsr.s2.decode(block(n, lit("x"), copy2(1, 1), rep(5, "\2"), rep(6, "\0\0"), rep(7, "\1\0\0")))
     same(("x"):rep(n), out)
     local m = 2 + 4 + 300 + 65540 + 0x010203
-    out = jsr.s2_decode(block(m, lit("pq"), copy1(4, 2), rep(6, string.pack("<I2", 40)), rep(7, "\3\2\1")))
+    out = jsr.s2.decode(block(m, lit("pq"), copy1(4, 2), rep(6, string.pack("<I2", 40)), rep(7, "\3\2\1")))
     same(("pq"):rep(m // 2 + 1):sub(1, m), out)
   end)
 
   it("refuses broken blocks, naming the problem and the byte", function()
-    local function err(b) local v, e = jsr.s2_decode(b); assert.is_nil(v); return e end
+    local function err(b) local v, e = jsr.s2.decode(b); assert.is_nil(v); return e end
     assert.matches("repeat at byte 4 before any copy", err(block(6, lit("ab"), rep(0))), 1, true)
     assert.matches("copy at byte 4 reaches 5 bytes back, only 2 decoded so far",
       err(block(4, lit("ab"), copy2(2, 5))), 1, true)
@@ -108,18 +108,18 @@ describe("s2_decode", function()
     assert.matches("input ends inside the length header", err("\x80"), 1, true)
     assert.matches("length header longer than 5 bytes", err("\x80\x80\x80\x80\x80\x01"), 1, true)
     assert.matches("decoded length 268435457 is over", err(uvarint((256 << 20) + 1)), 1, true)
-    assert.has_error(function() jsr.s2_decode(nil) end)
+    assert.has_error(function() jsr.s2.decode(nil) end)
   end)
 
   it("never reads or writes out of bounds on damaged input (truncations, bit flips, random bytes)", function()
     -- run under `make asan` this is the memory-safety check
-    local snap = assert(jsr.raft_snapshot(RAFT .. "/snap/_meta_/snapshots/snap.3.33"))
+    local snap = assert(jsr.raft.snapshot(RAFT .. "/snap/_meta_/snapshots/snap.3.33"))
     local good = snap.data
-    local plain = assert(jsr.s2_decode(good))
+    local plain = assert(jsr.s2.decode(good))
     math.randomseed(7)
     local outcomes = { ok = 0, refused = 0 }
     local function try(b)
-      local v, e = jsr.s2_decode(b)
+      local v, e = jsr.s2.decode(b)
       if v then
         outcomes.ok = outcomes.ok + 1
       else
@@ -140,7 +140,7 @@ describe("s2_decode", function()
       try(table.concat(t))
     end
     assert.is_true(outcomes.refused > 0 and outcomes.ok > 0)
-    same(plain, jsr.s2_decode(good))
+    same(plain, jsr.s2.decode(good))
   end)
 
   it("decodes the compressed stream messages a real 2.9.10 cluster logged, as the streams stored them", function()
@@ -171,14 +171,14 @@ end)
 describe("Raft files", function()
   it("node_id is the server's hash of its name", function()
     -- the peers of the fixture cluster, whose servers were named n1, n2, n3
-    assert.are.equal("fjFyEjc1", jsr.node_id("n1"))
-    assert.are.equal("44jzkV9D", jsr.node_id("n2"))
-    assert.are.equal("BXScrY9i", jsr.node_id("n3"))
+    assert.are.equal("fjFyEjc1", jsr.raft.node_id("n1"))
+    assert.are.equal("44jzkV9D", jsr.raft.node_id("n2"))
+    assert.are.equal("BXScrY9i", jsr.raft.node_id("n3"))
   end)
 
   it("reads a meta snapshot: term, index, peers, checksum, S2 JSON of the assignments", function()
     local path = RAFT .. "/snap/_meta_/snapshots/snap.3.33"
-    local s = assert(jsr.raft_snapshot(path))
+    local s = assert(jsr.raft.snapshot(path))
     assert.are.equal(3, s.term)
     assert.are.equal(33, s.index)
     assert.are.equal("_meta_", s.group)
@@ -186,7 +186,7 @@ describe("Raft files", function()
     assert.are.equal(s.hash_file, s.hash_computed)
     assert.are.equal(3, s.peer_state.cluster_size)
     assert.are.same({ "fjFyEjc1", "BXScrY9i", "44jzkV9D" }, s.peer_state.peers)
-    local list = assert(json.decode(assert(jsr.s2_decode(s.data))))
+    local list = assert(json.decode(assert(jsr.s2.decode(s.data))))
     local names = {}
     for _, sa in ipairs(list) do names[#names + 1] = sa.client.acc .. ">" .. sa.stream.name end
     table.sort(names)
@@ -199,20 +199,20 @@ describe("Raft files", function()
     finally(function() ns.rmtree(dir) end)
     local data = fx.read(RAFT .. "/snap/_meta_/snapshots/snap.3.33")
     fx.write(dir .. "/snap", data:sub(1, 100) .. string.char(data:byte(101) ~ 1) .. data:sub(102))
-    local s = assert(jsr.raft_snapshot(dir .. "/snap", "_meta_"))
+    local s = assert(jsr.raft.snapshot(dir .. "/snap", "_meta_"))
     assert.is_false(s.hash_ok)
     -- the same bytes under another group's key do not match either
-    assert.is_false(assert(jsr.raft_snapshot(RAFT .. "/snap/_meta_/snapshots/snap.3.33", "S-R3F-x")).hash_ok)
+    assert.is_false(assert(jsr.raft.snapshot(RAFT .. "/snap/_meta_/snapshots/snap.3.33", "S-R3F-x")).hash_ok)
     fx.write(dir .. "/short", ("\0"):rep(20))
-    local v, err = jsr.raft_snapshot(dir .. "/short", "_meta_")
+    local v, err = jsr.raft.snapshot(dir .. "/short", "_meta_")
     assert.is_nil(v)
     assert.matches("/short: 20 bytes, shorter than any snapshot", err)
     fx.write(dir .. "/bad", ("\0"):rep(16) .. string.pack("<I4", 1000) .. ("\0"):rep(20))
-    v, err = jsr.raft_snapshot(dir .. "/bad", "_meta_")
+    v, err = jsr.raft.snapshot(dir .. "/bad", "_meta_")
     assert.is_nil(v)
     assert.matches("peer state of 1000 bytes runs past the end of the file", err)
-    assert.has_error(function() jsr.raft_snapshot(dir .. "/bad") end) -- no group to key the hash
-    v, err = jsr.raft_snapshot(dir .. "/missing", "_meta_")
+    assert.has_error(function() jsr.raft.snapshot(dir .. "/bad") end) -- no group to key the hash
+    v, err = jsr.raft.snapshot(dir .. "/missing", "_meta_")
     assert.is_nil(v)
     assert.matches("missing", err)
   end)

@@ -74,7 +74,7 @@ describe("restore over TLS with user/password, nkey and token credentials", func
     certs(dir)
     seed = dir .. "/user.nk"
     user_seed(seed)
-    local pub = assert(jsr.nkey_public(seed))
+    local pub = assert(jsr.nkey.public(seed))
     fx.write(dir .. "/tls.conf", ([[
 jetstream { store_dir: "%s/js" }
 tls { cert_file: "%s/server.pem", key_file: "%s/server.key", ca_file: "%s/ca.pem", verify: true }

@@ -90,7 +90,7 @@ describe("salvage from the Raft logs (real 2.9.10 cluster)", function()
         or { ack_floor = { consumer = 0, stream = 0 }, delivered = { consumer = 0, stream = 0 },
              pending = {}, redelivered = {} }
       cut.old_floor = old.ack_floor.stream
-      cluster.write_file(odat, jsr.consumer_state_encode(old))
+      cluster.write_file(odat, jsr.odat.encode(old))
 
       local pcode, pout, perr = js_recover("prepare", copy)
       assert(pcode == 0, perr .. pout)
@@ -225,30 +225,30 @@ describe("salvage encoders (C)", function()
     assert.has_error(function() jsr.block_record("S-1", 0, 1, "x", nil, "") end)
   end)
 
-  it("consumer_state_encode round-trips through the o.dat reader and refuses what o.dat cannot hold", function()
+  it("odat.encode round-trips through the o.dat reader and refuses what o.dat cannot hold", function()
     local st = { ack_floor = { consumer = 3, stream = 10 }, delivered = { consumer = 6, stream = 15 },
                  pending = { [14] = { dseq = 6, ts = 1700000005 }, [12] = { dseq = 4, ts = 1700000000 } },
                  redelivered = { [12] = 2 } }
-    local b = jsr.consumer_state_encode(st)
-    assert.are.equal(b, jsr.consumer_state_encode(st)) -- same state, same bytes
+    local b = jsr.odat.encode(st)
+    assert.are.equal(b, jsr.odat.encode(st)) -- same state, same bytes
     local d = assert(raft.consumer_state(b))
     assert.are.same({ consumer = 3, stream = 10 }, d.ack_floor)
     assert.are.same({ consumer = 6, stream = 15 }, d.delivered)
     assert.are.same({ [14] = { dseq = 6, ts = 1700000005 }, [12] = { dseq = 4, ts = 1700000000 } }, d.pending)
     assert.are.same({ [12] = 2 }, d.redelivered)
     st.pending[9] = { dseq = 2, ts = 1 }
-    assert.has_error(function() jsr.consumer_state_encode(st) end)
+    assert.has_error(function() jsr.odat.encode(st) end)
     st.pending[9] = nil
     st.redelivered[14] = 0
-    assert.has_error(function() jsr.consumer_state_encode(st) end)
+    assert.has_error(function() jsr.odat.encode(st) end)
   end)
 
-  it("consumer_state_encode takes pending times at the ends of int64 (wrapping as the server's Go does)", function()
+  it("odat.encode takes pending times at the ends of int64 (wrapping as the server's Go does)", function()
     -- crafted or damaged times: the UBSan build aborted on the subtraction
     local st = { ack_floor = { consumer = 0, stream = 0 }, delivered = { consumer = 2, stream = 2 },
                  pending = { [1] = { dseq = 1, ts = math.maxinteger }, [2] = { dseq = 2, ts = math.mininteger } },
                  redelivered = {} }
-    local d = assert(raft.consumer_state(jsr.consumer_state_encode(st)))
+    local d = assert(raft.consumer_state(jsr.odat.encode(st)))
     assert.are.same(st.pending, d.pending)
   end)
 end)

@@ -184,7 +184,7 @@ describe("a " .. server.version .. " supercluster that lost one cluster and a no
       assert.are.equal(6, #lost.peers, json.encode(lost.peers))
       -- told apart by the groups whose data is here (a2 is not named: no
       -- client of the assignments was connected to it)
-      assert.are.equal(jsr.node_id(node), lost.this_node, json.encode(lost.peers))
+      assert.are.equal(jsr.raft.node_id(node), lost.this_node, json.encode(lost.peers))
     end)
 
     it(node .. ": a standalone server on the prepared copy serves exactly the rest", function()

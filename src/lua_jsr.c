@@ -665,6 +665,18 @@ static const luaL_Reg json_funcs[] = {
     {NULL, NULL},
 };
 
+void jsr_lua_subtable(lua_State *L, const char *name, const luaL_Reg *f)
+{
+    if (lua_getfield(L, -1, name) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, name);
+    }
+    luaL_setfuncs(L, f, 0);
+    lua_pop(L, 1);
+}
+
 /* close as __gc and __close of the metatable on top of the stack */
 static void set_closer(lua_State *L, lua_CFunction close)
 {
@@ -694,12 +706,13 @@ int luaopen_jsr(lua_State *L)
     lua_pop(L, 1);
 
     luaL_newlib(L, jsr_funcs);
-    luaL_newlib(L, json_funcs);
+    jsr_lua_subtable(L, "json", json_funcs);
+    lua_getfield(L, -1, "json");
     jsr_json_pushnull(L);
     lua_setfield(L, -2, "null");
     lua_pushinteger(L, JSR_JSON_CONFIG_MAX_VALUES);
     lua_setfield(L, -2, "CONFIG_MAX_VALUES");
-    lua_setfield(L, -2, "json");
+    lua_pop(L, 1);
     lua_pushliteral(L, JSR_VERSION);
     lua_setfield(L, -2, "version");
     jsr_block_register(L);
@@ -707,8 +720,8 @@ int luaopen_jsr(lua_State *L)
     jsr_raft_register(L);
     jsr_salvage_register(L);
     jsr_snapshot_register(L);
-    jsr_nats_register(L);
     jsr_operator_register(L);
+    jsr_nats_register(L);
     jsr_layout_register(L);
     return 1;
 }

@@ -1,8 +1,8 @@
-/* jsr.nats_connect(): the small part of libnats (Debian's libnats-dev)
+/* jsr.nats.connect(): the small part of libnats (Debian's libnats-dev)
  * that `js-recover restore` needs to talk to a cluster's JetStream API:
  * connect with user/password, token, an nkey seed or a .creds file, over
  * TLS with a CA, client certificate and key; requests one at a time
- * (conn:request) or several outstanding (conn:send, then jsr.nats_poll for
+ * (conn:request) or several outstanding (conn:send, then jsr.nats.poll for
  * whichever answer comes first, on any connection): a restore keeps a few
  * streams and a few chunks of each in flight, each chunk still a request
  * the server answers once it has written it (its flow control, docs/FORMAT.md
@@ -32,7 +32,7 @@ typedef struct {
     char url[256];
 } conn;
 
-/* Answers to conn:send, from libnats' delivery threads, for nats_poll:
+/* Answers to conn:send, from libnats' delivery threads, for nats.poll:
  * one queue for every connection, so one wait covers them all. */
 typedef struct answer {
     struct answer *next;
@@ -46,7 +46,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     answer *head, *tail;
-    int dropped; /* answers lost for want of memory: said by nats_poll */
+    int dropped; /* answers lost for want of memory: said by nats.poll */
     lua_Integer next_id;
 } box = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0};
 
@@ -174,14 +174,14 @@ static int nkey_public(const char *path, char pub[64], char *err, size_t errlen)
     return 1;
 }
 
-/* nats_connect{url=, user=, password=, token=, creds=, nkey=, tls_ca=,
+/* nats.connect{url=, user=, password=, token=, creds=, nkey=, tls_ca=,
  *              tls_cert=, tls_key=, timeout_ms=} -> conn | nil, msg */
 static int l_connect(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *url = opt_string(L, 1, "url");
     if (!url)
-        return luaL_error(L, "nats_connect: url is required");
+        return luaL_error(L, "nats.connect: url is required");
     const char *user = opt_string(L, 1, "user"), *password = opt_string(L, 1, "password");
     const char *token = opt_string(L, 1, "token"), *creds = opt_string(L, 1, "creds");
     const char *nkey = opt_string(L, 1, "nkey"), *ca = opt_string(L, 1, "tls_ca");
@@ -190,7 +190,7 @@ static int l_connect(lua_State *L)
     lua_Integer timeout = luaL_optinteger(L, -1, 5000);
     lua_pop(L, 1);
     if ((cert != NULL) != (key != NULL))
-        return luaL_error(L, "nats_connect: a TLS client certificate needs its key, and a key its certificate");
+        return luaL_error(L, "nats.connect: a TLS client certificate needs its key, and a key its certificate");
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s != NATS_OK)
@@ -324,7 +324,7 @@ static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 }
 
 /* conn:send(subject, data) -> id | nil, msg: the request goes now, its
- * answer comes from nats_poll with this id */
+ * answer comes from nats.poll with this id */
 static int l_send(lua_State *L)
 {
     conn *c = check(L);
@@ -372,7 +372,7 @@ static int l_send(lua_State *L)
     return 1;
 }
 
-/* nats_poll(timeout_ms) -> id, data, status | false (nothing came in time)
+/* nats.poll(timeout_ms) -> id, data, status | false (nothing came in time)
  * | nil, msg.  status: the answer's Status header ("503": nobody
  * subscribes to the subject), nil on a plain answer. */
 static int l_poll(lua_State *L)
@@ -436,7 +436,7 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-/* nkey_public(seedfile) -> public key | nil, msg (the user's "U..." key
+/* nkey.public(seedfile) -> public key | nil, msg (the user's "U..." key
  * a server config names for that seed) */
 static int l_nkey_public(lua_State *L)
 {
@@ -467,10 +467,8 @@ void jsr_nats_register(lua_State *L)
     lua_pushcfunction(L, l_close);
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
-    lua_pushcfunction(L, l_connect);
-    lua_setfield(L, -2, "nats_connect");
-    lua_pushcfunction(L, l_poll);
-    lua_setfield(L, -2, "nats_poll");
-    lua_pushcfunction(L, l_nkey_public);
-    lua_setfield(L, -2, "nkey_public");
+    static const luaL_Reg nats[] = {{"connect", l_connect}, {"poll", l_poll}, {NULL, NULL}};
+    static const luaL_Reg nkey[] = {{"public", l_nkey_public}, {NULL, NULL}};
+    jsr_lua_subtable(L, "nats", nats);
+    jsr_lua_subtable(L, "nkey", nkey);
 }

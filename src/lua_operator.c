@@ -1,11 +1,9 @@
 /* Operator mode's C helpers (lua/jsr/operator.lua): NATS nkey public keys
  * and ed25519 signatures, so inspect and prepare can check that an account
- * JWT found on a disk was signed by the operator it names, and the listing
- * of a resolver directory.  A public key is base32 (RFC 4648, no padding) of
+ * JWT found on a disk was signed by the operator it names (jsr.nkey.role,
+ * jsr.nkey.verify).  A public key is base32 (RFC 4648, no padding) of
  * a prefix byte (the key's role: 'O' operator, 'A' account, 'U' user), the
  * 32-byte ed25519 key and a CRC-16 (XMODEM) of both, low byte first. */
-#include <dirent.h>
-#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <sodium.h>
@@ -117,43 +115,8 @@ static int l_nkey_role(lua_State *L)
     return 1;
 }
 
-/* jsr.list_dir(path) -> { name, ... } (without . and ..) | nil, message */
-static int l_list_dir(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    DIR *d = opendir(path);
-    if (!d) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: cannot list the directory: %s", path, strerror(errno));
-        return 2;
-    }
-    lua_newtable(L);
-    int n = 0;
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        lua_pushstring(L, de->d_name);
-        lua_rawseti(L, -2, ++n);
-        errno = 0;
-    }
-    int err = errno;
-    closedir(d);
-    if (err) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: cannot list the directory: %s", path, strerror(err));
-        return 2;
-    }
-    return 1;
-}
-
 void jsr_operator_register(lua_State *L)
 {
-    lua_pushcfunction(L, l_list_dir);
-    lua_setfield(L, -2, "list_dir");
-    lua_pushcfunction(L, l_nkey_verify);
-    lua_setfield(L, -2, "nkey_verify");
-    lua_pushcfunction(L, l_nkey_role);
-    lua_setfield(L, -2, "nkey_role");
+    static const luaL_Reg nkey[] = {{"verify", l_nkey_verify}, {"role", l_nkey_role}, {NULL, NULL}};
+    jsr_lua_subtable(L, "nkey", nkey);
 }

@@ -50,7 +50,7 @@ static void hex8(const unsigned char *p, char out[17])
     out[16] = 0;
 }
 
-/* s2_decode(bytes) -> string | nil, message */
+/* s2.decode(bytes) -> string | nil, message */
 static int l_s2_decode(lua_State *L)
 {
     size_t n;
@@ -92,7 +92,7 @@ static int push_peer_state(lua_State *L, const unsigned char *p, size_t n)
     return 1;
 }
 
-/* raft_peer_state(bytes) -> {cluster_size, peers, extension} | nil, message
+/* raft.peer_state(bytes) -> {cluster_size, peers, extension} | nil, message
  * (the contents of peers.idx, or a peer-state entry's data) */
 static int l_raft_peer_state(lua_State *L)
 {
@@ -126,7 +126,7 @@ static int group_of(const char *path, char *out, size_t outlen)
     return 1;
 }
 
-/* raft_snapshot(path [, group]) -> snap | nil, message
+/* raft.snapshot(path [, group]) -> snap | nil, message
  * snap = {term, index, peer_state = {cluster_size, peers, extension},
  *         data = bytes, hash_ok, hash_file, hash_computed, group, bytes} */
 static int l_raft_snapshot(lua_State *L)
@@ -203,7 +203,7 @@ static void sha256_arg(lua_State *L, unsigned char md[32])
         luaL_error(L, "SHA-256 failed (OpenSSL)");
 }
 
-/* node_id(server_name) -> the 8-character Raft peer id the server uses */
+/* raft.node_id(server_name) -> the 8-character Raft peer id the server uses */
 static int l_node_id(lua_State *L)
 {
     static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -287,13 +287,18 @@ static int l_listdir(lua_State *L)
 void jsr_raft_register(lua_State *L)
 {
     static const luaL_Reg f[] = {
-        {"s2_decode", l_s2_decode},
-        {"raft_snapshot", l_raft_snapshot},
-        {"raft_peer_state", l_raft_peer_state},
-        {"node_id", l_node_id},
         {"sha256", l_sha256},
         {"listdir", l_listdir},
         {NULL, NULL},
     };
+    static const luaL_Reg s2[] = {{"decode", l_s2_decode}, {NULL, NULL}};
+    static const luaL_Reg raft[] = {
+        {"snapshot", l_raft_snapshot},
+        {"peer_state", l_raft_peer_state},
+        {"node_id", l_node_id},
+        {NULL, NULL},
+    };
     luaL_setfuncs(L, f, 0);
+    jsr_lua_subtable(L, "s2", s2);
+    jsr_lua_subtable(L, "raft", raft);
 }

@@ -127,12 +127,12 @@ static uint64_t field_u64(lua_State *L, int t, const char *sub, const char *k)
 {
     lua_getfield(L, t, sub);
     if (!lua_istable(L, -1))
-        luaL_error(L, "consumer_state_encode: %s is not a table", sub);
+        luaL_error(L, "odat.encode: %s is not a table", sub);
     lua_getfield(L, -1, k);
     int ok;
     lua_Integer v = lua_tointegerx(L, -1, &ok);
     if (!ok || v < 0)
-        luaL_error(L, "consumer_state_encode: %s.%s is not a non-negative integer", sub, k);
+        luaL_error(L, "odat.encode: %s.%s is not a non-negative integer", sub, k);
     lua_pop(L, 2);
     return (uint64_t)v;
 }
@@ -163,11 +163,11 @@ static cs_entry *collect(lua_State *L, int t, const char *name, int pending, uin
         int ok;
         lua_Integer k = lua_tointegerx(L, -2, &ok);
         if (!ok)
-            luaL_error(L, "consumer_state_encode: %s has a %s key, not a sequence", name,
+            luaL_error(L, "odat.encode: %s has a %s key, not a sequence", name,
                        luaL_typename(L, -2));
         /* its sequences are written as deltas from the floor */
         if (k <= 0 || (uint64_t)k <= sflr)
-            luaL_error(L, "consumer_state_encode: %s sequence %I is not above the ack floor %I", name,
+            luaL_error(L, "odat.encode: %s sequence %I is not above the ack floor %I", name,
                        k, (lua_Integer)sflr);
         cs_entry *x = &e[(*n)++];
         memset(x, 0, sizeof *x);
@@ -177,19 +177,19 @@ static cs_entry *collect(lua_State *L, int t, const char *name, int pending, uin
             lua_getfield(L, -1, "dseq");
             lua_Integer d = lua_tointegerx(L, -1, &ok);
             if (!ok || (uint64_t)d < dflr)
-                luaL_error(L, "consumer_state_encode: pending %I has a delivery sequence below the floor",
+                luaL_error(L, "odat.encode: pending %I has a delivery sequence below the floor",
                            k);
             x->a = (uint64_t)d;
             lua_getfield(L, -2, "ts");
             x->ts = (int64_t)lua_tointegerx(L, -1, &ok);
             if (!ok)
-                luaL_error(L, "consumer_state_encode: pending %I has no integer ts", k);
+                luaL_error(L, "odat.encode: pending %I has no integer ts", k);
             lua_pop(L, 2);
         } else {
             lua_Integer c = lua_tointegerx(L, -1, &ok);
             /* the server's decoder refuses a count of 0 as corrupt state */
             if (!ok || c <= 0)
-                luaL_error(L, "consumer_state_encode: redelivered %I count is not a positive integer",
+                luaL_error(L, "odat.encode: redelivered %I count is not a positive integer",
                            k);
             x->a = (uint64_t)c;
         }
@@ -201,7 +201,7 @@ static cs_entry *collect(lua_State *L, int t, const char *name, int pending, uin
     return e;
 }
 
-/* consumer_state_encode(state) -> bytes: o.dat as the server writes it
+/* odat.encode(state) -> bytes: o.dat as the server writes it
  * (filestore.go encodeConsumerState, version 2).  state as
  * jsr.raft.consumer_state returns it: ack_floor, delivered ({consumer,
  * stream}), pending ({[sseq] = {dseq, ts (seconds)}}), redelivered
@@ -255,10 +255,8 @@ static int l_consumer_state_encode(lua_State *L)
 
 void jsr_salvage_register(lua_State *L)
 {
-    static const luaL_Reg f[] = {
-        {"block_record", l_block_record},
-        {"consumer_state_encode", l_consumer_state_encode},
-        {NULL, NULL},
-    };
+    static const luaL_Reg f[] = {{"block_record", l_block_record}, {NULL, NULL}};
+    static const luaL_Reg odat[] = {{"encode", l_consumer_state_encode}, {NULL, NULL}};
     luaL_setfuncs(L, f, 0);
+    jsr_lua_subtable(L, "odat", odat);
 }

@@ -1,7 +1,7 @@
 -- Several NATS requests outstanding at once, from plain sequential code:
 -- each task is a coroutine that calls flight.start / flight.finish (or
 -- flight.request) as if they blocked; the scheduler sends at once, and
--- resumes whichever task's answer comes first (jsr.nats_poll covers every
+-- resumes whichever task's answer comes first (jsr.nats.poll covers every
 -- connection).  `restore` runs a few streams so, each with a few chunks
 -- in flight, because a cluster's answer to one request (a stream created,
 -- a chunk written, a stream loaded) takes a round trip through its meta
@@ -108,7 +108,7 @@ function M.run(next_task, parallel)
     for t in pairs(sleepers) do if t.deadline < wake then wake = t.deadline end end
     local ms = math.max(0, math.floor((wake - now) * 1000 + 0.5))
     local w0 = jsr.monotime()
-    local id, data, status = jsr.nats_poll(ms)
+    local id, data, status = jsr.nats.poll(ms)
     M.waited = M.waited + (jsr.monotime() - w0)
     if id == nil then error(data, 0) end
     -- every answer that came in is taken before any deadline is judged:
@@ -126,7 +126,7 @@ function M.run(next_task, parallel)
         end
         if co then ready[#ready + 1] = co end
       end
-      id, data, status = jsr.nats_poll(0)
+      id, data, status = jsr.nats.poll(0)
       if id == nil then error(data, 0) end
     end
     now = jsr.monotime()

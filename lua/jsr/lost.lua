@@ -107,13 +107,13 @@ function analyze(m, opts)
 
   -- node id -> server name, from every name the assignments mention
   local names = {}
-  for name in pairs(st.server_names) do names[jsr.node_id(name)] = name end
+  for name in pairs(st.server_names) do names[jsr.raft.node_id(name)] = name end
   local given = opts.names
   if not given then
     given = {}
     for n in (os.getenv("JSR_SERVER_NAMES") or ""):gmatch("[^,%s]+") do given[#given + 1] = n end
   end
-  for _, name in ipairs(given) do names[jsr.node_id(name)] = name end
+  for _, name in ipairs(given) do names[jsr.raft.node_id(name)] = name end
   local function label(id)
     return names[id] and ("%s (%s)"):format(names[id], id) or id
   end

@@ -37,7 +37,7 @@ end
 
 -- An account public key: 'A' and 55 more base32 characters, checksum ok.
 function M.is_account_key(s)
-  return type(s) == "string" and #s == 56 and s:match("^A[A-Z2-7]+$") ~= nil and jsr.nkey_role(s) == "A"
+  return type(s) == "string" and #s == 56 and s:match("^A[A-Z2-7]+$") ~= nil and jsr.nkey.role(s) == "A"
 end
 
 -- decode(token) -> {token, header, claims, signing_input, signature} | nil, why
@@ -68,8 +68,7 @@ end
 local function resolver_files(dir)
   local out = {}
   local function look(d, depth)
-    local names = jsr.list_dir(d) or {}
-    table.sort(names)
+    local names = jsr.listdir(d) or {}
     for _, n in ipairs(names) do
       local p = d .. "/" .. n
       local k = jsr.lstat(p)
@@ -182,8 +181,7 @@ function M.gather(m, opts)
   -- a resolver directory next to jetstream/ (as in store_dir/jwt, the
   -- layout of `nats server generate` and the Helm chart's /data/resolver)
   local sd = m.store.store_dir
-  local names = jsr.list_dir(sd) or {}
-  table.sort(names)
+  local names = jsr.listdir(sd) or {}
   for _, n in ipairs(names) do
     local p = sd .. "/" .. n
     if n ~= layout.JS_DIR and n ~= layout.STATE_DIR and jsr.lstat(p) == "directory" and p ~= opts.resolver_dir then
@@ -205,7 +203,7 @@ function M.gather(m, opts)
       -- plain keys, or {key = ...} objects
       trusted[type(k) == "table" and k.key or k] = true
     end
-    local ok, why = jsr.nkey_verify(op.claims.iss or "", op.signing_input, op.signature or "")
+    local ok, why = jsr.nkey.verify(op.claims.iss or "", op.signing_input, op.signature or "")
     op.verified, op.why = ok and op.claims.iss == op.claims.sub, ok and (op.claims.iss ~= op.claims.sub and
       "the operator JWT is not self-signed") or why
   end
@@ -217,7 +215,7 @@ function M.gather(m, opts)
       j.verified, j.why = false, ("issued by %s, which is neither the operator %s nor one of its signing keys")
         :format(tostring(j.claims.iss), op.claims.sub)
     else
-      local ok, why = jsr.nkey_verify(j.claims.iss, j.signing_input, j.signature or "")
+      local ok, why = jsr.nkey.verify(j.claims.iss, j.signing_input, j.signature or "")
       j.verified, j.why = ok, not ok and why or nil
     end
     local exp = j.claims.exp

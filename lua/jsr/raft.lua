@@ -198,7 +198,7 @@ function M.latest_snapshot(dir)
   local list = M.snapshots(dir)
   local skipped = {}
   for i = #list, 1, -1 do
-    local snap, err = jsr.raft_snapshot(list[i].path, basename(dir))
+    local snap, err = jsr.raft.snapshot(list[i].path, basename(dir))
     if snap and snap.hash_ok then
       snap.path = list[i].path
       snap.skipped = skipped
@@ -216,7 +216,7 @@ local read_file = require("jsr.files").read
 -- peers(dir) -> {cluster_size, peers = {id...}} from peers.idx, or nil
 function M.peers(dir)
   local b = read_file(layout.peers(dir))
-  return b and jsr.raft_peer_state(b) or nil
+  return b and jsr.raft.peer_state(b) or nil
 end
 
 -- tav(dir) -> {term, vote} from tav.idx, or nil
@@ -235,7 +235,7 @@ function M.stream_msg(data)
   local op = data:byte(1)
   local b = data:sub(2)
   if op == M.op.compressed_stream_msg then
-    local plain, err = jsr.s2_decode(b)
+    local plain, err = jsr.s2.decode(b)
     if not plain then return nil, "compressed stream message: " .. err end
     b = plain
   elseif op ~= M.op.stream_msg then
@@ -301,7 +301,7 @@ function M.consumer_state(b)
   local p = 3
   -- Sequences and counts are uint64 on disk.  One at or above 2^63
   -- (negative here), or a floor plus delta past it, is in no real store
-  -- and could not be written back (jsr.consumer_state_encode): corrupt.
+  -- and could not be written back (jsr.odat.encode): corrupt.
   local function u()
     local at, v = p
     v, p = uvarint(b, p)
@@ -584,7 +584,7 @@ function M.meta_state(dir)
     -- 2.10+ write a snapshot of no data when nothing is assigned
     -- (measured on 2.15.3)
     local plain, derr = "null", nil
-    if #snap.data > 0 then plain, derr = jsr.s2_decode(snap.data) end
+    if #snap.data > 0 then plain, derr = jsr.s2.decode(snap.data) end
     if not plain then
       bad(where, "snapshot does not decompress: " .. derr)
     else
@@ -608,7 +608,7 @@ function M.meta_state(dir)
   local function apply(index, e, where)
     if e.type == M.SNAPSHOT or e.type == M.OLD_SNAPSHOT then
       -- a snapshot the leader sent in place of entries this node missed
-      local plain, derr = jsr.s2_decode(e.data)
+      local plain, derr = jsr.s2.decode(e.data)
       if not plain then bad(where, "snapshot entry does not decompress: " .. derr); return end
       local list = body_of(where, plain, "snapshot entry")
       if list ~= nil then load_snapshot(list, index, where) end
@@ -635,7 +635,7 @@ function M.meta_state(dir)
       st.removed[#st.removed + 1] = { kind = "stream", account = acc, stream = name, index = index }
     elseif op == M.op.assign_consumer or op == M.op.assign_compressed_consumer then
       if op == M.op.assign_compressed_consumer then
-        local plain, derr = jsr.s2_decode(body)
+        local plain, derr = jsr.s2.decode(body)
         if not plain then bad(where, "compressed consumer assignment: " .. derr); return end
         body = plain
       end

@@ -592,7 +592,7 @@ function M.run(policy, mode, ...)
   local function take_conn(account)
     local list = free[account]
     if list and #list > 0 then return table.remove(list) end
-    local c, cerr = jsr.nats_connect(targets[account])
+    local c, cerr = jsr.nats.connect(targets[account])
     if not c then error(("account %s: %s"):format(account, cerr), 0) end
     conns[#conns + 1] = c
     return c

@@ -38,7 +38,7 @@ local function stream_snapshot(data)
   if b then return b end
   local t = json.decode(data)
   if type(t) ~= "table" then
-    local plain = jsr.s2_decode(data)
+    local plain = jsr.s2.decode(data)
     t = plain and json.decode(plain)
   end
   if type(t) ~= "table" then return nil end
@@ -909,7 +909,7 @@ local function plan_consumer(r, s, c, ca, sys, keep)
   if out.acks + out.delivered + (out.resets or 0) > 0 then
     local k = sealed.consumer_keys(s, c)
     if k then k.kind = "file" end
-    out.write = { path = odat_path, data = jsr.consumer_state_encode(st), seal = k }
+    out.write = { path = odat_path, data = jsr.odat.encode(st), seal = k }
   end
   return out
 end

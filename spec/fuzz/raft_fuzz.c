@@ -31,7 +31,7 @@ static const char *script =
     "    if u then assert(math.type(u.dseq) == 'integer' and math.type(u.sseq) == 'integer') end\n"
     "    local cs, cerr = raft.consumer_state(e.data)\n"
     "    assert(cs or type(cerr) == 'string')\n"
-    "    local ps, perr = jsr.raft_peer_state(e.data)\n"
+    "    local ps, perr = jsr.raft.peer_state(e.data)\n"
     "    assert(ps or type(perr) == 'string')\n"
     "  end\n"
     "end\n"

@@ -1,4 +1,4 @@
-/* libFuzzer target for Raft snapshot files (jsr.raft_snapshot in
+/* libFuzzer target for Raft snapshot files (jsr.raft.snapshot in
  * src/lua_raft.c) and what is read out of them: the meta group's snapshot
  * (S2-compressed JSON of every stream and consumer assignment, through
  * raft.meta_state) and a consumer group's (o.dat bytes, as lost.lua and
@@ -25,7 +25,7 @@ static const char *script =
     "if mode & 1 ~= 0 then b = b .. FUZZ_HH64('_meta_', b) end\n"
     "local path = dir .. '/snapshots/snap.1.1'\n"
     "FUZZ_WRITE(path, b)\n"
-    "local snap, err = jsr.raft_snapshot(path)\n"
+    "local snap, err = jsr.raft.snapshot(path)\n"
     "if not snap then assert(type(err) == 'string', 'refused without a message')\n"
     "else\n"
     "  assert(math.type(snap.term) == 'integer' and math.type(snap.index) == 'integer')\n"

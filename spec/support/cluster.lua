@@ -275,7 +275,7 @@ function M.start(opts)
     for i = 1, count do
       local name = (opts.prefix or "n") .. i
       local node = { name = name, tag = "node:" .. name, tags = opts.tags and opts.tags[name],
-                     id = require("jsr").node_id(name),
+                     id = require("jsr").raft.node_id(name),
                      store_dir = dir .. "/" .. name, route_port = ports[i],
                      conf = dir .. "/" .. name .. ".conf", log = dir .. "/" .. name .. ".log" }
       os.execute("mkdir -p " .. q(node.store_dir))

@@ -55,7 +55,7 @@ function M.start(opts)
       for j = 1, per do
         local i = (ci - 1) * per + j
         local name = ("%s%d"):format(ci == 1 and "a" or "b", j)
-        local node = { name = name, tag = "node:" .. name, id = require("jsr").node_id(name), cluster = c.name,
+        local node = { name = name, tag = "node:" .. name, id = require("jsr").raft.node_id(name), cluster = c.name,
                        store_dir = dir .. "/" .. name, route_port = ports[i], gateway_port = ports[n + i],
                        conf = dir .. "/" .. name .. ".conf", log = dir .. "/" .. name .. ".log" }
         gw_ports[i] = node.gateway_port
