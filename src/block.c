@@ -286,14 +286,10 @@ int jsr_block_scan(const char *path, const jsr_hhkey *key, const jsr_block_index
                    jsr_block_stats *st, jsr_block_cipher *dec, char *err, size_t errlen)
 {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return ERR("%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ERR("%s: not a regular file", path);
-    }
+    int fd = jsr_open_file(path, &sb, err, errlen);
+    if (fd < 0)
+        return 0;
     st->size = (uint64_t)sb.st_size;
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     if (!grow(buf, CHUNK * 2)) {
@@ -491,9 +487,9 @@ done:
 
 int jsr_block_is_compressed(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = jsr_open_file(path, NULL, err, errlen);
     if (fd < 0)
-        return ERR("%s: cannot open: %s", path, strerror(errno)) - 1;
+        return -1;
     unsigned char b[5];
     ssize_t n = read(fd, b, sizeof b);
     int e = errno;

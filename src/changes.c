@@ -494,7 +494,8 @@ int jsr_changes_check(jsr_changes *c, char *err, size_t errlen)
 static unsigned long next_seq(const char *jdir)
 {
     unsigned long max = 0;
-    DIR *d = opendir(jdir);
+    char err[JSR_ERRLEN];
+    DIR *d = jsr_open_dir(jdir, err, sizeof err);
     if (!d)
         return 1; /* no journal yet (a real error shows when it is written) */
     struct dirent *de;

@@ -26,25 +26,96 @@ int jsr_errf(char *err, size_t errlen, const char *fmt, ...)
     return 0;
 }
 
-int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *err,
-                  size_t errlen)
+int jsr_open_file(const char *path, struct stat *st, char *err, size_t errlen)
 {
+    struct stat own;
+    if (!st)
+        st = &own;
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ELOOP)
-            return ERR("%s: is a symlink (not followed)", path);
-        return ERR("%s: cannot open: %s", path, strerror(errno));
+            return ERR("%s: is a symlink (not followed)", path) - 1;
+        return ERR("%s: cannot open: %s", path, strerror(errno)) - 1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         int e = errno;
         close(fd);
-        return ERR("%s: cannot stat: %s", path, strerror(e));
+        return ERR("%s: cannot stat: %s", path, strerror(e)) - 1;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
         close(fd);
-        return ERR("%s: not a regular file", path);
+        return ERR("%s: not a regular file", path) - 1;
     }
+    return fd;
+}
+
+DIR *jsr_open_dir(const char *path, char *err, size_t errlen)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        ERR("%s: cannot read: %s", path, strerror(errno));
+    return d;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void jsr_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int jsr_list_dir(const char *path, char ***names, size_t *n, char *err, size_t errlen)
+{
+    *names = NULL;
+    *n = 0;
+    DIR *d = jsr_open_dir(path, err, errlen);
+    if (!d)
+        return 0;
+    size_t cap = 16, k = 0;
+    char **list = malloc(cap * sizeof *list);
+    int ok = list ? 1 : ERR("%s: out of memory listing the directory", path);
+    struct dirent *de;
+    while (ok && (errno = 0, de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (k == cap) {
+            char **p = realloc(list, (cap *= 2) * sizeof *list);
+            if (!p) {
+                ok = ERR("%s: out of memory listing the directory", path);
+                break;
+            }
+            list = p;
+        }
+        if (!(list[k] = strdup(de->d_name)))
+            ok = ERR("%s: out of memory listing the directory", path);
+        else
+            k++;
+    }
+    if (ok && errno)
+        ok = ERR("%s: cannot read: %s", path, strerror(errno));
+    closedir(d);
+    if (!ok) {
+        jsr_names_free(list, k);
+        return 0;
+    }
+    qsort(list, k, sizeof *list, by_name);
+    *names = list;
+    *n = k;
+    return 1;
+}
+
+int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *err,
+                  size_t errlen)
+{
+    struct stat st;
+    int fd = jsr_open_file(path, &st, err, errlen);
+    if (fd < 0)
+        return 0;
     if ((unsigned long long)st.st_size > max) {
         close(fd);
         return ERR("%s: too large (%lld bytes, limit %zu)", path, (long long)st.st_size, max);

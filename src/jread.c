@@ -477,24 +477,11 @@ static int one_op(const ctx *c, const char *line, size_t len, size_t index, int 
 static int open_journal(const char *store, const char *id, char *file, size_t flen, int *fd,
                         struct stat *st, char *err, size_t errlen)
 {
+    *fd = -1;
     if (snprintf(file, flen, "%s/" JSR_JOURNAL_DIR "/%s" JSR_JOURNAL_EXT, store, id) >= (int)flen)
         return ERR("%s: path too long", store);
-    *fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (*fd < 0) {
-        if (errno == ELOOP)
-            return ERR("%s: is a symlink (not followed)", file);
-        return ERR("%s: cannot open: %s", file, strerror(errno));
-    }
-    if (fstat(*fd, st) != 0) {
-        int e = errno;
-        close(*fd);
-        return ERR("%s: cannot stat: %s", file, strerror(e));
-    }
-    if (!S_ISREG(st->st_mode)) {
-        close(*fd);
-        return ERR("%s: not a regular file", file);
-    }
-    return 1;
+    *fd = jsr_open_file(file, st, err, errlen);
+    return *fd >= 0;
 }
 
 /* ------------------------------------------------------- first to last */

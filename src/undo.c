@@ -124,9 +124,9 @@ static int scan(const char *store, journal **jl, size_t *n, char *err, size_t er
     if (!S_ISDIR(st.st_mode))
         return ERR("%s: %s; js-recover keeps its journal there and never follows links", dir,
                    S_ISLNK(st.st_mode) ? "is a symlink" : "is not a directory");
-    DIR *d = opendir(dir);
+    DIR *d = jsr_open_dir(dir, err, errlen);
     if (!d)
-        return ERR("%s: cannot read: %s", dir, strerror(errno));
+        return 0;
     size_t cap = 0;
     struct dirent *de;
     int ok = 1;

@@ -6,7 +6,9 @@
 #ifndef JSR_FSOPS_H
 #define JSR_FSOPS_H
 
+#include <dirent.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define JSR_ERRLEN (4096 + 512) /* a full path and what went wrong */
@@ -18,6 +20,26 @@
  * `return jsr_errf(err, errlen, "%s: ...", path);`. */
 int jsr_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Opening, in one place.  A store is opened to read here (not a step,
+ * os.h: nothing changes) and to write through jsr_write_new, whose create
+ * step jsr_os_open announces; no other file opens a store file itself, so
+ * no write can miss its step and no read can follow a link. */
+
+/* Opens the regular file path to read (never through a symlink,
+ * close-on-exec), its stat in st if st is not NULL: the descriptor, or -1
+ * with a message naming path in err. */
+int jsr_open_file(const char *path, struct stat *st, char *err, size_t errlen);
+
+/* Opens the directory path to list it: NULL with "PATH: cannot read: why"
+ * in err. */
+DIR *jsr_open_dir(const char *path, char *err, size_t errlen);
+
+/* The names in the directory path but "." and "..", sorted (strcmp), as a
+ * malloc'd array of malloc'd strings (jsr_names_free).  Read whole before
+ * it returns: no caller keeps the directory open. */
+int jsr_list_dir(const char *path, char ***names, size_t *n, char *err, size_t errlen);
+void jsr_names_free(char **names, size_t n);
 
 /* Reads a whole regular file (not through a symlink), at most max bytes. */
 int jsr_read_file(const char *path, size_t max, char **data, size_t *len, char *err,
