@@ -17,6 +17,7 @@
 #include "jsr/block.h"
 #include "jsr/fsops.h"
 #include "jsr/layout.h"
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 
 #define MT_BUF "jsr.block.buf"
@@ -67,14 +68,12 @@ static int l_block_files(lua_State *L)
     char msgs[PATH_MAX];
     /* room for "/msgs" and "/<u32>.blk" below */
     if (strlen(dir) > PATH_MAX - 40)
-        return luaL_error(L, "%s: path too long", dir);
+        return jsr_push_fail(L, "%s: path too long", dir);
     snprintf(msgs, sizeof msgs, "%s/" JSR_MSGS_DIR, dir);
-    DIR *d = opendir(msgs);
-    if (!d) {
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: cannot read: %s", msgs, strerror(errno));
-        return 2;
-    }
+    char err[JSR_ERRLEN];
+    DIR *d = jsr_open_dir(msgs, err, sizeof err);
+    if (!d)
+        return jsr_push_fail(L, "%s", err);
     size_t n = 0, cap = 16, nx = 0, xcap = 16;
     blk_name *names = malloc(cap * sizeof *names);
     /* index and key files, matched to blocks once all are known */
@@ -123,7 +122,7 @@ static int l_block_files(lua_State *L)
     if (oom) {
         free(names);
         free(extra);
-        return luaL_error(L, "%s: out of memory", msgs);
+        return jsr_push_fail(L, "%s: out of memory", msgs);
     }
     qsort(names, n, sizeof *names, by_index);
     for (size_t i = 0; i < nx; i++) {
@@ -299,9 +298,7 @@ static int l_block_index_open(lua_State *L)
     if (!jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, sizeof err) ||
         !jsr_read_file(path, 64u << 20, &data, &n, err, sizeof err)) {
         sodium_memzero(seed, sizeof seed);
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        return 2;
+        return jsr_push_fail(L, "%s", err);
     }
     size_t nl = jsr_cipher_nonce_len(c);
     unsigned char *in = malloc(nl + n), *out = malloc(n + 1);
@@ -316,9 +313,7 @@ static int l_block_index_open(lua_State *L)
     free(in);
     if (!ok) {
         free(out);
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: does not open with its block's key (tampered or truncated)", path);
-        return 2;
+        return jsr_push_fail(L, "%s: does not open with its block's key (tampered or truncated)", path);
     }
     lua_pushlstring(L, (const char *)out, plen);
     free(out);
@@ -487,22 +482,15 @@ static int l_scan_block(lua_State *L)
         jsr_cipher c;
         unsigned char seed[32], nonce[24];
         if (!jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, sizeof err) ||
-            !jsr_block_cipher_init(&bc, c, seed, nonce)) {
-            luaL_pushfail(L);
-            lua_pushstring(L, err);
-            return 2;
-        }
+            !jsr_block_cipher_init(&bc, c, seed, nonce))
+            return jsr_push_fail(L, "%s", err);
         dec = &bc;
         if (idx_path && !read_sealed_index(idx_path, &bc, &ix, err, sizeof err)) {
             jsr_block_cipher_free(&bc);
-            luaL_pushfail(L);
-            lua_pushstring(L, err);
-            return 2;
+            return jsr_push_fail(L, "%s", err);
         }
     } else if (idx_path && !jsr_block_index_read(idx_path, &ix, err, sizeof err)) {
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        return 2;
+        return jsr_push_fail(L, "%s", err);
     }
     if (idb) {
         if (idx_path)
@@ -546,11 +534,8 @@ static int l_scan_block(lua_State *L)
         lua_pushvalue(L, ctx.errslot);
         return lua_error(L);
     }
-    if (!ok) {
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (!ok)
+        return jsr_push_fail(L, "%s", err);
     lua_createtable(L, 0, 14);
     set_int(L, "records", st.records);
     set_int(L, "live", st.live);
@@ -648,11 +633,8 @@ static int l_block_mark_deleted(lua_State *L)
     char *data;
     size_t n;
     char err[JSR_ERRLEN];
-    if (!jsr_read_file(path, (size_t)1 << 30, &data, &n, err, sizeof err)) {
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (!jsr_read_file(path, (size_t)1 << 30, &data, &n, err, sizeof err))
+        return jsr_push_fail(L, "%s", err);
     /* keyfile=N.key (with account, context): an encrypted block decrypted
      * first, then handled as plaintext (decoded, marked, rehashed); the
      * caller encrypts the result again (block_crypt) or sends it plain */
@@ -674,9 +656,7 @@ static int l_block_mark_deleted(lua_State *L)
         }
         if (!ok) {
             free(data);
-            luaL_pushfail(L);
-            lua_pushstring(L, err);
-            return 2;
+            return jsr_push_fail(L, "%s", err);
         }
     }
     /* a compressed block's offsets (from scan_block) are in its decoded
@@ -689,9 +669,7 @@ static int l_block_mark_deleted(lua_State *L)
                                              err, sizeof err);
         if (cmp < 0) {
             free(data);
-            luaL_pushfail(L);
-            lua_pushstring(L, err);
-            return 2;
+            return jsr_push_fail(L, "%s", err);
         }
         if (cmp) {
             free(data);
@@ -703,9 +681,7 @@ static int l_block_mark_deleted(lua_State *L)
     const char *why = mark_records(L, 2, (unsigned char *)data, n, encrypted, has_key ? &key : NULL, &bad);
     if (why) {
         free(data);
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: %s %I", path, why, bad);
-        return 2;
+        return jsr_push_fail(L, "%s: %s %I", path, why, bad);
     }
     lua_pushlstring(L, data, n);
     free(data);
@@ -726,11 +702,8 @@ static int l_records_mark_deleted(lua_State *L)
     memcpy(data, in, n);
     lua_Integer bad;
     const char *why = mark_records(L, 2, data, n, encrypted, has_key ? &key : NULL, &bad);
-    if (why) {
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s %I", why, bad);
-        return 2;
-    }
+    if (why)
+        return jsr_push_fail(L, "%s %I", why, bad);
     luaL_pushresultsize(&b, n);
     return 1;
 }
@@ -739,26 +712,23 @@ static int l_block_compressed(lua_State *L)
 {
     char err[JSR_ERRLEN];
     int r = jsr_block_is_compressed(luaL_checkstring(L, 1), err, sizeof err);
-    if (r < 0) {
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (r < 0)
+        return jsr_push_fail(L, "%s", err);
     lua_pushboolean(L, r);
     return 1;
 }
-/* block_indexed_last(blk_path, idx_path [, keys]) -> last_seq, first_seq, msgs, last_ts | nil
+/* block_indexed_last(blk_path, idx_path [, keys]) -> last_seq, first_seq, msgs, last_ts | nil, msg
  * The block's last sequence from its 2.9 index file alone, when the index
  * describes the block as it is: its last-record hash equals the block's
  * final 8 bytes (every record ends with its hash), the rule the server
  * uses to trust an index; or, for an empty block, an index of no messages
- * (then first = last + 1).  nil: read the block instead. */
+ * (then first = last + 1).  nil, why: read the block instead. */
 static int l_block_indexed_last(lua_State *L)
 {
     const char *blk = luaL_checkstring(L, 1);
     const char *idx = luaL_checkstring(L, 2);
     jsr_block_index ix;
-    char err[JSR_ERRLEN];
+    char err[JSR_ERRLEN] = "";
     /* {keyfile=, account=, context=}: an encrypted block, whose index is
      * sealed with the block's key and whose last 8 bytes are compared
      * decrypted, as the server does (filestore.go recoverMsgBlock) */
@@ -772,30 +742,28 @@ static int l_block_indexed_last(lua_State *L)
         int ok = jsr_unwrap_keyfile(L, keyfile, account, context, &c, seed, nonce, err, sizeof err) &&
                  jsr_block_cipher_init(&bc, c, seed, nonce);
         sodium_memzero(seed, sizeof seed);
-        if (!ok) {
-            luaL_pushfail(L);
-            return 1;
-        }
+        if (!ok)
+            return jsr_push_fail(L, "%s", *err ? err : "the block's cipher did not start");
         dec = &bc;
     }
-    if (!(dec ? read_sealed_index(idx, dec, &ix, err, sizeof err)
-              : jsr_block_index_read(idx, &ix, err, sizeof err)) || !ix.valid) {
+    int read = dec ? read_sealed_index(idx, dec, &ix, err, sizeof err)
+                   : jsr_block_index_read(idx, &ix, err, sizeof err);
+    if (!read || !ix.valid) {
         jsr_block_index_free(&ix);
         if (dec)
             jsr_block_cipher_free(dec);
-        luaL_pushfail(L);
-        return 1;
+        return read ? jsr_push_fail(L, "%s: not a valid index file", idx)
+                    : jsr_push_fail(L, "%s", err);
     }
     unsigned char tail[8];
     int match = 0;
-    int fd = open(blk, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    int fd = jsr_open_file(blk, &st, err, sizeof err);
     if (fd >= 0) {
-        struct stat st;
         /* 2.9.10 recoverMsgBlock trusts an index that says "no messages"
          * for an empty block: how it keeps the last sequence of a stream
          * emptied by acks, deletes, a purge or max_age */
-        match = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                ((st.st_size == 0 && ix.msgs == 0) ||
+        match = ((st.st_size == 0 && ix.msgs == 0) ||
                  (ix.msgs > 0 && st.st_size >= 8 && pread(fd, tail, 8, st.st_size - 8) == 8 &&
                   (!dec || jsr_block_cipher_xor(dec, tail, 8, (uint64_t)st.st_size - 8)) &&
                   memcmp(tail, ix.lchk, 8) == 0));
@@ -806,10 +774,12 @@ static int l_block_indexed_last(lua_State *L)
     uint64_t last = ix.last_seq, first = ix.first_seq, msgs = ix.msgs;
     int64_t last_ts = ix.last_ts;
     jsr_block_index_free(&ix);
-    if (!match || last == 0 || last > (uint64_t)LUA_MAXINTEGER) {
-        luaL_pushfail(L);
-        return 1;
-    }
+    if (fd < 0)
+        return jsr_push_fail(L, "%s", err);
+    if (!match)
+        return jsr_push_fail(L, "%s: does not describe its block as it is", idx);
+    if (last == 0 || last > (uint64_t)LUA_MAXINTEGER)
+        return jsr_push_fail(L, "%s: no last sequence to take", idx);
     lua_pushinteger(L, (lua_Integer)last);
     lua_pushinteger(L, (lua_Integer)first);
     lua_pushinteger(L, (lua_Integer)msgs);
@@ -818,22 +788,22 @@ static int l_block_indexed_last(lua_State *L)
 }
 
 
+static const jsr_lua_type buf_type = {MT_BUF, NULL, buf_gc, NULL};
+
+static const luaL_Reg block_funcs[] = {
+    {"block_files", l_block_files},
+    {"scan_block", l_scan_block},
+    {"block_compressed", l_block_compressed},
+    {"block_mark_deleted", l_block_mark_deleted},
+    {"records_mark_deleted", l_records_mark_deleted},
+    {"block_indexed_last", l_block_indexed_last},
+    {"block_index_open", l_block_index_open},
+    {NULL, NULL},
+};
+
 void jsr_block_register(lua_State *L)
 {
-    luaL_newmetatable(L, MT_BUF);
-    lua_pushcfunction(L, buf_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    static const luaL_Reg f[] = {
-        {"block_files", l_block_files},
-        {"scan_block", l_scan_block},
-        {"block_compressed", l_block_compressed},
-        {"block_mark_deleted", l_block_mark_deleted},
-        {"records_mark_deleted", l_records_mark_deleted},
-        {"block_indexed_last", l_block_indexed_last},
-        {"block_index_open", l_block_index_open},
-        {NULL, NULL},
-    };
-    luaL_setfuncs(L, f, 0);
+    jsr_lua_class(L, &buf_type);
+    luaL_setfuncs(L, block_funcs, 0);
     jsr_indexdb_register(L);
 }

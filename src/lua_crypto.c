@@ -320,18 +320,16 @@ static int l_has_keys(lua_State *L)
 
 void jsr_crypto_register(lua_State *L)
 {
-    lua_pushcfunction(L, l_has_keys);
-    lua_setfield(L, -2, "has_keys");
-    if (!jsr_crypto_init())
-        luaL_error(L, "libsodium failed to start");
-    lua_pushcfunction(L, l_set_keys);
-    lua_setfield(L, -2, "set_keys");
     static const luaL_Reg f[] = {
+        {"has_keys", l_has_keys},
+        {"set_keys", l_set_keys},
         {"block_crypt", l_block_crypt},
         {"block_seal_new", l_block_seal_new},
         {"sealed_open", l_sealed_open},
         {"sealed_seal", l_sealed_seal},
         {NULL, NULL},
     };
+    if (!jsr_crypto_init())
+        luaL_error(L, "libsodium failed to start");
     luaL_setfuncs(L, f, 0);
 }

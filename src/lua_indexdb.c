@@ -16,6 +16,7 @@
 #include "jsr/crypto.h"
 #include "jsr/fsops.h"
 #include "jsr/indexdb.h"
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 
 #define MT_IDB "jsr.indexdb"
@@ -252,13 +253,13 @@ static int l_matches(lua_State *L)
     if (lua_istable(L, 3))
         jsr_lua_keyfile_opts(L, 3, "matches", &keyfile, &account, &context);
     unsigned char tail[8] = {0};
-    int fd = open(blk, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    char err[JSR_ERRLEN];
     struct stat st;
-    int ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    int fd = jsr_open_file(blk, &st, err, sizeof err);
+    int ok = fd >= 0;
     if (ok && st.st_size >= 8) {
         ok = pread(fd, tail, 8, st.st_size - 8) == 8;
         if (ok && keyfile) {
-            char err[JSR_ERRLEN];
             jsr_cipher c;
             unsigned char seed[32], nonce[24];
             jsr_block_cipher bc;
@@ -278,24 +279,22 @@ static int l_matches(lua_State *L)
     return 1;
 }
 
+static const luaL_Reg idb_methods[] = {
+    {"info", l_info},
+    {"block", l_block},
+    {"blocks", l_blocks},
+    {"subjects", l_subjects},
+    {"matches", l_matches},
+    {NULL, NULL},
+};
+
+static const jsr_lua_type idb_type = {MT_IDB, idb_methods, idb_gc, NULL};
+
 void jsr_indexdb_register(lua_State *L)
 {
-    static const luaL_Reg m[] = {
-        {"info", l_info},
-        {"block", l_block},
-        {"blocks", l_blocks},
-        {"subjects", l_subjects},
-        {"matches", l_matches},
-        {NULL, NULL},
-    };
-    luaL_newmetatable(L, MT_IDB);
-    lua_pushcfunction(L, idb_gc);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, m);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_indexdb_read);
-    lua_setfield(L, -2, "indexdb_read");
+    static const luaL_Reg f[] = {{"indexdb_read", l_indexdb_read}, {NULL, NULL}};
+    jsr_lua_class(L, &idb_type);
+    luaL_setfuncs(L, f, 0);
     lua_pushinteger(L, JSR_INDEXDB_NEWEST);
     lua_setfield(L, -2, "indexdb_newest");
     lua_pushstring(L, JSR_NEWEST_SERVER);

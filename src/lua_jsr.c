@@ -22,6 +22,7 @@
 #include "jsr/fsops.h"
 #include "jsr/json.h"
 #include "jsr/layout.h"
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/lua_undo.h"
 #include "jsr/metasum.h"
@@ -31,13 +32,6 @@
 #define MT_CHANGES "jsr.changes"
 /* a meta.inf is a few KB; anything this big is not one */
 #define META_MAX (8u << 20)
-
-static int fail(lua_State *L, const char *msg)
-{
-    luaL_pushfail(L);
-    lua_pushstring(L, msg);
-    return 2;
-}
 
 /* --------------------------------------------------------------- store */
 
@@ -66,7 +60,7 @@ static int l_open(lua_State *L)
     const char *arg = luaL_checkstring(L, 1);
     char store[PATH_MAX], js[PATH_MAX], err[JSR_ERRLEN];
     if (!jsr_find_store(arg, store, js, sizeof store, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     store_ud *s = lua_newuserdatauv(L, sizeof *s, 0);
     s->store_dir = s->js_dir = NULL;
     luaL_setmetatable(L, MT_STORE);
@@ -157,19 +151,15 @@ static int walk_next(lua_State *L)
     return 1;
 }
 
-/* store:walk(): an iterator over entry tables (see SCRIPTING.md). The
- * listing is taken once, up front, so changes made while iterating do not
- * disturb it. */
+/* store:walk(): an iterator over entry tables (see SCRIPTING.md), or nil,
+ * message when the store cannot be read. The listing is taken once, up
+ * front, so changes made while iterating do not disturb it. */
 static int l_walk(lua_State *L)
 {
     const char *js = check_store(L, 1)->js_dir;
     char err[JSR_ERRLEN];
-    /* an unreadable store is the operator's problem, not a bug: the message
-     * alone, without the Lua line that called walk */
-    if ((lua_newtable(L), !jsr_walk(js, walk_collect, L, err, sizeof err))) {
-        lua_pushstring(L, err);
-        return lua_error(L);
-    }
+    if ((lua_newtable(L), !jsr_walk(js, walk_collect, L, err, sizeof err)))
+        return jsr_push_fail(L, "%s", err);
     lua_pushinteger(L, 0);
     lua_pushcclosure(L, walk_next, 2);
     return 1;
@@ -254,11 +244,11 @@ static int l_read_meta(lua_State *L)
     meta_paths m;
     char err[JSR_ERRLEN];
     if (!meta_locate(L, arg, 2, &m, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     char *data = NULL, *sum = NULL;
     size_t len = 0, sumlen = 0;
     if (!jsr_read_file(m.inf, META_MAX, &data, &len, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     lua_createtable(L, 0, 12); /* info */
     int info = lua_gettop(L);
     setstr(L, "path", m.inf);
@@ -473,7 +463,7 @@ static int l_changes(lua_State *L)
     u->c = NULL;
     luaL_setmetatable(L, MT_CHANGES);
     if (!(u->c = jsr_changes_open(root, err, sizeof err)))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     return 1;
 }
 
@@ -482,7 +472,7 @@ static int staged(lua_State *L, stage_fn fn)
     changes_ud *u = check_changes(L);
     char err[JSR_ERRLEN];
     if (!fn(L, u->c, 2, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -505,7 +495,7 @@ static int c_commit(lua_State *L)
     changes_ud *u = check_changes(L);
     char err[JSR_ERRLEN];
     if (!jsr_changes_commit(u->c, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     lua_pushstring(L, jsr_changes_id(u->c));
     return 1;
 }
@@ -538,7 +528,7 @@ static int l_tree_bytes(lua_State *L)
     unsigned long long bytes, files;
     char err[JSR_ERRLEN];
     if (!jsr_tree_bytes(p, &bytes, &files, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     lua_pushinteger(L, (lua_Integer)bytes);
     lua_pushinteger(L, (lua_Integer)files);
     return 2;
@@ -665,18 +655,6 @@ static const luaL_Reg json_funcs[] = {
     {NULL, NULL},
 };
 
-void jsr_lua_subtable(lua_State *L, const char *name, const luaL_Reg *f)
-{
-    if (lua_getfield(L, -1, name) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -3, name);
-    }
-    luaL_setfuncs(L, f, 0);
-    lua_pop(L, 1);
-}
-
 /* close as __gc and __close of the metatable on top of the stack */
 static void set_closer(lua_State *L, lua_CFunction close)
 {
@@ -688,12 +666,9 @@ static void set_closer(lua_State *L, lua_CFunction close)
 
 int luaopen_jsr(lua_State *L)
 {
+    static const jsr_lua_type changes_type = {MT_CHANGES, changes_methods, c_close, c_close};
     jsr_json_setup(L);
-    luaL_newmetatable(L, MT_CHANGES);
-    luaL_newlib(L, changes_methods);
-    lua_setfield(L, -2, "__index");
-    set_closer(L, c_close);
-    lua_pop(L, 1);
+    jsr_lua_class(L, &changes_type);
 
     luaL_newmetatable(L, MT_STORE);
     luaL_newlib(L, store_methods);

@@ -21,6 +21,7 @@
 #include <nats/nats.h>
 #include <sodium.h>
 
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 
 #define MT_NATS "jsr.nats"
@@ -54,12 +55,9 @@ static int fail(lua_State *L, const char *what, natsStatus s)
 {
     natsStatus ls;
     const char *last = nats_GetLastError(&ls);
-    lua_pushnil(L);
     if (last && *last && strcmp(last, natsStatus_GetText(s)))
-        lua_pushfstring(L, "%s: %s (%s)", what, natsStatus_GetText(s), last);
-    else
-        lua_pushfstring(L, "%s: %s", what, natsStatus_GetText(s));
-    return 2;
+        return jsr_push_fail(L, "%s: %s (%s)", what, natsStatus_GetText(s), last);
+    return jsr_push_fail(L, "%s: %s", what, natsStatus_GetText(s));
 }
 
 static const char *opt_string(lua_State *L, int t, const char *k)
@@ -219,9 +217,7 @@ static int l_connect(lua_State *L)
         char pub[64], err[512];
         if (!nkey_public(nkey, pub, err, sizeof err)) {
             natsOptions_Destroy(o);
-            lua_pushnil(L);
-            lua_pushstring(L, err);
-            return 2;
+            return jsr_push_fail(L, "%s", err);
         }
         snprintf(what, sizeof what, "%s: nkey seed %s", url, nkey);
         s = natsOptions_SetNKeyFromSeed(o, pub, nkey);
@@ -401,11 +397,8 @@ static int l_poll(lua_State *L)
             box.tail = NULL;
     }
     pthread_mutex_unlock(&box.mu);
-    if (!a && dropped) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "nats: %d answer(s) lost: out of memory", dropped);
-        return 2;
-    }
+    if (!a && dropped)
+        return jsr_push_fail(L, "nats: %d answer(s) lost: out of memory", dropped);
     if (!a) {
         lua_pushboolean(L, 0);
         return 1;
@@ -441,11 +434,8 @@ static int l_close(lua_State *L)
 static int l_nkey_public(lua_State *L)
 {
     char pub[64], err[512];
-    if (!nkey_public(luaL_checkstring(L, 1), pub, err, sizeof err)) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (!nkey_public(luaL_checkstring(L, 1), pub, err, sizeof err))
+        return jsr_push_fail(L, "%s", err);
     lua_pushstring(L, pub);
     return 1;
 }
@@ -457,16 +447,11 @@ static const luaL_Reg methods[] = {
     {NULL, NULL},
 };
 
+static const jsr_lua_type conn_type = {MT_NATS, methods, l_close, l_close};
+
 void jsr_nats_register(lua_State *L)
 {
-    luaL_newmetatable(L, MT_NATS);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
+    jsr_lua_class(L, &conn_type);
     static const luaL_Reg nats[] = {{"connect", l_connect}, {"poll", l_poll}, {NULL, NULL}};
     static const luaL_Reg nkey[] = {{"public", l_nkey_public}, {NULL, NULL}};
     jsr_lua_subtable(L, "nats", nats);

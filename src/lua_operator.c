@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 
 #define NKEY_RAW 35 /* prefix + key + crc */
@@ -106,11 +107,8 @@ static int l_nkey_role(lua_State *L)
     unsigned char key[32];
     char role;
     const char *why = decode(pk, klen, &role, key);
-    if (why) {
-        lua_pushnil(L);
-        lua_pushstring(L, why);
-        return 2;
-    }
+    if (why)
+        return jsr_push_fail(L, "%s", why);
     lua_pushlstring(L, &role, 1);
     return 1;
 }

@@ -24,6 +24,7 @@
 #include "jsr/bytes.h"
 #include "jsr/fsops.h"
 #include "jsr/layout.h"
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/metasum.h"
 #include "jsr/s2.h"
@@ -32,13 +33,6 @@
 /* A meta snapshot holds every stream assignment of the cluster: a few MB
  * for thousands of streams.  Far more than that is not a snapshot. */
 #define SNAP_MAX (256u << 20)
-
-static int fail(lua_State *L, const char *msg)
-{
-    luaL_pushfail(L);
-    lua_pushstring(L, msg);
-    return 2;
-}
 
 static void hex8(const unsigned char *p, char out[17])
 {
@@ -59,11 +53,11 @@ static int l_s2_decode(lua_State *L)
     char err[256];
     /* check first: allocate only what the block really decodes to */
     if (!jsr_s2_check(src, n, &len, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     luaL_Buffer b;
     unsigned char *dst = (unsigned char *)luaL_buffinitsize(L, &b, len);
     if (!jsr_s2_decode(src, n, dst, len, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     luaL_pushresultsize(&b, len);
     return 1;
 }
@@ -99,7 +93,7 @@ static int l_raft_peer_state(lua_State *L)
     size_t n;
     const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1, &n);
     if (!push_peer_state(L, p, n))
-        return fail(L, "peer state: too short for its peer count");
+        return jsr_push_fail(L, "%s", "peer state: too short for its peer count");
     return 1;
 }
 
@@ -142,19 +136,19 @@ static int l_raft_snapshot(lua_State *L)
     char *data;
     size_t n;
     if (!jsr_read_file(path, SNAP_MAX, &data, &n, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     const unsigned char *p = (const unsigned char *)data;
     if (n < 28) {
         free(data);
         jsr_errf(err, sizeof err, "%s: %zu bytes, shorter than any snapshot (28)", path, n);
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     }
     uint32_t pslen = jsr_le32(p + 16);
     if (pslen > n - 28) {
         free(data);
         jsr_errf(err, sizeof err, "%s: peer state of %u bytes runs past the end of the file",
                  path, (unsigned)pslen);
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     }
     jsr_hhkey key;
     if (!jsr_hhkey_from_name(group, strlen(group), &key)) {
@@ -227,61 +221,11 @@ static int l_sha256(lua_State *L)
     return 1;
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* listdir(path) -> { name, ... } sorted, without "." and ".." | nil, message
  * (finding snapshots/snap.T.I, msgs/N.blk and moved-aside Raft state) */
 static int l_listdir(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
-    DIR *d = opendir(path);
-    if (!d) {
-        char err[JSR_ERRLEN];
-        jsr_errf(err, sizeof err, "%s: cannot read: %s", path, strerror(errno));
-        return fail(L, err);
-    }
-    size_t n = 0, cap = 16;
-    char **names = malloc(cap * sizeof *names);
-    struct dirent *de;
-    int oom = names == NULL;
-    while (!oom && (de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (n == cap) {
-            char **p = realloc(names, (cap *= 2) * sizeof *names);
-            if (!p) {
-                oom = 1;
-                break;
-            }
-            names = p;
-        }
-        if (!(names[n] = strdup(de->d_name)))
-            oom = 1;
-        else
-            n++;
-    }
-    closedir(d);
-    if (!oom)
-        qsort(names, n, sizeof *names, by_name);
-    /* the listing is taken whole before any Lua call, so the directory is
-     * closed whatever happens next (Lua raising "not enough memory" while
-     * the table is built would only leak the remaining names) */
-    if (!oom)
-        lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        if (!oom) {
-            lua_pushstring(L, names[i]);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        free(names[i]);
-    }
-    free(names);
-    if (oom)
-        return luaL_error(L, "%s: out of memory listing the directory", path);
-    return 1;
+    return jsr_push_dir(L, luaL_checkstring(L, 1));
 }
 
 void jsr_raft_register(lua_State *L)

@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/s2write.h"
 #include "jsr/tar.h"
@@ -200,9 +201,7 @@ static int l_mkdir(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: cannot create the directory: %s", path, strerror(e));
-    return 2;
+    return jsr_push_fail(L, "%s: cannot create the directory: %s", path, strerror(e));
 }
 
 /* realpath(path) -> absolute path | nil, msg (export refuses an output
@@ -211,11 +210,8 @@ static int l_realpath(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     char *r = realpath(path, NULL);
-    if (!r) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(errno));
-        return 2;
-    }
+    if (!r)
+        return jsr_push_fail(L, "%s: %s", path, strerror(errno));
     lua_pushstring(L, r);
     free(r);
     return 1;
@@ -226,18 +222,16 @@ static const luaL_Reg methods[] = {
     {"take", l_take},   {"tar_bytes", l_tar_bytes}, {NULL, NULL},
 };
 
+static const jsr_lua_type writer_type = {MT_SNAPW, methods, l_gc, NULL};
+
 void jsr_snapshot_register(lua_State *L)
 {
-    luaL_newmetatable(L, MT_SNAPW);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_new);
-    lua_setfield(L, -2, "snapshot_writer");
-    lua_pushcfunction(L, l_mkdir);
-    lua_setfield(L, -2, "mkdir");
-    lua_pushcfunction(L, l_realpath);
-    lua_setfield(L, -2, "realpath");
+    static const luaL_Reg f[] = {
+        {"snapshot_writer", l_new},
+        {"mkdir", l_mkdir},
+        {"realpath", l_realpath},
+        {NULL, NULL},
+    };
+    jsr_lua_class(L, &writer_type);
+    luaL_setfuncs(L, f, 0);
 }

@@ -11,17 +11,11 @@
 
 #include "jsr/fsops.h"
 #include "jsr/guard.h"
+#include "jsr/lua_bind.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/undo.h"
 
 #define MT_LOCK "jsr.lock"
-
-static int fail(lua_State *L, const char *msg)
-{
-    luaL_pushfail(L);
-    lua_pushstring(L, msg);
-    return 2;
-}
 
 static void undone(const char *id, size_t ops, size_t gone, const char *gone_example, void *ud)
 {
@@ -60,7 +54,7 @@ static int l_undo(lua_State *L)
     lua_newtable(L);
     int changed = 0;
     if (!jsr_undo(store, id, flags, undone, L, &changed, err, sizeof err)) {
-        fail(L, err);
+        jsr_push_fail(L, "%s", err);
         lua_pushboolean(L, changed);
         return 3;
     }
@@ -75,7 +69,7 @@ static int l_journal(lua_State *L)
     jsr_journal_info *list;
     size_t n;
     if (!jsr_journal_list(store, &list, &n, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         lua_createtable(L, 0, 4);
@@ -102,7 +96,7 @@ static int l_journal_finish(lua_State *L)
     char err[JSR_ERRLEN];
     size_t purged;
     if (!jsr_journal_finish(store, &purged, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     lua_pushinteger(L, (lua_Integer)purged);
     return 1;
 }
@@ -116,7 +110,7 @@ static int l_open_by(lua_State *L)
     jsr_opener *list;
     size_t n, unreadable;
     if (!jsr_open_by(path, &list, &n, &unreadable, err, sizeof err))
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         lua_createtable(L, 0, 4);
@@ -149,7 +143,7 @@ static int l_lock(lua_State *L)
     u->fd = -1;
     luaL_setmetatable(L, MT_LOCK);
     if ((u->fd = jsr_lock_store(store, err, sizeof err)) < 0)
-        return fail(L, err);
+        return jsr_push_fail(L, "%s", err);
     return 1;
 }
 
@@ -173,18 +167,11 @@ static const luaL_Reg funcs[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg lock_methods[] = {{"unlock", lock_unlock}, {NULL, NULL}};
+static const jsr_lua_type lock_type = {MT_LOCK, lock_methods, lock_unlock, lock_unlock};
+
 void jsr_undo_register(lua_State *L)
 {
-    if (luaL_newmetatable(L, MT_LOCK)) {
-        lua_createtable(L, 0, 1);
-        lua_pushcfunction(L, lock_unlock);
-        lua_setfield(L, -2, "unlock");
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, lock_unlock);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, lock_unlock);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    jsr_lua_class(L, &lock_type);
     luaL_setfuncs(L, funcs, 0); /* into the store's methods */
 }

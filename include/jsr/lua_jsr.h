@@ -7,6 +7,7 @@
 
 #include "jsr/crypto.h"
 #include "jsr/indexdb.h"
+#include "jsr/lua_bind.h"
 
 #ifndef JSR_VERSION
 #define JSR_VERSION "0.1.0"
@@ -18,10 +19,6 @@ int luaopen_jsr(lua_State *L);
  * Lua error for anything else or a closed handle.  Valid while the handle
  * is on the stack and open. */
 const char *jsr_lua_store_dir(lua_State *L, int i);
-
-/* Adds f to the sub-table name (made if missing) of the table on top of
- * the stack: a codec's functions live under its format (jsr.s2.decode). */
-void jsr_lua_subtable(lua_State *L, const char *name, const luaL_Reg *f);
 
 /* Adds the message block functions to the table on top of the stack. */
 void jsr_block_register(lua_State *L);

@@ -70,43 +70,42 @@ function M.scan(store_arg)
   local m = { store = st, accounts = {}, streams = {}, consumers = {}, raft = {},
               skipped = {}, errors = {} }
   local by_account, current = {}, nil
-  local ok, werr = pcall(function()
-    for e in st:walk() do
-      if e.kind == "account" then
-        current = { name = e.name, path = e.path, system = e.system, streams = {}, raft = {} }
-        by_account[e.name] = current
-        m.accounts[#m.accounts + 1] = current
-        if e.system and not m.system then m.system = current end
-      elseif e.kind == "stream" then
-        local s = read({ account = e.account, name = e.name, path = e.path, consumers = {} })
-        s.error = s.error or layout_error(s)
-        by_account[e.account].streams[#by_account[e.account].streams + 1] = s
-        m.streams[#m.streams + 1] = s
-        current.last_stream = s
-      elseif e.kind == "consumer" then
-        local stream = by_account[e.account].last_stream
-        local c = read({ account = e.account, stream = e.stream, name = e.name, path = e.path })
-        stream.consumers[#stream.consumers + 1] = c
-        m.consumers[#m.consumers + 1] = c
-      elseif e.kind == "raft" then
-        local g = { account = e.account, name = e.name, path = e.path, group = e.group }
-        by_account[e.account].raft[#by_account[e.account].raft + 1] = g
-        m.raft[#m.raft + 1] = g
-      elseif e.kind == "skipped" and e.message == "not a directory" then
-        -- a file where the layout needs a directory (an account, streams/,
-        -- a stream, a consumer): what belongs there would silently be lost
-        e.message = printable(("%s: a %s where a directory should be"):format(e.path,
-          jsr.lstat(e.path) == "file" and "file" or "non-directory"))
-        m.errors[#m.errors + 1] = e
-      elseif e.kind == "skipped" then
-        m.skipped[#m.skipped + 1] = e
-      else
-        e.message = printable(e.message)
-        m.errors[#m.errors + 1] = e
-      end
+  local entries, werr = st:walk()
+  if not entries then return nil, werr end
+  for e in entries do
+    if e.kind == "account" then
+      current = { name = e.name, path = e.path, system = e.system, streams = {}, raft = {} }
+      by_account[e.name] = current
+      m.accounts[#m.accounts + 1] = current
+      if e.system and not m.system then m.system = current end
+    elseif e.kind == "stream" then
+      local s = read({ account = e.account, name = e.name, path = e.path, consumers = {} })
+      s.error = s.error or layout_error(s)
+      by_account[e.account].streams[#by_account[e.account].streams + 1] = s
+      m.streams[#m.streams + 1] = s
+      current.last_stream = s
+    elseif e.kind == "consumer" then
+      local stream = by_account[e.account].last_stream
+      local c = read({ account = e.account, stream = e.stream, name = e.name, path = e.path })
+      stream.consumers[#stream.consumers + 1] = c
+      m.consumers[#m.consumers + 1] = c
+    elseif e.kind == "raft" then
+      local g = { account = e.account, name = e.name, path = e.path, group = e.group }
+      by_account[e.account].raft[#by_account[e.account].raft + 1] = g
+      m.raft[#m.raft + 1] = g
+    elseif e.kind == "skipped" and e.message == "not a directory" then
+      -- a file where the layout needs a directory (an account, streams/,
+      -- a stream, a consumer): what belongs there would silently be lost
+      e.message = printable(("%s: a %s where a directory should be"):format(e.path,
+        jsr.lstat(e.path) == "file" and "file" or "non-directory"))
+      m.errors[#m.errors + 1] = e
+    elseif e.kind == "skipped" then
+      m.skipped[#m.skipped + 1] = e
+    else
+      e.message = printable(e.message)
+      m.errors[#m.errors + 1] = e
     end
-  end)
-  if not ok then return nil, werr end
+  end
   for _, a in ipairs(m.accounts) do a.last_stream = nil end
   return m
 end
