@@ -28,6 +28,16 @@ usage: js-recover undo <store> [--list] [--id ID] [--ignore-purged] [--force-ope
 ]]
 
 local function say(...) io.stderr:write("js-recover undo: ", ...) end
+-- --json: an array of one object a journal, of these fields (compact)
+local function print_json(list, fields)
+  local out = json.array()
+  for _, x in ipairs(list) do
+    local o = json.object()
+    for _, f in ipairs(fields) do o[f] = x[f] end
+    out[#out + 1] = o
+  end
+  io.stdout:write(json.encode(out), "\n")
+end
 
 local opts, args = cli.parse({ ... }, {
   list = "flag", id = "string", ["ignore-purged"] = "flag", ["force-open"] = "flag",
@@ -68,11 +78,7 @@ if not journals then
 end
 if opts.list then
   if opts.json then
-    local out = json.array()
-    for _, j in ipairs(journals) do
-      out[#out + 1] = json.object({ id = j.id, state = j.state, ops = j.ops, error = j.error })
-    end
-    io.stdout:write(json.encode(out), "\n")
+    print_json(journals, { "id", "state", "ops", "error" })
   elseif #journals == 0 then
     io.stdout:write("no journal: js-recover has not changed ", store, "\n")
   else
@@ -117,11 +123,7 @@ if not done then
   return 1
 end
 if opts.json then
-  local out = json.array()
-  for _, d in ipairs(done) do
-    out[#out + 1] = json.object({ id = d.id, ops = d.ops, gone = d.gone, gone_example = d.gone_example })
-  end
-  io.stdout:write(json.encode(out), "\n")
+  print_json(done, { "id", "ops", "gone", "gone_example" })
   return 0
 end
 for _, d in ipairs(done) do

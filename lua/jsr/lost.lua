@@ -23,6 +23,7 @@ local metastate = require "jsr.metastate"
 local donework = require "jsr.donework"
 local files = require "jsr.files"
 local plural = require("jsr.print").plural
+local sorted_keys = require("jsr.sorted").keys
 local json = jsr.json
 
 local M = {}
@@ -44,13 +45,6 @@ local function is_durable(cfg)
   if type(cfg) ~= "table" then return false end
   local d = cfg.durable_name
   return type(d) == "string" and d ~= ""
-end
-
-local function sorted_keys(t)
-  local k = {}
-  for key in pairs(t) do k[#k + 1] = key end
-  table.sort(k)
-  return k
 end
 
 local function unavailable(why)

@@ -96,10 +96,7 @@ local function hooks(policy)
 end
 
 function M.hook_names()
-  local names = {}
-  for k in pairs(M.defaults) do names[#names + 1] = k end
-  table.sort(names)
-  return names
+  return require("jsr.sorted").keys(M.defaults)
 end
 
 -- Encodes each top-level value, so a diff can be taken after edits.

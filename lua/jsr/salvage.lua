@@ -19,6 +19,7 @@ local metastate = require "jsr.metastate"
 local removal = require "jsr.removal"
 local replay = require "jsr.replay"
 local sealed = require "jsr.sealed"
+local sorted = require("jsr.sorted").keys
 local json = jsr.json
 local layout = jsr.layout
 
@@ -416,6 +417,18 @@ local function plan_stream(r, s, sa, sys, keep)
       appended_at[seq], gone_at[#records] = #records, true
     end
   end
+  -- The rules for a message the store does not hold at its sequence
+  -- (full: past the store, where every rule can be checked): false when
+  -- the server skipped or refused it (counted), true when it stored it.
+  local function stored(ev, seq, full)
+    local kind, why, counted = replay.refuse(st, ev.msg, L, full)
+    if kind == "no_interest" then
+      skipped(seq, ev.msg)
+    elseif kind then
+      reject(ev, seq, kind, why, counted)
+    end
+    return kind == nil
+  end
   local stopped = false
   -- A message entry, alone or of a committed batch: placed, checked
   -- against the store's record or the rules, appended past the store.
@@ -482,23 +495,13 @@ local function plan_stream(r, s, sa, sys, keep)
         -- gone from the store since (deleted, purged, aged): only the
         -- rules the log decides can be checked
         if not ruled() then return unreadable() end
-        local kind, why, counted = replay.refuse(st, msg, L, false)
-        if kind == "no_interest" then
-          skipped(seq, msg)
-        elseif kind then
-          reject(ev, seq, kind, why, counted)
-        else
+        if stored(ev, seq, false) then
           L = seq
           note_id(seq, msg)
         end
       else
         if not ruled() then return unreadable() end
-        local kind, why, counted = replay.refuse(st, msg, L, true)
-        if kind == "no_interest" then
-          skipped(seq, msg)
-        elseif kind then
-          reject(ev, seq, kind, why, counted)
-        else
+        if stored(ev, seq, true) then
           local uncertain = index > max_commit
           out.log_ahead = out.log_ahead + 1
           local entry = { kind = "message", account = s.account, stream = s.name, index = index,
@@ -1080,12 +1083,7 @@ function M.lines(r, applied)
   return out
 end
 
-function M.sorted_seqs(set)
-  local out = json.array()
-  for seq in pairs(set or {}) do out[#out + 1] = seq end
-  table.sort(out)
-  return out
-end
+function M.sorted_seqs(set) return json.array(sorted(set or {})) end
 
 -- For recovery-report.json and inspect --json.
 function M.json(r)
@@ -1094,12 +1092,6 @@ function M.json(r)
   o.why = r.why
   o.streams = json.array()
   o.consumers = json.array()
-  local function sorted(t)
-    local ks = {}
-    for k in pairs(t) do ks[#ks + 1] = k end
-    table.sort(ks)
-    return ks
-  end
   local function notes_of(x)
     local notes = json.array()
     for i, n in ipairs(x.notes) do notes[i] = n end
