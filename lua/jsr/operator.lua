@@ -249,19 +249,21 @@ function M.gather(m, opts)
   return info
 end
 
+-- A JetStream limit that is on: a non-zero disk or memory limit.
+local function storage_on(t)
+  return type(t) == "table" and ((math.type(t.disk_storage) == "integer" and t.disk_storage ~= 0)
+    or (math.type(t.mem_storage) == "integer" and t.mem_storage ~= 0))
+end
+
 -- Whether an account JWT lets the account use JetStream, as the server
 -- reads its limits: a non-zero disk or memory limit, top-level (2.9) or in
 -- a tier (2.10+ tiered_limits, e.g. R1, R3).
 function M.jetstream_enabled(j)
   local l = j.claims.nats.limits
   if type(l) ~= "table" then return false end
-  local function on(t)
-    return type(t) == "table" and ((math.type(t.disk_storage) == "integer" and t.disk_storage ~= 0)
-      or (math.type(t.mem_storage) == "integer" and t.mem_storage ~= 0))
-  end
-  if on(l) then return true end
+  if storage_on(l) then return true end
   if type(l.tiered_limits) == "table" then
-    for _, t in pairs(l.tiered_limits) do if on(t) then return true end end
+    for _, t in pairs(l.tiered_limits) do if storage_on(t) then return true end end
   end
   return false
 end
@@ -272,8 +274,7 @@ end
 function M.covers_r1(j)
   local l = j.claims.nats.limits
   if type(l) ~= "table" then return false end
-  if (math.type(l.disk_storage) == "integer" and l.disk_storage ~= 0)
-      or (math.type(l.mem_storage) == "integer" and l.mem_storage ~= 0) then return true end
+  if storage_on(l) then return true end
   return type(l.tiered_limits) == "table" and type(l.tiered_limits.R1) == "table"
 end
 

@@ -73,11 +73,7 @@ M.hooks = { restore_config = function(stream, cfg) end }
 
 -- split(policy) -> prepare's hooks, export/restore's hooks
 function M.split(policy)
-  local p, own = {}, {}
-  for k, v in pairs(M.hooks) do own[k] = v end
-  for k, v in pairs(policy or {}) do
-    if M.hooks[k] then own[k] = v else p[k] = v end
-  end
+  local own, p = require("jsr.policy").split(M.hooks, policy)
   return p, own
 end
 

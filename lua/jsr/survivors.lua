@@ -32,14 +32,7 @@ local M = {}
 M.hooks = { choose_copy = function(stream, copies) end }
 
 -- split(policy) -> survivors' hooks, the rest (export/restore/prepare's)
-function M.split(policy)
-  local own, rest = {}, {}
-  for k, v in pairs(M.hooks) do own[k] = v end
-  for k, v in pairs(policy or {}) do
-    if M.hooks[k] then own[k] = v else rest[k] = v end
-  end
-  return own, rest
-end
+function M.split(policy) return require("jsr.policy").split(M.hooks, policy) end
 
 -- The position of a group's log on this node: the last entry it stored
 -- (its index and the term it was written in) or, when the log was
