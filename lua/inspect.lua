@@ -32,17 +32,17 @@
 -- Exit code 1 when an entry cannot be read or a checksum is wrong, or a
 -- Raft entry is malformed (listed with its log file, byte offset and
 -- index).
-local jsr = require "jsr"
-local model = require "jsr.model"
-local cli = require "jsr.cli"
-local tbl = require "jsr.table"
+local jsr = require("jsr")
+local model = require("jsr.model")
+local cli = require("jsr.cli")
+local tbl = require("jsr.table")
 local pretty = require("jsr.print").pretty
 local json = jsr.json
 
-local keys = require "jsr.keys"
-local age = require "jsr.age"
+local keys = require("jsr.keys")
+local age = require("jsr.age")
 local count = require("jsr.print").count
-local operator = require "jsr.operator"
+local operator = require("jsr.operator")
 local opts, args = cli.parse({ ... }, operator.with(keys.with { json = "flag" }))
 -- several stores (survivors of one cluster): each copy and the one to take
 if opts and #args > 1 then return require("jsr.survivors").inspect(nil, opts, args) end
@@ -87,7 +87,7 @@ local opinfo = operator.gather(m, operator.from_opts(opts))
 report.operator = operator.json(opinfo)
 -- the server's JetStream domain (not in the store: from --config) and the
 -- domains the streams source from (jsr/domain.lua)
-local domain = require "jsr.domain"
+local domain = require("jsr.domain")
 local own_domain = domain.own { config = opts.config }
 local domain_refs = domain.referenced(m)
 report.domain = { name = own_domain.name, source = own_domain.source, referenced = json.array(domain_refs) }
@@ -140,12 +140,12 @@ for _, p in ipairs(model.problems(m)) do
 end
 -- what the cluster had that this node holds no data of (informational:
 -- it does not change the exit code)
-local lost = require "jsr.lost"
+local lost = require("jsr.lost")
 local lost_report = lost.analyze(m)
 report.lost = lost.json(lost_report)
 -- how far each Raft log is ahead of the store (what prepare salvages); a
 -- malformed Raft entry, or logs that cannot be read at all, are problems
-local salvage = require "jsr.salvage"
+local salvage = require("jsr.salvage")
 local sok, salv = pcall(salvage.analyze, m)
 if sok then
   report.log_ahead = salvage.json(salv)

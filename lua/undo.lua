@@ -17,9 +17,9 @@
 --
 -- Exit codes: 0 done (or nothing to undo); 1 refused, nothing changed;
 -- 2 usage error; 3 failed part way (run it again after fixing the cause).
-local jsr = require "jsr"
-local cli = require "jsr.cli"
-local guard = require "jsr.guard"
+local jsr = require("jsr")
+local cli = require("jsr.cli")
+local guard = require("jsr.guard")
 local json = jsr.json
 local layout = jsr.layout
 

@@ -23,14 +23,14 @@
 --             encrypted store; without it, encrypted entries are listed as such
 --
 -- Exit code 1 when anything is corrupt.
-local jsr = require "jsr"
-local blocks = require "jsr.blocks"
-local cli = require "jsr.cli"
-local tbl = require "jsr.table"
+local jsr = require("jsr")
+local blocks = require("jsr.blocks")
+local cli = require("jsr.cli")
+local tbl = require("jsr.table")
 local pretty = require("jsr.print").pretty
 local json = jsr.json
 
-local keys = require "jsr.keys"
+local keys = require("jsr.keys")
 local opts, args = cli.parse({ ... }, keys.with { json = "flag" })
 if not opts or #args < 1 then
   return cli.fail("verify", 2, opts and "expected <store>" or args, "\n",

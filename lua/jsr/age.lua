@@ -8,8 +8,8 @@
 -- after max_age 30 s; a consumer with 15 s deleted 20 s after start).
 -- prepare suspends these by default and records the originals, to be set
 -- back when the streams are restored (docs/FORMAT.md, "Deletion by time").
-local jsr = require "jsr"
-local blocks = require "jsr.blocks"
+local jsr = require("jsr")
+local blocks = require("jsr.blocks")
 
 local M = {}
 

@@ -1,7 +1,7 @@
 -- A stream's message blocks as a whole: scan them in order, with the
 -- stream's own hash keys and index files, and sum up what they hold.
 -- verify.lua and scripts such as dump.lua are built on this.
-local jsr = require "jsr"
+local jsr = require("jsr")
 local layout = jsr.layout
 
 local M = {}

@@ -5,7 +5,7 @@
 -- 2.9.10 and 2.15.3), so it comes from the survivor's config (--config F)
 -- or the operator (prepare --domain X).  What the store does record is the
 -- domains its streams source from or mirror: external.api "$JS.<X>.API".
-local conf = require "jsr.conf"
+local conf = require("jsr.conf")
 local read_file = require("jsr.files").read
 
 local M = {}

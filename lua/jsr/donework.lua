@@ -5,15 +5,15 @@
 -- serves them again (measured on 2.9.10, README "Quorum-loss drill").
 -- Two uses, each its own rule:
 --
---   local donework = require "jsr.donework"
+--   local donework = require("jsr.donework")
 --   local found, notes = donework.find(m, meta)   -- the report (inspect, prepare's end)
 --   donework.print(found, out); report.done = donework.json(found)
 --   local want, bound = donework.rule(retention, consumers)  -- what prepare removes
-local jsr = require "jsr"
-local raft = require "jsr.raft"
-local blocks = require "jsr.blocks"
-local files = require "jsr.files"
-local subject = require "jsr.subject"
+local jsr = require("jsr")
+local raft = require("jsr.raft")
+local blocks = require("jsr.blocks")
+local files = require("jsr.files")
+local subject = require("jsr.subject")
 local plural = require("jsr.print").plural
 local json = jsr.json
 local layout = jsr.layout

@@ -6,12 +6,12 @@
 --
 --   return require("jsr.export").run({ restore_config = function(s, cfg)
 --     cfg.num_replicas = 5 end }, ...)
-local jsr = require "jsr"
-local cli = require "jsr.cli"
-local keys = require "jsr.keys"
-local guard = require "jsr.guard"
-local snapshot = require "jsr.snapshot"
-local placement = require "jsr.placement"
+local jsr = require("jsr")
+local cli = require("jsr.cli")
+local keys = require("jsr.keys")
+local guard = require("jsr.guard")
+local snapshot = require("jsr.snapshot")
+local placement = require("jsr.placement")
 local pretty = require("jsr.print").pretty
 local json = jsr.json
 

@@ -4,7 +4,7 @@
 -- new file outside any store (export's backups, a gathered store being
 -- built), true or nil, message naming the file.  report: what an
 -- earlier prepare left in the store.
-local jsr = require "jsr"
+local jsr = require("jsr")
 local json = jsr.json
 
 local M = {}

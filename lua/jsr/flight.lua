@@ -7,7 +7,7 @@
 -- a chunk written, a stream loaded) takes a round trip through its meta
 -- leader, and waiting for each in turn leaves the cluster idle.
 -- Outside a task (compare, tests) the same calls simply block.
-local jsr = require "jsr"
+local jsr = require("jsr")
 
 local M = {}
 

@@ -1,7 +1,7 @@
 -- Checks every command that changes a store makes first: one js-recover at
 -- a time (a lock on the store directory), no run of prepare or undo left
 -- half done by a crash, and no other process using the store.
-local jsr = require "jsr"
+local jsr = require("jsr")
 
 local M = {}
 

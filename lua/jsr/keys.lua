@@ -4,7 +4,7 @@
 --   --key-file F       or JSR_KEY       the key the server was started with
 --   --prev-key-file F  or JSR_PREV_KEY  the previous key, while it was rotating
 -- One trailing newline in a key file is ignored (echo adds one).
-local jsr = require "jsr"
+local jsr = require("jsr")
 
 local M = {}
 

@@ -5,7 +5,7 @@
 -- that died is gone; an operator must learn that from js-recover, not from
 -- a client that cannot find the stream later.
 --
---   local lost = require "jsr.lost"
+--   local lost = require("jsr.lost")
 --   local r = lost.analyze(model)      -- model from jsr.model.scan
 --   lost.print(r, io.stdout)
 --   report.lost = lost.json(r)
@@ -18,10 +18,10 @@
 -- mention (each records the server its creating client was connected to)
 -- and the names in JSR_SERVER_NAMES (comma-separated), which the operator
 -- knows when the assignments do not tell.
-local jsr = require "jsr"
-local metastate = require "jsr.metastate"
-local donework = require "jsr.donework"
-local files = require "jsr.files"
+local jsr = require("jsr")
+local metastate = require("jsr.metastate")
+local donework = require("jsr.donework")
+local files = require("jsr.files")
 local plural = require("jsr.print").plural
 local sorted_keys = require("jsr.sorted").keys
 local json = jsr.json

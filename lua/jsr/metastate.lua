@@ -3,11 +3,11 @@
 -- raft.meta_state reads them), read once per model.  The lost report,
 -- salvage and the survivors' survey each ask for it.
 --
---   local metastate = require "jsr.metastate"
+--   local metastate = require("jsr.metastate")
 --   local dir, moved_aside = metastate.find(m)   -- nil when there is none
 --   local st = metastate.read(m, dir)            -- raft.meta_state(dir)
-local jsr = require "jsr"
-local raft = require "jsr.raft"
+local jsr = require("jsr")
+local raft = require("jsr.raft")
 local layout = jsr.layout
 
 local M = {}

@@ -1,7 +1,7 @@
 -- What a store holds, read once: accounts, streams, consumers, Raft groups,
 -- with each meta file decoded and checked.  inspect and prepare both start
 -- here, so they can never disagree about what they saw.
-local jsr = require "jsr"
+local jsr = require("jsr")
 
 local M = {}
 

@@ -10,7 +10,7 @@
 -- (metadata "_nats.req.level"), the files and directories of a stream and
 -- consumer directory, the compression algorithm of a block and the
 -- version of a consumer's o.dat.
-local jsr = require "jsr"
+local jsr = require("jsr")
 local layout = jsr.layout
 
 local M = {}

@@ -6,7 +6,7 @@
 -- resolver_preload and operator of its config, or files the operator
 -- points at.  JWTs are public (signed claims, no secret): they are read
 -- and copied, never made up.
-local jsr = require "jsr"
+local jsr = require("jsr")
 local json = jsr.json
 local layout = jsr.layout
 local read_file = require("jsr.files").read

@@ -5,7 +5,7 @@
 -- another name, or without those tags, refuses it ("no suitable peers").
 -- A stream that sources from (or mirrors) another JetStream domain names
 -- that domain's API prefix ($JS.<domain>.API) in external.api.
-local blocks = require "jsr.blocks"
+local blocks = require("jsr.blocks")
 
 local M = {}
 

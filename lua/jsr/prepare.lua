@@ -5,27 +5,27 @@
 --
 -- A site policy overrides only the decisions it cares about:
 --
---   local prepare = require "jsr.prepare"
+--   local prepare = require("jsr.prepare")
 --   return prepare.run({
 --     keep_account = function(account) return not account.name:match("^SCRATCH") end,
 --   }, ...)
 --
 -- Every hook gets plain tables (see SCRIPTING.md) and returns a decision;
 -- hooks left out use prepare.defaults.
-local jsr = require "jsr"
+local jsr = require("jsr")
 local layout = jsr.layout
-local model = require "jsr.model"
-local cli = require "jsr.cli"
-local conf = require "jsr.conf"
-local keys = require "jsr.keys"
-local guard = require "jsr.guard"
-local age = require "jsr.age"
-local removal = require "jsr.removal"
-local raft = require "jsr.raft"
-local sealed = require "jsr.sealed"
-local printer = require "jsr.print"
-local donework = require "jsr.donework"
-local files = require "jsr.files"
+local model = require("jsr.model")
+local cli = require("jsr.cli")
+local conf = require("jsr.conf")
+local keys = require("jsr.keys")
+local guard = require("jsr.guard")
+local age = require("jsr.age")
+local removal = require("jsr.removal")
+local raft = require("jsr.raft")
+local sealed = require("jsr.sealed")
+local printer = require("jsr.print")
+local donework = require("jsr.donework")
+local files = require("jsr.files")
 local json = jsr.json
 
 local M = {}
@@ -374,7 +374,7 @@ end
 -- opts.operator is prepare's (restore and export, which plan without
 -- it, send streams to a cluster that has its own JWTs).
 function steps.operator(plan)
-  local operator = require "jsr.operator"
+  local operator = require("jsr.operator")
   local m = plan.model
   local opinfo = plan.opts.operator and operator.gather(m, plan.opts.operator) or { mode = false }
   if not opinfo.mode then return end

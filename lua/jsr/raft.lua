@@ -5,11 +5,11 @@
 -- Formats: docs/FORMAT.md "Raft logs" (nats-server 2.9 raft.go,
 -- jetstream_cluster.go, filestore.go), checked on stores 2.9.10 wrote.
 --
---   local raft = require "jsr.raft"
+--   local raft = require("jsr.raft")
 --   raft.log(dir, function(index, ae) ... end)       -- every stored entry
 --   local snap = raft.latest_snapshot(dir)           -- or nil
 --   local state = raft.meta_state(meta_dir)          -- assignments
-local jsr = require "jsr"
+local jsr = require("jsr")
 local json = jsr.json
 local layout = jsr.layout
 

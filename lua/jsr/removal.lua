@@ -5,10 +5,10 @@
 -- stream log holds that its lazily written index files lack
 -- (jsr/salvage.lua).  Nothing is written here: prepare stages the changes
 -- in its one journaled set, so undo takes them back with everything else.
-local jsr = require "jsr"
+local jsr = require("jsr")
 local layout = jsr.layout
-local blocks = require "jsr.blocks"
-local sealed = require "jsr.sealed"
+local blocks = require("jsr.blocks")
+local sealed = require("jsr.sealed")
 
 local M = {}
 

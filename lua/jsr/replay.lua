@@ -5,13 +5,13 @@
 -- discard old, rollups) and what a purge removes.  salvage.lua walks the
 -- log and decides with these; nothing here reads the log or writes.
 --
---   local replay = require "jsr.replay"
+--   local replay = require("jsr.replay")
 --   local st = replay.state(stream, cfg [, part])        -- a scan of the store
 --   local kind, why = replay.refuse(st, msg, L, full)    -- nil | rule, text
 --   local removed = replay.store(st, seq, msg)           -- seqs it removed
 --   removed = replay.purge(st, request, L)
-local jsr = require "jsr"
-local blocks = require "jsr.blocks"
+local jsr = require("jsr")
+local blocks = require("jsr.blocks")
 local subject_matches = require("jsr.subject").matches -- `*` one token, `>` the rest
 
 local M = {}

@@ -8,14 +8,14 @@
 -- deliver_subject takes the snapshot in chunks, each a request the server
 -- answers empty once written (its flow control), an empty chunk ends it
 -- and is answered with the created stream.
-local jsr = require "jsr"
-local cli = require "jsr.cli"
-local keys = require "jsr.keys"
-local raft = require "jsr.raft"
-local tbl = require "jsr.table"
-local snapshot = require "jsr.snapshot"
-local export = require "jsr.export"
-local flight = require "jsr.flight"
+local jsr = require("jsr")
+local cli = require("jsr.cli")
+local keys = require("jsr.keys")
+local raft = require("jsr.raft")
+local tbl = require("jsr.table")
+local snapshot = require("jsr.snapshot")
+local export = require("jsr.export")
+local flight = require("jsr.flight")
 local pretty = require("jsr.print").pretty
 local json = jsr.json
 
@@ -114,7 +114,7 @@ end
 function M.jwt_names(r, opts)
   local names = {}
   if not r.model then return names end
-  local operator = require "jsr.operator"
+  local operator = require("jsr.operator")
   for pub, j in pairs(operator.gather(r.model, operator.from_opts(opts)).accounts) do
     if type(j.name) == "string" then names[pub] = j.name end
   end

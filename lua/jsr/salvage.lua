@@ -5,20 +5,20 @@
 -- logs"): o.dat lags the consumer log in about half of all crashes, and an
 -- acknowledged message can live only in the stream's log.
 --
---   local salvage = require "jsr.salvage"
+--   local salvage = require("jsr.salvage")
 --   local r = salvage.analyze(m, keep)   -- keep(entry) -> "keep" | "drop"
 --   r.streams[path] = {log_ahead, append = {...}, write = {path, data}, ...}
 --   r.consumers[path] = {updates, acks, ..., write = {path, data}}
 --
 -- Nothing is written here: prepare stages the writes in its one journaled
 -- set of changes, so undo takes a salvage back with everything else.
-local jsr = require "jsr"
-local raft = require "jsr.raft"
-local blocks = require "jsr.blocks"
-local metastate = require "jsr.metastate"
-local removal = require "jsr.removal"
-local replay = require "jsr.replay"
-local sealed = require "jsr.sealed"
+local jsr = require("jsr")
+local raft = require("jsr.raft")
+local blocks = require("jsr.blocks")
+local metastate = require("jsr.metastate")
+local removal = require("jsr.removal")
+local replay = require("jsr.replay")
+local sealed = require("jsr.sealed")
 local sorted = require("jsr.sorted").keys
 local json = jsr.json
 local layout = jsr.layout

@@ -6,7 +6,7 @@
 -- kept in plaintext until prepare writes them (disk_bytes): salvage,
 -- removal and the snapshot of a restore work on the same bytes as for a
 -- plaintext store.
-local jsr = require "jsr"
+local jsr = require("jsr")
 local layout = jsr.layout
 local read_file = require("jsr.files").read
 

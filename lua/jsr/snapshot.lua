@@ -6,11 +6,11 @@
 -- cluster had them, not prepare's standalone ones).  export.lua writes it
 -- as natscli backups, restore.lua sends it to a cluster's restore API
 -- (docs/FORMAT.md "Snapshot and restore").
-local jsr = require "jsr"
-local model = require "jsr.model"
-local prepare = require "jsr.prepare"
-local removal = require "jsr.removal"
-local sealed = require "jsr.sealed"
+local jsr = require("jsr")
+local model = require("jsr.model")
+local prepare = require("jsr.prepare")
+local removal = require("jsr.removal")
+local sealed = require("jsr.sealed")
 local json = jsr.json
 local layout = jsr.layout
 

@@ -11,18 +11,18 @@
 -- rule settles: reported, never merged; restore and export leave such a
 -- stream out unless the policy's choose_copy names the copy.
 --
---   local sv = require "jsr.survivors"
+--   local sv = require("jsr.survivors")
 --   local survey = sv.survey({ {store = dir, r = snapshot.plan(...)}, ... }, policy)
 --   survey.streams[i] = {account, name, copies = {...}, chosen, why, conflicts, consumers}
 --
 -- Hook: choose_copy(stream, copies) -> index into copies, a store
 -- directory, a node name, or nil for the rule ("always n1":
 -- `function(s, copies) return "n1" end`).
-local jsr = require "jsr"
-local raft = require "jsr.raft"
-local lost = require "jsr.lost"
-local metastate = require "jsr.metastate"
-local snapshot = require "jsr.snapshot"
+local jsr = require("jsr")
+local raft = require("jsr.raft")
+local lost = require("jsr.lost")
+local metastate = require("jsr.metastate")
+local snapshot = require("jsr.snapshot")
 local pretty = require("jsr.print").pretty
 local json = jsr.json
 local layout = jsr.layout
@@ -397,7 +397,7 @@ function M.open(cmd, opts, stores, policy)
   local ok, derr = distinct(stores)
   if not ok then say(derr, "\n"); return nil, 2 end
   local own, rest = M.split(policy)
-  local export = require "jsr.export"
+  local export = require("jsr.export")
   local sources = {}
   for i, st in ipairs(stores) do
     local r, code = export.open(cmd, opts, st, rest)
@@ -439,7 +439,7 @@ end
 
 -- print(sv, out): the copies table, conflicts and the lost report
 function M.print(sv, out)
-  local tbl = require "jsr.table"
+  local tbl = require("jsr.table")
   local rows = {}
   for k, s in ipairs(sv.streams) do
     if k > 1 then rows[#rows + 1] = "-" end
@@ -501,7 +501,7 @@ function M.inspect(policy, opts, stores)
   local function say(...) io.stderr:write("js-recover inspect: ", ...) end
   local ok, derr = distinct(stores)
   if not ok then say(derr, "\n"); return 2 end
-  local keys = require "jsr.keys"
+  local keys = require("jsr.keys")
   local kinfo, kerr = keys.load(opts)
   if not kinfo then say(kerr, "\n"); return 2 end
   local own, rest = M.split(policy)
