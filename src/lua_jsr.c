@@ -78,15 +78,16 @@ static int store_close(lua_State *L)
     return 0;
 }
 
-/* store.store_dir, store.js_dir, or a method (the upvalue) */
+/* store.store_dir, store.js_dir, or a method (the upvalue): as with a
+ * closed Lua file, the methods of a closed store can still be looked up,
+ * and raise when called */
 static int store_index(lua_State *L)
 {
-    store_ud *s = check_store(L, 1);
     const char *k = lua_tostring(L, 2);
     if (k && !strcmp(k, "store_dir"))
-        lua_pushstring(L, s->store_dir);
+        lua_pushstring(L, check_store(L, 1)->store_dir);
     else if (k && !strcmp(k, "js_dir"))
-        lua_pushstring(L, s->js_dir);
+        lua_pushstring(L, check_store(L, 1)->js_dir);
     else {
         lua_pushvalue(L, 2);
         lua_rawget(L, lua_upvalueindex(1));
