@@ -17,7 +17,7 @@ CFLAGS   = $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude 
            $(PKG_CFLAGS) -DJSR_VERSION='"$(VERSION)"'
 LDLIBS   = $(PKG_LIBS) -lhighwayhash -lcrypt -lnats
 
-CORE     = buf lua_bind json metasum os fsops changes walk lua_jsr block block_cmp s2stream lua_block indexdb lua_indexdb jread undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage tar s2write lua_snapshot lua_nats lua_operator lua_layout
+CORE     = buf lua_bind json lua_json metasum os fsops changes walk lua_jsr block block_cmp s2stream lua_block indexdb lua_indexdb jread undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage tar s2write lua_snapshot lua_nats lua_operator lua_layout
 # every script under lua/ is built in
 BUILTINS = $(patsubst lua/%,%,$(sort $(wildcard lua/*.lua lua/jsr/*.lua)))
 
@@ -103,9 +103,9 @@ FUZZ_LIBS = $(PKG_LIBS) -lhighwayhash -lcrypt -lnats
 FUZZ_CORE = $(CORE:%=src/%.c)
 # targets that run the Lua parsers load lua/jsr/*.lua from this tree
 FUZZ_LUA = spec/fuzz/fuzz_lua.c -DFUZZ_LUA_DIR='"$(CURDIR)/lua"'
-build-fuzz/json_fuzz: spec/fuzz/json_fuzz.c src/json.c src/buf.c include/jsr/*.h
+build-fuzz/json_fuzz: spec/fuzz/json_fuzz.c src/json.c src/lua_json.c src/buf.c include/jsr/*.h
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) spec/fuzz/json_fuzz.c src/json.c src/buf.c -o $@ $(FUZZ_LIBS)
+	clang $(FUZZ_CFLAGS) spec/fuzz/json_fuzz.c src/json.c src/lua_json.c src/buf.c -o $@ $(FUZZ_LIBS)
 build-fuzz/meta_fuzz: spec/fuzz/meta_fuzz.c $(FUZZ_CORE) include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/meta_fuzz.c $(FUZZ_CORE) -o $@ $(FUZZ_LIBS)

@@ -1,89 +1,12 @@
+/* Exact JSON in C (see json.h): the parser, the writer, the tree. */
 #include "jsr/json.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <lauxlib.h>
-
-#define MT_OBJECT "jsr.json.object"
-#define MT_ARRAY "jsr.json.array"
-#define MT_NUMBER "jsr.json.number"
-/* Weak-keyed registry table: container -> info table.  An object's info
- * holds its keys in order (array part); both kinds may hold `raw` (key or
- * index -> original spelling) and `rawv` (key or index -> decoded string
- * the spelling stands for) for strings written with non-Go escapes, and
- * an object's `rawk` (key -> original spelling of the key itself). */
-#define REG_INFO "jsr.json.info"
-
-/* ---------------------------------------------------------------- setup */
-
-static int number_tostring(lua_State *L)
-{
-    lua_getfield(L, 1, "text");
-    return 1;
-}
-
-static int number_eq(lua_State *L)
-{
-    lua_getfield(L, 1, "text");
-    lua_getfield(L, 2, "text");
-    lua_pushboolean(L, lua_rawequal(L, -1, -2));
-    return 1;
-}
-
-void jsr_json_setup(lua_State *L)
-{
-    luaL_newmetatable(L, MT_OBJECT);
-    lua_pushliteral(L, "object");
-    lua_setfield(L, -2, "__name");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, MT_ARRAY);
-    lua_pushliteral(L, "array");
-    lua_setfield(L, -2, "__name");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, MT_NUMBER);
-    lua_pushcfunction(L, number_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, number_eq);
-    lua_setfield(L, -2, "__eq");
-    lua_pop(L, 1);
-    if (lua_getfield(L, LUA_REGISTRYINDEX, REG_INFO) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_setfield(L, LUA_REGISTRYINDEX, REG_INFO);
-    } else {
-        lua_pop(L, 1);
-    }
-}
-
-void jsr_json_pushnull(lua_State *L) { lua_pushlightuserdata(L, NULL); }
-
-/* Pushes the info table of the container at idx (creating one if asked),
- * or nil. */
-static void push_info(lua_State *L, int idx, int create)
-{
-    idx = lua_absindex(L, idx);
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_INFO);
-    lua_pushvalue(L, idx);
-    if (lua_rawget(L, -2) == LUA_TNIL && create) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, idx);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, -4);
-    }
-    lua_remove(L, -2);
-}
 
 /* ------------------------------------------------------- Go's string form */
 
@@ -122,12 +45,33 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 static const char hexdig[] = "0123456789abcdef";
 
+/* The journal's form: only what JSON requires is escaped, control bytes as
+ * \u00XX (as changes.c always wrote them), so every byte of a path comes
+ * back. */
+static void put_bytes(jsr_buf *out, const unsigned char *s, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        jsr_buf_add(out, s + start, i - start);
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            jsr_buf_add(out, e, 2);
+        } else {
+            char u[6] = {'\\', 'u', '0', '0', hexdig[c >> 4], hexdig[c & 15]};
+            jsr_buf_add(out, u, 6);
+        }
+        start = i + 1;
+    }
+    jsr_buf_add(out, s + start, n - start);
+}
+
 /* Writes s as Go's encoding/json would (HTML escaping on). Invalid UTF-8
  * becomes \ufffd, as in Go. */
-static void enc_string(jsr_buf *out, const char *str, size_t n)
+static void put_go(jsr_buf *out, const unsigned char *s, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    jsr_buf_addc(out, '"');
     size_t start = 0, i = 0;
     while (i < n) {
         unsigned char c = s[i];
@@ -168,25 +112,31 @@ static void enc_string(jsr_buf *out, const char *str, size_t n)
         i += l;
     }
     jsr_buf_add(out, s + start, n - start);
+}
+
+void jsr_json_put_string(jsr_buf *out, const char *s, size_t n, int flags)
+{
+    jsr_buf_addc(out, '"');
+    if (flags & JSR_JSON_BYTES)
+        put_bytes(out, (const unsigned char *)s, n);
+    else
+        put_go(out, (const unsigned char *)s, n);
     jsr_buf_addc(out, '"');
 }
 
-/* ---------------------------------------------------------------- decode */
+/* ---------------------------------------------------------------- parse */
 
 typedef struct {
-    lua_State *L;
     const char *begin, *p, *end;
     char *err;
     size_t errlen;
-    int depth;
+    int depth, flags;
     size_t values, max_values; /* max_values 0: no limit */
-    jsr_buf str;   /* decoded bytes of the current string */
-    jsr_buf canon; /* Go's spelling of it, to compare with the input */
-    /* set by parse_string: where the string's raw text is, and whether it
-     * differs from Go's spelling */
-    const char *raw;
-    size_t rawlen;
-    int noncanon;
+    const jsr_json_sink *sink;
+    void *ud;
+    jsr_buf *str;   /* decoded bytes of the current string */
+    jsr_buf *canon; /* Go's spelling of it, to compare with the input */
+    jsr_json tok;   /* the scalar or key handed to the sink */
 } dec;
 
 static int fail(dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -201,6 +151,12 @@ static int fail(dec *d, const char *fmt, ...)
     va_end(ap);
     snprintf(d->err, d->errlen, "%s at byte %zu", msg, (size_t)(d->p - d->begin));
     return 0;
+}
+
+/* What a sink's answer means for the parse. */
+static int sink_said(dec *d, const char *msg)
+{
+    return msg ? fail(d, "%s", msg) : 1;
 }
 
 static void skip_ws(dec *d)
@@ -252,12 +208,14 @@ static void put_utf8(jsr_buf *b, uint32_t cp)
     }
 }
 
-/* Parses the string at d->p (which is at the opening quote) into d->str. */
+/* Parses the string at d->p (which is at the opening quote) into d->tok:
+ * decoded (NUL-terminated) in d->str, raw set when its spelling is not
+ * Go's. */
 static int parse_string(dec *d)
 {
     const char *rawstart = d->p;
     d->p++;
-    d->str.len = 0;
+    d->str->len = 0;
     for (;;) {
         if (d->p >= d->end)
             return fail(d, "unterminated string");
@@ -275,7 +233,7 @@ static int parse_string(dec *d)
             const char *simple = strchr("\"\\/bfnrt", e);
             if (e && simple) {
                 static const char map[] = "\"\\/\b\f\n\r\t";
-                jsr_buf_addc(&d->str, map[simple - "\"\\/bfnrt"]);
+                jsr_buf_addc(d->str, map[simple - "\"\\/bfnrt"]);
                 d->p += 2;
                 continue;
             }
@@ -297,24 +255,36 @@ static int parse_string(dec *d)
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 cp = 0xFFFD;
             }
-            put_utf8(&d->str, cp);
+            put_utf8(d->str, cp);
             continue;
         }
-        size_t l = utf8_len((const unsigned char *)d->p, (size_t)(d->end - d->p));
+        size_t l = (d->flags & JSR_JSON_BYTES)
+                       ? 1
+                       : utf8_len((const unsigned char *)d->p, (size_t)(d->end - d->p));
         if (l == 0)
             return fail(d, "invalid UTF-8 in string");
-        jsr_buf_add(&d->str, d->p, l);
+        jsr_buf_add(d->str, d->p, l);
         d->p += l;
     }
-    if (d->str.failed)
+    jsr_buf_addc(d->str, 0);
+    if (d->str->failed)
         return fail(d, "out of memory");
-    d->raw = rawstart;
-    d->rawlen = (size_t)(d->p - rawstart);
-    d->canon.len = 0;
-    enc_string(&d->canon, d->str.data ? d->str.data : "", d->str.len);
-    if (d->canon.failed)
+    d->str->len--; /* the NUL stays after the bytes */
+    memset(&d->tok, 0, sizeof d->tok);
+    d->tok.type = JSR_JSON_STRING;
+    d->tok.str = d->str->data;
+    d->tok.len = d->str->len;
+    if (d->flags & JSR_JSON_BYTES)
+        return 1; /* the journal's strings: nothing to keep of their spelling */
+    size_t rawlen = (size_t)(d->p - rawstart);
+    d->canon->len = 0;
+    jsr_json_put_string(d->canon, d->str->data, d->str->len, 0);
+    if (d->canon->failed)
         return fail(d, "out of memory");
-    d->noncanon = d->canon.len != d->rawlen || memcmp(d->canon.data, rawstart, d->rawlen) != 0;
+    if (d->canon->len != rawlen || memcmp(d->canon->data, rawstart, rawlen) != 0) {
+        d->tok.raw = rawstart;
+        d->tok.rawlen = rawlen;
+    }
     return 1;
 }
 
@@ -354,6 +324,7 @@ static int parse_number(dec *d)
     }
     size_t n = (size_t)(q - s);
     d->p = q;
+    memset(&d->tok, 0, sizeof d->tok);
     if (integral && n < 32) {
         char tmp[32];
         memcpy(tmp, s, n);
@@ -362,63 +333,29 @@ static int parse_number(dec *d)
         char *endp;
         long long v = strtoll(tmp, &endp, 10);
         if (errno == 0 && *endp == 0) {
-            lua_pushinteger(d->L, (lua_Integer)v);
-            return 1;
+            d->tok.type = JSR_JSON_INT;
+            d->tok.integer = v;
+            return sink_said(d, d->sink->scalar(d->ud, &d->tok));
         }
     }
     /* Beyond int64 (uint64 fields such as first_seq) or not an integer:
      * keep the exact text. */
-    lua_createtable(d->L, 0, 1);
-    lua_pushlstring(d->L, s, n);
-    lua_setfield(d->L, -2, "text");
-    luaL_setmetatable(d->L, MT_NUMBER);
-    return 1;
+    d->tok.type = JSR_JSON_NUMBER;
+    d->tok.str = s;
+    d->tok.len = n;
+    return sink_said(d, d->sink->scalar(d->ud, &d->tok));
 }
 
 static int parse_value(dec *d);
 
-/* Records, in the info table at -1, the original spelling of the string
- * value just stored under the key at keyidx. */
-static void remember_raw(dec *d, int info, int keyidx, const char *field, int withvalue)
+static int parse_container(dec *d, jsr_json_type type)
 {
-    lua_State *L = d->L;
-    if (lua_getfield(L, info, field) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, info, field);
-    }
-    lua_pushvalue(L, keyidx);
-    lua_pushlstring(L, d->raw, d->rawlen);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    if (withvalue) {
-        if (lua_getfield(L, info, "rawv") != LUA_TTABLE) {
-            lua_pop(L, 1);
-            lua_newtable(L);
-            lua_pushvalue(L, -1);
-            lua_setfield(L, info, "rawv");
-        }
-        lua_pushvalue(L, keyidx);
-        lua_pushlstring(L, d->str.data ? d->str.data : "", d->str.len);
-        lua_rawset(L, -3);
-        lua_pop(L, 1);
-    }
-}
-
-static int parse_container(dec *d, int is_object)
-{
-    lua_State *L = d->L;
     if (++d->depth > JSR_JSON_MAX_DEPTH)
         return fail(d, "nesting deeper than %d", JSR_JSON_MAX_DEPTH);
-    if (!lua_checkstack(L, 8))
-        return fail(d, "out of Lua stack");
+    if (!sink_said(d, d->sink->open(d->ud, type)))
+        return 0;
+    int is_object = type == JSR_JSON_OBJECT;
     d->p++;
-    lua_newtable(L);
-    int tbl = lua_gettop(L);
-    lua_newtable(L);
-    int info = lua_gettop(L);
-    lua_Integer n = 0;
     skip_ws(d);
     char close = is_object ? '}' : ']';
     if (d->p < d->end && *d->p == close) {
@@ -429,33 +366,16 @@ static int parse_container(dec *d, int is_object)
             if (is_object) {
                 if (d->p >= d->end || *d->p != '"')
                     return fail(d, "expected a string key");
-                if (!parse_string(d))
+                if (!parse_string(d) || !sink_said(d, d->sink->key(d->ud, &d->tok)))
                     return 0;
-                lua_pushlstring(L, d->str.data ? d->str.data : "", d->str.len);
-                int key = lua_gettop(L);
-                if (d->noncanon)
-                    remember_raw(d, info, key, "rawk", 0);
-                lua_pushvalue(L, key);
-                if (lua_rawget(L, tbl) != LUA_TNIL)
-                    return fail(d, "duplicate key \"%s\"", lua_tostring(L, key));
-                lua_pop(L, 1);
-                lua_pushvalue(L, key);
-                lua_rawseti(L, info, ++n);
                 skip_ws(d);
                 if (d->p >= d->end || *d->p != ':')
                     return fail(d, "expected ':'");
                 d->p++;
                 skip_ws(d);
-            } else {
-                lua_pushinteger(L, ++n);
             }
-            int key = lua_gettop(L);
-            d->noncanon = 0;
             if (!parse_value(d))
                 return 0;
-            if (lua_type(L, -1) == LUA_TSTRING && d->noncanon)
-                remember_raw(d, info, key, "raw", 1);
-            lua_rawset(L, tbl);
             skip_ws(d);
             if (d->p < d->end && *d->p == ',') {
                 d->p++;
@@ -468,61 +388,40 @@ static int parse_container(dec *d, int is_object)
             return fail(d, is_object ? "expected ',' or '}'" : "expected ',' or ']'");
         }
     }
-    luaL_getmetatable(L, is_object ? MT_OBJECT : MT_ARRAY);
-    lua_setmetatable(L, tbl);
-    /* registry.info[tbl] = info */
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_INFO);
-    lua_pushvalue(L, tbl);
-    lua_pushvalue(L, info);
-    lua_rawset(L, -3);
-    lua_pop(L, 2); /* registry table, info */
+    if (!sink_said(d, d->sink->close(d->ud, type)))
+        return 0;
     d->depth--;
     return 1;
 }
 
-static int literal(dec *d, const char *word)
+static int literal(dec *d, const char *word, jsr_json_type type)
 {
     size_t n = strlen(word);
     if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
         return fail(d, "invalid literal");
     d->p += n;
-    return 1;
+    memset(&d->tok, 0, sizeof d->tok);
+    d->tok.type = type;
+    return sink_said(d, d->sink->scalar(d->ud, &d->tok));
 }
 
 static int parse_value(dec *d)
 {
-    lua_State *L = d->L;
     skip_ws(d);
     if (d->p >= d->end)
         return fail(d, "unexpected end of input");
     /* each value costs up to ~200 bytes of Lua memory whatever its size in
      * the input ({} is two tables): counted, so input a few bytes per
      * value cannot cost hundreds of times its size */
-    if (d->max_values && ++d->values > d->max_values)
+    if (++d->values > d->max_values && d->max_values)
         return fail(d, "more than %zu values", d->max_values);
     switch (*d->p) {
-    case '{': return parse_container(d, 1);
-    case '[': return parse_container(d, 0);
-    case '"':
-        if (!parse_string(d))
-            return 0;
-        lua_pushlstring(L, d->str.data ? d->str.data : "", d->str.len);
-        return 1;
-    case 't':
-        if (!literal(d, "true"))
-            return 0;
-        lua_pushboolean(L, 1);
-        return 1;
-    case 'f':
-        if (!literal(d, "false"))
-            return 0;
-        lua_pushboolean(L, 0);
-        return 1;
-    case 'n':
-        if (!literal(d, "null"))
-            return 0;
-        jsr_json_pushnull(L);
-        return 1;
+    case '{': return parse_container(d, JSR_JSON_OBJECT);
+    case '[': return parse_container(d, JSR_JSON_ARRAY);
+    case '"': return parse_string(d) && sink_said(d, d->sink->scalar(d->ud, &d->tok));
+    case 't': return literal(d, "true", JSR_JSON_TRUE);
+    case 'f': return literal(d, "false", JSR_JSON_FALSE);
+    case 'n': return literal(d, "null", JSR_JSON_NULL);
     default:
         if (*d->p == '-' || is_digit(*d->p))
             return parse_number(d);
@@ -530,542 +429,429 @@ static int parse_value(dec *d)
     }
 }
 
-int jsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen)
+void jsr_json_scratch_init(jsr_json_scratch *s)
 {
-    return jsr_json_decode_max(L, text, len, 0, err, errlen);
+    jsr_buf_init(&s->str);
+    jsr_buf_init(&s->canon);
 }
 
-int jsr_json_decode_max(lua_State *L, const char *text, size_t len, size_t max_values, char *err,
-                        size_t errlen)
+void jsr_json_scratch_free(jsr_json_scratch *s)
 {
-    int top = lua_gettop(L);
+    jsr_buf_free(&s->str);
+    jsr_buf_free(&s->canon);
+}
+
+int jsr_json_parse_into(const char *text, size_t len, const jsr_json_opts *opts,
+                        const jsr_json_sink *sink, void *ud, jsr_json_scratch *scratch,
+                        size_t *values, char *err, size_t errlen)
+{
+    static const jsr_json_opts none;
+    if (!opts)
+        opts = &none;
     dec d;
     memset(&d, 0, sizeof d);
-    d.L = L;
-    d.max_values = max_values;
     d.begin = d.p = text;
     d.end = text + len;
     d.err = err;
     d.errlen = errlen;
+    d.flags = opts->flags;
+    d.max_values = opts->max_values;
+    d.sink = sink;
+    d.ud = ud;
+    d.str = &scratch->str;
+    d.canon = &scratch->canon;
     err[0] = 0;
-    jsr_buf_init(&d.str);
-    jsr_buf_init(&d.canon);
     int ok = parse_value(&d);
     if (ok) {
         skip_ws(&d);
-        if (d.p != d.end)
+        if (opts->used)
+            *opts->used = (size_t)(d.p - d.begin);
+        else if (d.p != d.end)
             ok = fail(&d, "unexpected data after the JSON value");
     }
-    jsr_buf_free(&d.str);
-    jsr_buf_free(&d.canon);
-    if (!ok) {
-        lua_settop(L, top);
-        /* what a refused input built is garbage now: freed before the next
-         * file is read, so refused files do not add up */
-        if (d.values > 10000)
-            lua_gc(L, LUA_GCCOLLECT);
-        return 0;
-    }
-    lua_settop(L, top + 1); /* the value parse_value pushed */
-    return 1;
-}
-
-/* ---------------------------------------------------------------- encode */
-
-typedef struct {
-    lua_State *L;
-    jsr_buf *out;
-    char *err;
-    size_t errlen;
-    int depth;
-    int pretty; /* two spaces per level, ": " after keys: for files people read */
-} enc;
-
-/* pretty output only: a line break and the indent of nesting level */
-static void enc_break(enc *e, int level)
-{
-    if (!e->pretty)
-        return;
-    jsr_buf_addc(e->out, '\n');
-    for (int i = 0; i < level; i++)
-        jsr_buf_add(e->out, "  ", 2);
-}
-
-static int efail(enc *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int efail(enc *e, const char *fmt, ...)
-{
-    if (e->err[0])
-        return 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->err, e->errlen, fmt, ap);
-    va_end(ap);
-    return 0;
-}
-
-static int enc_value(enc *e, int idx);
-
-/* Emits the string at idx, in its original spelling when the container's
- * info (at info, or 0) recorded one for key (at keyidx) and the value is
- * still the one that spelling stands for. */
-static void enc_string_at(enc *e, int idx, int info, int keyidx)
-{
-    lua_State *L = e->L;
-    size_t n;
-    const char *s = lua_tolstring(L, idx, &n);
-    if (info) {
-        if (lua_getfield(L, info, "rawv") == LUA_TTABLE) {
-            lua_pushvalue(L, keyidx);
-            lua_rawget(L, -2);
-            int same = lua_rawequal(L, -1, idx);
-            lua_pop(L, 2);
-            if (same) {
-                lua_getfield(L, info, "raw");
-                lua_pushvalue(L, keyidx);
-                lua_rawget(L, -2);
-                size_t rn;
-                const char *r = lua_tolstring(L, -1, &rn);
-                jsr_buf_add(e->out, r, rn);
-                lua_pop(L, 2);
-                return;
-            }
-        } else {
-            lua_pop(L, 1);
-        }
-    }
-    enc_string(e->out, s, n);
-}
-
-static int enc_member(enc *e, int info, int keyidx, int validx)
-{
-    if (lua_type(e->L, validx) == LUA_TSTRING) {
-        enc_string_at(e, validx, info, keyidx);
-        return 1;
-    }
-    return enc_value(e, validx);
-}
-
-/* 1 if the plain table at idx is a non-empty sequence 1..n. */
-static int is_sequence(lua_State *L, int idx)
-{
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    if (n == 0)
-        return 0;
-    lua_Integer count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1)) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        lua_Integer k = lua_tointeger(L, -1);
-        if (k < 1 || k > n) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        count++;
-    }
-    return count == n;
-}
-
-static int enc_array(enc *e, int idx)
-{
-    lua_State *L = e->L;
-    push_info(L, idx, 0);
-    int info = lua_istable(L, -1) ? lua_gettop(L) : 0;
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    jsr_buf_addc(e->out, '[');
-    for (lua_Integer i = 1; i <= n; i++) {
-        if (i > 1)
-            jsr_buf_addc(e->out, ',');
-        enc_break(e, e->depth);
-        lua_pushinteger(L, i);
-        lua_rawgeti(L, idx, i);
-        if (!enc_member(e, info, lua_gettop(L) - 1, lua_gettop(L)))
-            return efail(e, "[%lld]", (long long)i);
-        lua_pop(L, 2);
-    }
-    if (n > 0)
-        enc_break(e, e->depth - 1);
-    jsr_buf_addc(e->out, ']');
-    lua_pop(L, 1);
-    return 1;
-}
-
-static int enc_key(enc *e, int info, int keyidx)
-{
-    lua_State *L = e->L;
-    if (info) {
-        if (lua_getfield(L, info, "rawk") == LUA_TTABLE) {
-            lua_pushvalue(L, keyidx);
-            if (lua_rawget(L, -2) == LUA_TSTRING) {
-                size_t rn;
-                const char *r = lua_tolstring(L, -1, &rn);
-                jsr_buf_add(e->out, r, rn);
-                lua_pop(L, 2);
-                return 1;
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    size_t n;
-    const char *s = lua_tolstring(L, keyidx, &n);
-    enc_string(e->out, s, n);
-    return 1;
-}
-
-static int cmp_keys(const void *a, const void *b)
-{
-    const char *const *x = a, *const *y = b;
-    return strcmp(*x, *y);
-}
-
-static int enc_object(enc *e, int idx)
-{
-    lua_State *L = e->L;
-    push_info(L, idx, 0);
-    int info = lua_istable(L, -1) ? lua_gettop(L) : 0;
-    lua_newtable(L); /* keys already written */
-    int seen = lua_gettop(L);
-    int first = 1;
-    jsr_buf_addc(e->out, '{');
-    if (info) {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, info);
-        for (lua_Integer i = 1; i <= n; i++) {
-            lua_rawgeti(L, info, i);
-            int key = lua_gettop(L);
-            lua_pushvalue(L, key);
-            if (lua_rawget(L, idx) == LUA_TNIL) {
-                lua_pop(L, 2);
-                continue;
-            }
-            if (!first)
-                jsr_buf_addc(e->out, ',');
-            first = 0;
-            enc_break(e, e->depth);
-            enc_key(e, info, key);
-            jsr_buf_adds(e->out, e->pretty ? ": " : ":");
-            if (!enc_member(e, info, key, key + 1))
-                return efail(e, "%s", lua_tostring(L, key));
-            lua_pushvalue(L, key);
-            lua_pushboolean(L, 1);
-            lua_rawset(L, seen);
-            lua_pop(L, 2);
-        }
-    }
-    /* Keys a script added: after the known ones, sorted as Go sorts map
-     * keys, so the output does not depend on Lua's hash order. */
-    size_t cnt = 0, cap = 0;
-    const char **extra = NULL;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            free(extra);
-            return efail(e, "object key of type %s (keys must be strings)",
-                         luaL_typename(L, -1));
-        }
-        lua_pushvalue(L, -1);
-        int known = lua_rawget(L, seen) != LUA_TNIL;
-        lua_pop(L, 1);
-        if (known)
-            continue;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            const char **p = realloc(extra, cap * sizeof *extra);
-            if (!p) {
-                free(extra);
-                return efail(e, "out of memory");
-            }
-            extra = p;
-        }
-        /* the key strings stay alive: they are keys of the table at idx */
-        extra[cnt++] = lua_tostring(L, -1);
-    }
-    if (cnt)
-        qsort(extra, cnt, sizeof *extra, cmp_keys);
-    for (size_t i = 0; i < cnt; i++) {
-        if (!first)
-            jsr_buf_addc(e->out, ',');
-        first = 0;
-        enc_break(e, e->depth);
-        lua_pushstring(L, extra[i]);
-        int key = lua_gettop(L);
-        enc_string(e->out, extra[i], strlen(extra[i]));
-        jsr_buf_adds(e->out, e->pretty ? ": " : ":");
-        lua_pushvalue(L, key);
-        lua_rawget(L, idx);
-        if (!enc_value(e, key + 1)) {
-            efail(e, "%s", extra[i]);
-            free(extra);
-            return 0;
-        }
-        lua_pop(L, 2);
-    }
-    free(extra);
-    if (!first)
-        enc_break(e, e->depth - 1);
-    jsr_buf_addc(e->out, '}');
-    lua_pop(L, 2); /* seen, info */
-    return 1;
-}
-
-static int has_mt(lua_State *L, int idx, const char *name)
-{
-    if (!lua_getmetatable(L, idx))
-        return 0;
-    luaL_getmetatable(L, name);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
-}
-
-static int enc_value(enc *e, int idx)
-{
-    lua_State *L = e->L;
-    idx = lua_absindex(L, idx);
-    if (!lua_checkstack(L, 10))
-        return efail(e, "out of Lua stack");
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        enc_string(e->out, s, n);
-        return 1;
-    }
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
-            jsr_buf_addf(e->out, "%lld", (long long)lua_tointeger(L, idx));
-            return 1;
-        } else {
-            lua_Number v = lua_tonumber(L, idx);
-            /* Meta files hold integers only; a float that is a whole
-             * number is written as one, anything else is refused rather
-             * than written in a form Go rejects for an int64 field. */
-            if (isfinite(v) && v == floor(v) && v >= -9223372036854775808.0 &&
-                v < 9223372036854775808.0) {
-                jsr_buf_addf(e->out, "%lld", (long long)v);
-                return 1;
-            }
-            return efail(e, "number %.17g is not an integer (use jsr.json.number(text) for "
-                            "an exact non-integer)", (double)v);
-        }
-    case LUA_TBOOLEAN:
-        jsr_buf_adds(e->out, lua_toboolean(L, idx) ? "true" : "false");
-        return 1;
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) {
-            jsr_buf_adds(e->out, "null");
-            return 1;
-        }
-        return efail(e, "light userdata cannot be encoded");
-    case LUA_TTABLE: {
-        if (++e->depth > JSR_JSON_MAX_DEPTH)
-            return efail(e, "nesting deeper than %d (a cycle?)", JSR_JSON_MAX_DEPTH);
-        int r;
-        if (has_mt(L, idx, MT_NUMBER)) {
-            lua_getfield(L, idx, "text");
-            size_t n;
-            const char *t = lua_tolstring(L, -1, &n);
-            if (!t)
-                return efail(e, "jsr.json.number without text");
-            jsr_buf_add(e->out, t, n);
-            lua_pop(L, 1);
-            r = 1;
-        } else {
-            int kind = has_mt(L, idx, MT_OBJECT) ? 1 : has_mt(L, idx, MT_ARRAY) ? 2 : 0;
-            if (kind == 0)
-                kind = is_sequence(L, idx) ? 2 : 1;
-            r = kind == 2 ? enc_array(e, idx) : enc_object(e, idx);
-        }
-        e->depth--;
-        return r;
-    }
-    default:
-        return efail(e, "a %s cannot be encoded", luaL_typename(L, idx));
-    }
-}
-
-static int encode(lua_State *L, int idx, jsr_buf *out, int pretty, char *err, size_t errlen)
-{
-    int top = lua_gettop(L);
-    enc e = {L, out, err, errlen, 0, pretty};
-    err[0] = 0;
-    int ok = enc_value(&e, idx);
-    lua_settop(L, top);
-    if (ok && out->failed)
-        ok = efail(&e, "out of memory");
+    if (values)
+        *values = d.values;
     return ok;
 }
 
-/* ------------------------------------------------------------ Lua side */
+/* ----------------------------------------------------------------- tree */
 
-int jsr_json_l_decode(lua_State *L)
+/* Nodes and strings live in blocks freed with the tree. */
+typedef struct block {
+    struct block *next;
+    size_t used, cap;
+    _Alignas(16) char data[];
+} block;
+
+struct jsr_json_doc {
+    block *blocks;
+    jsr_json *root;
+};
+
+#define BLOCK_SIZE (64 * 1024)
+
+static void *doc_alloc(jsr_json_doc *doc, size_t n)
 {
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    lua_Integer max = luaL_optinteger(L, 2, 0);
-    luaL_argcheck(L, max >= 0, 2, "a limit on values must not be negative");
-    char err[256];
-    if (!jsr_json_decode_max(L, s, n, (size_t)max, err, sizeof err)) {
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        return 2;
+    n = (n + 15) & ~(size_t)15;
+    block *b = doc->blocks;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > BLOCK_SIZE ? n : BLOCK_SIZE;
+        b = malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = doc->blocks;
+        doc->blocks = b;
     }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+static const char *doc_strdup(jsr_json_doc *doc, const char *s, size_t n)
+{
+    char *p = doc_alloc(doc, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+void jsr_json_doc_free(jsr_json_doc *doc)
+{
+    if (!doc)
+        return;
+    for (block *b = doc->blocks, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(doc);
+}
+
+const jsr_json *jsr_json_root(const jsr_json_doc *doc) { return doc->root; }
+
+/* An object with more members than this gets a hash of its keys while it
+ * is built, so duplicates are found without comparing every pair (a
+ * journal line of a MiB holds 100,000 keys). */
+#define LINEAR_KEYS 16
+
+typedef struct {
+    jsr_json *node;
+    jsr_json **slots; /* open addressing by key hash, NULL until needed */
+    size_t nslots;
+} open_object;
+
+typedef struct {
+    jsr_json_doc *doc;
+    open_object stack[JSR_JSON_MAX_DEPTH + 1];
+    int top;
+    jsr_json pending; /* the key of the member that comes next */
+    char dupmsg[160];
+} tree;
+
+static uint64_t key_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int same_key(const jsr_json *m, const char *s, size_t n)
+{
+    return m->keylen == n && memcmp(m->key, s, n) == 0;
+}
+
+static void slot_put(open_object *lv, jsr_json *m)
+{
+    size_t i = (size_t)key_hash(m->key, m->keylen) & (lv->nslots - 1);
+    while (lv->slots[i])
+        i = (i + 1) & (lv->nslots - 1);
+    lv->slots[i] = m;
+}
+
+/* Makes room for one more key in lv's hash (kept at most half full). */
+static int slots_grow(open_object *lv)
+{
+    if (lv->node->count < LINEAR_KEYS || (lv->slots && lv->node->count < lv->nslots / 2))
+        return 1;
+    size_t n = lv->nslots ? lv->nslots * 2 : 4 * LINEAR_KEYS;
+    jsr_json **s = calloc(n, sizeof *s);
+    if (!s)
+        return 0;
+    free(lv->slots);
+    lv->slots = s;
+    lv->nslots = n;
+    for (jsr_json *m = lv->node->first; m; m = m->next)
+        slot_put(lv, m);
     return 1;
 }
 
-int jsr_json_encode(lua_State *L, int idx, jsr_buf *out, char *err, size_t errlen)
+static int has_key(const open_object *lv, const char *s, size_t n)
 {
-    return encode(L, idx, out, 0, err, errlen);
+    if (!lv->slots) {
+        for (const jsr_json *m = lv->node->first; m; m = m->next)
+            if (same_key(m, s, n))
+                return 1;
+        return 0;
+    }
+    for (size_t i = (size_t)key_hash(s, n) & (lv->nslots - 1); lv->slots[i];
+         i = (i + 1) & (lv->nslots - 1))
+        if (same_key(lv->slots[i], s, n))
+            return 1;
+    return 0;
 }
 
-/* encode(v [, {pretty = true}]) */
-int jsr_json_l_encode(lua_State *L)
+/* Adds v to the container being built (or makes it the root). */
+static const char *attach(tree *t, jsr_json *v)
 {
-    luaL_checkany(L, 1);
-    int pretty = 0;
-    if (lua_istable(L, 2)) {
-        lua_getfield(L, 2, "pretty");
-        pretty = lua_toboolean(L, -1);
-        lua_pop(L, 1);
+    if (t->top == 0) {
+        t->doc->root = v;
+        return NULL;
     }
-    lua_settop(L, 1);
-    jsr_buf b;
-    jsr_buf_init(&b);
-    char err[256];
-    if (!encode(L, 1, &b, pretty, err, sizeof err)) {
-        jsr_buf_free(&b);
-        luaL_pushfail(L);
-        lua_pushfstring(L, "cannot encode JSON: %s", err);
-        return 2;
+    open_object *lv = &t->stack[t->top - 1];
+    jsr_json *c = lv->node;
+    if (c->type == JSR_JSON_OBJECT) {
+        v->key = t->pending.key;
+        v->keylen = t->pending.keylen;
+        v->rawkey = t->pending.rawkey;
+        v->rawkeylen = t->pending.rawkeylen;
+        if (!slots_grow(lv))
+            return "out of memory";
+        if (lv->slots)
+            slot_put(lv, v);
     }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    jsr_buf_free(&b);
-    return 1;
-}
-
-int jsr_json_l_number(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    /* accept exactly the JSON number grammar, so encoding stays valid */
-    char err[128];
-    int top = lua_gettop(L);
-    if (n == 0 || (s[0] != '-' && !is_digit(s[0])) || !jsr_json_decode(L, s, n, err, sizeof err))
-        return luaL_argerror(L, 1, "not a JSON number");
-    if (lua_isinteger(L, -1)) { /* box it anyway: the caller asked for text */
-        lua_settop(L, top);
-        lua_createtable(L, 0, 1);
-        lua_pushvalue(L, 1);
-        lua_setfield(L, -2, "text");
-        luaL_setmetatable(L, MT_NUMBER);
-    }
-    return 1;
-}
-
-static int l_mark(lua_State *L, const char *mt)
-{
-    if (lua_isnoneornil(L, 1))
-        lua_newtable(L);
+    if (c->last)
+        c->last->next = v;
     else
-        luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    luaL_setmetatable(L, mt);
-    return 1;
+        c->first = v;
+    c->last = v;
+    c->count++;
+    return NULL;
 }
 
-int jsr_json_l_object(lua_State *L) { return l_mark(L, MT_OBJECT); }
-int jsr_json_l_array(lua_State *L) { return l_mark(L, MT_ARRAY); }
-
-/* keys(obj): the keys in file order (then keys added since, sorted), as a
- * new array; what encode will write. */
-int jsr_json_l_keys(lua_State *L)
+static jsr_json *new_node(tree *t, jsr_json_type type)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    lua_newtable(L); /* result, 2 */
-    lua_newtable(L); /* seen, 3 */
-    lua_Integer n = 0;
-    push_info(L, 1, 0); /* 4 */
-    if (lua_istable(L, 4)) {
-        lua_Integer m = (lua_Integer)lua_rawlen(L, 4);
-        for (lua_Integer i = 1; i <= m; i++) {
-            lua_rawgeti(L, 4, i);
-            lua_pushvalue(L, -1);
-            if (lua_rawget(L, 1) != LUA_TNIL) {
-                lua_pop(L, 1);
-                lua_pushvalue(L, -1);
-                lua_rawseti(L, 2, ++n);
-                lua_pushboolean(L, 1);
-                lua_rawset(L, 3);
-            } else {
-                lua_pop(L, 2);
-            }
-        }
+    jsr_json *v = doc_alloc(t->doc, sizeof *v);
+    if (v) {
+        memset(v, 0, sizeof *v);
+        v->type = type;
     }
-    lua_Integer first_extra = n + 1;
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            continue;
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, 3) == LUA_TNIL) {
-            lua_pushvalue(L, -2);
-            lua_rawseti(L, 2, ++n);
-        }
-        lua_pop(L, 1);
-    }
-    /* sort the added keys */
-    for (lua_Integer i = first_extra + 1; i <= n; i++) {
-        for (lua_Integer j = i; j > first_extra; j--) {
-            lua_rawgeti(L, 2, j - 1);
-            lua_rawgeti(L, 2, j);
-            if (strcmp(lua_tostring(L, -2), lua_tostring(L, -1)) <= 0) {
-                lua_pop(L, 2);
-                break;
-            }
-            lua_rawseti(L, 2, j - 1);
-            lua_rawseti(L, 2, j);
-        }
-    }
-    lua_settop(L, 2);
-    luaL_setmetatable(L, MT_ARRAY);
-    return 1;
+    return v;
 }
 
-/* fields(obj) -> keys, {[key] = encoded value}: keys as keys() gives them,
- * each value encoded as encode() would; one call for what a field-level
- * diff needs (prepare takes one before and after editing every config). */
-int jsr_json_l_fields(lua_State *L)
+static const char *tree_open(void *ud, jsr_json_type type)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    lua_pushcfunction(L, jsr_json_l_keys);
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 1); /* keys, 2 */
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
-    lua_createtable(L, 0, (int)n); /* 3 */
-    jsr_buf b;
-    jsr_buf_init(&b);
-    char err[256];
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, i); /* key, 4 */
-        lua_pushvalue(L, 4);
-        lua_rawget(L, 1); /* value, 5 */
-        b.len = 0;
-        if (!encode(L, 5, &b, 0, err, sizeof err)) {
-            jsr_buf_free(&b);
-            return luaL_error(L, "cannot encode JSON field %s: %s", lua_tostring(L, 4), err);
-        }
-        lua_pushvalue(L, 4);
-        lua_pushlstring(L, b.data ? b.data : "", b.len);
-        lua_rawset(L, 3);
-        lua_settop(L, 3);
+    tree *t = ud;
+    jsr_json *v = new_node(t, type);
+    if (!v)
+        return "out of memory";
+    const char *msg = attach(t, v);
+    if (msg)
+        return msg;
+    t->stack[t->top++] = (open_object){v, NULL, 0};
+    return NULL;
+}
+
+static const char *tree_close(void *ud, jsr_json_type type)
+{
+    (void)type;
+    tree *t = ud;
+    free(t->stack[--t->top].slots);
+    return NULL;
+}
+
+static const char *tree_key(void *ud, const jsr_json *k)
+{
+    tree *t = ud;
+    if (has_key(&t->stack[t->top - 1], k->str, k->len)) {
+        snprintf(t->dupmsg, sizeof t->dupmsg, "duplicate key \"%s\"", k->str);
+        return t->dupmsg;
     }
-    jsr_buf_free(&b);
-    return 2; /* keys, texts */
+    t->pending.key = doc_strdup(t->doc, k->str, k->len);
+    t->pending.keylen = k->len;
+    t->pending.rawkey = k->raw ? doc_strdup(t->doc, k->raw, k->rawlen) : NULL;
+    t->pending.rawkeylen = k->rawlen;
+    if (!t->pending.key || (k->raw && !t->pending.rawkey))
+        return "out of memory";
+    return NULL;
+}
+
+static const char *tree_scalar(void *ud, const jsr_json *s)
+{
+    tree *t = ud;
+    jsr_json *v = new_node(t, s->type);
+    if (!v)
+        return "out of memory";
+    v->integer = s->integer;
+    if (s->str && !(v->str = doc_strdup(t->doc, s->str, s->len)))
+        return "out of memory";
+    v->len = s->len;
+    if (s->raw && !(v->raw = doc_strdup(t->doc, s->raw, s->rawlen)))
+        return "out of memory";
+    v->rawlen = s->rawlen;
+    return attach(t, v);
+}
+
+static const jsr_json_sink tree_sink = {tree_open, tree_key, tree_scalar, tree_close};
+
+jsr_json_doc *jsr_json_parse(const char *text, size_t len, const jsr_json_opts *opts,
+                             char *err, size_t errlen)
+{
+    tree *t = calloc(1, sizeof *t);
+    jsr_json_doc *doc = calloc(1, sizeof *doc);
+    if (!t || !doc) {
+        free(t);
+        free(doc);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->doc = doc;
+    jsr_json_scratch s;
+    jsr_json_scratch_init(&s);
+    int ok = jsr_json_parse_into(text, len, opts, &tree_sink, t, &s, NULL, err, errlen);
+    jsr_json_scratch_free(&s);
+    while (t->top > 0) /* the containers a failure left open */
+        free(t->stack[--t->top].slots);
+    free(t);
+    if (!ok) {
+        jsr_json_doc_free(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+const jsr_json *jsr_json_get(const jsr_json *obj, const char *key)
+{
+    if (!obj || obj->type != JSR_JSON_OBJECT)
+        return NULL;
+    size_t n = strlen(key);
+    for (const jsr_json *m = obj->first; m; m = m->next)
+        if (same_key(m, key, n))
+            return m;
+    return NULL;
+}
+
+/* -------------------------------------------------------------- writing */
+
+void jsr_json_writer_init(jsr_json_writer *w, jsr_buf *out, int flags)
+{
+    memset(w, 0, sizeof *w);
+    w->out = out;
+    w->flags = flags;
+}
+
+/* pretty output only: a line break and the indent of nesting level */
+static void w_break(jsr_json_writer *w, int level)
+{
+    if (!(w->flags & JSR_JSON_PRETTY))
+        return;
+    jsr_buf_addc(w->out, '\n');
+    for (int i = 0; i < level; i++)
+        jsr_buf_add(w->out, "  ", 2);
+}
+
+/* The comma and line break before a member. */
+static void w_member(jsr_json_writer *w)
+{
+    if (!w->empty)
+        jsr_buf_addc(w->out, ',');
+    w_break(w, w->depth);
+    w->empty = 0;
+}
+
+static void w_before_value(jsr_json_writer *w)
+{
+    if (w->after_key)
+        w->after_key = 0;
+    else if (w->depth > 0)
+        w_member(w); /* an array's */
+}
+
+void jsr_json_w_open(jsr_json_writer *w, jsr_json_type type)
+{
+    w_before_value(w);
+    jsr_buf_addc(w->out, type == JSR_JSON_OBJECT ? '{' : '[');
+    w->depth++;
+    w->empty = 1;
+}
+
+void jsr_json_w_close(jsr_json_writer *w, jsr_json_type type)
+{
+    if (!w->empty)
+        w_break(w, w->depth - 1);
+    jsr_buf_addc(w->out, type == JSR_JSON_OBJECT ? '}' : ']');
+    w->depth--;
+    w->empty = 0; /* the container closed is a member of its parent */
+}
+
+static void w_key_end(jsr_json_writer *w)
+{
+    jsr_buf_adds(w->out, (w->flags & JSR_JSON_PRETTY) ? ": " : ":");
+    w->after_key = 1;
+}
+
+void jsr_json_w_key(jsr_json_writer *w, const char *s, size_t n)
+{
+    w_member(w);
+    jsr_json_put_string(w->out, s, n, w->flags);
+    w_key_end(w);
+}
+
+void jsr_json_w_key_raw(jsr_json_writer *w, const char *raw, size_t n)
+{
+    w_member(w);
+    jsr_buf_add(w->out, raw, n);
+    w_key_end(w);
+}
+
+void jsr_json_w_string(jsr_json_writer *w, const char *s, size_t n)
+{
+    w_before_value(w);
+    jsr_json_put_string(w->out, s, n, w->flags);
+}
+
+void jsr_json_w_raw(jsr_json_writer *w, const char *text, size_t n)
+{
+    w_before_value(w);
+    jsr_buf_add(w->out, text, n);
+}
+
+void jsr_json_w_int(jsr_json_writer *w, long long v)
+{
+    w_before_value(w);
+    jsr_buf_addf(w->out, "%lld", v);
+}
+
+void jsr_json_w_value(jsr_json_writer *w, const jsr_json *v)
+{
+    switch (v->type) {
+    case JSR_JSON_NULL: jsr_json_w_raw(w, "null", 4); break;
+    case JSR_JSON_FALSE: jsr_json_w_raw(w, "false", 5); break;
+    case JSR_JSON_TRUE: jsr_json_w_raw(w, "true", 4); break;
+    case JSR_JSON_INT: jsr_json_w_int(w, v->integer); break;
+    case JSR_JSON_NUMBER: jsr_json_w_raw(w, v->str, v->len); break;
+    case JSR_JSON_STRING:
+        if (v->raw)
+            jsr_json_w_raw(w, v->raw, v->rawlen);
+        else
+            jsr_json_w_string(w, v->str, v->len);
+        break;
+    case JSR_JSON_ARRAY:
+    case JSR_JSON_OBJECT:
+        jsr_json_w_open(w, v->type);
+        for (const jsr_json *m = v->first; m; m = m->next) {
+            if (v->type == JSR_JSON_OBJECT) {
+                if (m->rawkey)
+                    jsr_json_w_key_raw(w, m->rawkey, m->rawkeylen);
+                else
+                    jsr_json_w_key(w, m->key, m->keylen);
+            }
+            jsr_json_w_value(w, m);
+        }
+        jsr_json_w_close(w, v->type);
+        break;
+    }
 }

@@ -20,9 +20,9 @@
 
 #include "jsr/changes.h"
 #include "jsr/fsops.h"
-#include "jsr/json.h"
 #include "jsr/layout.h"
 #include "jsr/lua_bind.h"
+#include "jsr/lua_json.h"
 #include "jsr/lua_jsr.h"
 #include "jsr/lua_undo.h"
 #include "jsr/metasum.h"
@@ -305,7 +305,7 @@ static int l_read_meta(lua_State *L)
         len = plen;
     }
     char jerr[256];
-    int ok = jsr_json_decode_max(L, data, len, JSR_JSON_CONFIG_MAX_VALUES, jerr, sizeof jerr);
+    int ok = jsr_lua_json_decode(L, data, len, JSR_JSON_CONFIG_MAX_VALUES, jerr, sizeof jerr);
     free(data);
     if (!ok) {
         if (strncmp(jerr, "more than ", 10) == 0) /* the value limit */
@@ -358,7 +358,7 @@ static int stage_write_meta(lua_State *L, jsr_changes *c, int patharg, char *err
     jsr_buf b;
     jsr_buf_init(&b);
     char jerr[256];
-    if (!jsr_json_encode(L, patharg + 1, &b, jerr, sizeof jerr)) {
+    if (!jsr_lua_json_encode(L, patharg + 1, &b, jerr, sizeof jerr)) {
         jsr_buf_free(&b);
         return jsr_errf(err, errlen, "%s: cannot encode the config: %s", m.inf, jerr);
     }
