@@ -17,7 +17,7 @@ CFLAGS   = $(OPT) -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Iinclude 
            $(PKG_CFLAGS) -DJSR_VERSION='"$(VERSION)"'
 LDLIBS   = $(PKG_LIBS) -lhighwayhash -lcrypt -lnats
 
-CORE     = buf lua_bind json lua_json metasum os fsops changes walk lua_jsr block block_cmp s2stream lua_block indexdb lua_indexdb jread undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage tar s2write lua_snapshot lua_nats lua_operator lua_layout
+CORE     = buf lua_bind json lua_json metasum os fsops changes walk lua_jsr block block_cmp s2stream lua_block indexdb lua_indexdb journal undo guard natsconf lua_undo crypto lua_crypto s2 lua_raft lua_salvage tar s2write lua_snapshot lua_nats lua_operator lua_layout
 # every script under lua/ is built in
 BUILTINS = $(patsubst lua/%,%,$(sort $(wildcard lua/*.lua lua/jsr/*.lua)))
 

@@ -16,7 +16,7 @@
 
 #include "jsr/buf.h"
 #include "jsr/fsops.h"
-#include "jsr/jread.h"
+#include "jsr/journal.h"
 #include "jsr/undo.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
@@ -26,7 +26,7 @@
 #define OP_DEAD (-1)
 
 typedef struct {
-    int kind;     /* JSR_JOP_* (jread.h), or OP_DEAD */
+    int kind;     /* JSR_JOP_* (journal.h), or OP_DEAD */
     char *path;   /* target (replace) or tree to move (move) */
     char *dest;   /* replace: temp file; move: where the tree goes */
     char *backup; /* replace: hard link of the replaced file, or NULL */
@@ -331,21 +331,6 @@ static const char *rel(const jsr_changes *c, const char *path)
     return path[l] == '/' ? path + l + 1 : path;
 }
 
-static void json_str(jsr_buf *b, const char *s)
-{
-    jsr_buf_addc(b, '"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            jsr_buf_addf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            jsr_buf_addf(b, "\\u%04x", ch);
-        else
-            jsr_buf_addc(b, (char)ch);
-    }
-    jsr_buf_addc(b, '"');
-}
-
 /* fsyncs the parent directory of each replaced target (consecutive
  * duplicates once); only used when every op is a replace */
 static int sync_parents(jsr_changes *c, char *err, size_t errlen)
@@ -519,35 +504,16 @@ static int write_journal(jsr_changes *c, const char *jdir, const char *jtmp, con
     *in_place = 0;
     jsr_buf j;
     jsr_buf_init(&j);
-    jsr_buf_addf(&j, "{\"tx\":\"%s\",\"store\":", c->id);
-    json_str(&j, c->store);
-    jsr_buf_adds(&j, ",\"ops\":[");
+    jsr_journal_begin(&j, c->id, c->store);
     for (size_t i = 0; i < c->n; i++) {
-        op *o = &c->ops[i];
-        jsr_buf_adds(&j, i ? ",\n{" : "\n{");
-        jsr_buf_addf(&j, "\"op\":\"%s\",\"path\":", jsr_jop_name(o->kind));
-        json_str(&j, rel(c, o->path));
-        if (o->kind == JSR_JOP_MKDIR) {
-            jsr_buf_addc(&j, '}');
-            continue;
-        }
-        if (o->kind == JSR_JOP_REPLACE) {
-            jsr_buf_adds(&j, ",\"tmp\":");
-            json_str(&j, rel(c, o->dest));
-            jsr_buf_adds(&j, ",\"backup\":");
-            if (o->backup)
-                json_str(&j, rel(c, o->backup));
-            else
-                jsr_buf_adds(&j, "null");
-        } else {
-            jsr_buf_adds(&j, ",\"to\":");
-            json_str(&j, rel(c, o->dest));
-            if (o->kind == JSR_JOP_MOVE)
-                jsr_buf_addf(&j, ",\"purge\":%s", o->purge ? "true" : "false");
-        }
-        jsr_buf_addc(&j, '}');
+        const op *o = &c->ops[i];
+        const char *dest = o->kind == JSR_JOP_MKDIR ? NULL : rel(c, o->dest);
+        jsr_jop jo = {o->kind, rel(c, o->path), o->kind == JSR_JOP_REPLACE ? dest : NULL,
+                      o->backup ? rel(c, o->backup) : NULL,
+                      o->kind == JSR_JOP_REPLACE ? NULL : dest, o->purge};
+        jsr_journal_add(&j, i, &jo);
     }
-    jsr_buf_adds(&j, "]}\n");
+    jsr_journal_end(&j);
     int ok = 0;
     if (j.failed) {
         ERR("out of memory writing the journal");

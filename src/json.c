@@ -132,6 +132,7 @@ typedef struct {
     size_t errlen;
     int depth, flags;
     size_t values, max_values; /* max_values 0: no limit */
+    size_t offset;
     const jsr_json_sink *sink;
     void *ud;
     jsr_buf *str;   /* decoded bytes of the current string */
@@ -149,7 +150,7 @@ static int fail(dec *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(d->err, d->errlen, "%s at byte %zu", msg, (size_t)(d->p - d->begin));
+    snprintf(d->err, d->errlen, "%s at byte %zu", msg, d->offset + (size_t)(d->p - d->begin));
     return 0;
 }
 
@@ -456,6 +457,7 @@ int jsr_json_parse_into(const char *text, size_t len, const jsr_json_opts *opts,
     d.errlen = errlen;
     d.flags = opts->flags;
     d.max_values = opts->max_values;
+    d.offset = opts->offset;
     d.sink = sink;
     d.ud = ud;
     d.str = &scratch->str;
@@ -485,6 +487,8 @@ typedef struct block {
 
 struct jsr_json_doc {
     block *blocks;
+    size_t next_cap; /* of the next block: small for a small text (a journal line: one
+                      * block of ~2 KB), doubling up to BLOCK_SIZE */
     jsr_json *root;
 };
 
@@ -495,7 +499,9 @@ static void *doc_alloc(jsr_json_doc *doc, size_t n)
     n = (n + 15) & ~(size_t)15;
     block *b = doc->blocks;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > BLOCK_SIZE ? n : BLOCK_SIZE;
+        size_t cap = n > doc->next_cap ? n : doc->next_cap;
+        if (doc->next_cap < BLOCK_SIZE)
+            doc->next_cap *= 2;
         b = malloc(sizeof *b + cap);
         if (!b)
             return NULL;
@@ -709,6 +715,7 @@ jsr_json_doc *jsr_json_parse(const char *text, size_t len, const jsr_json_opts *
         return NULL;
     }
     t->doc = doc;
+    doc->next_cap = len < BLOCK_SIZE / 4 ? 4 * len + 512 : BLOCK_SIZE;
     jsr_json_scratch s;
     jsr_json_scratch_init(&s);
     int ok = jsr_json_parse_into(text, len, opts, &tree_sink, t, &s, NULL, err, errlen);

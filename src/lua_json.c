@@ -328,7 +328,7 @@ int jsr_lua_json_decode(lua_State *L, const char *text, size_t len, size_t max_v
     lsink k; /* no heap memory: nothing to free if a Lua error jumps past */
     k.L = L;
     k.top = 0;
-    jsr_json_opts o = {max_values, 0, NULL};
+    jsr_json_opts o = {.max_values = max_values};
     size_t values = 0;
     int ok = jsr_json_parse_into(text, len, &o, &lua_sink, &k, s, &values, err, errlen);
     if (s == &m->scratch)

@@ -13,14 +13,14 @@
 #include <unistd.h>
 
 #include "jsr/fsops.h"
-#include "jsr/jread.h"
+#include "jsr/journal.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
 typedef jsr_jop uop;
 
 /* A journal's files, and what a forward read of it found: its operations
- * are never all in memory (jread.h), each pass reads them again. */
+ * are never all in memory (journal.h), each pass reads them again. */
 typedef struct {
     char id[128];
     unsigned long seq;

@@ -59,7 +59,7 @@ typedef struct jsr_changes jsr_changes;
 /* store_dir: clean absolute path of the store (parent of jetstream/). */
 jsr_changes *jsr_changes_open(const char *store_dir, char *err, size_t errlen);
 
-/* The four operations; each is journaled under its own name (jread.h:
+/* The four operations; each is journaled under its own name (journal.h:
  * "replace", "move", "rename", "mkdir"), which is also its Lua method on a
  * set (store:changes()). */
 

@@ -86,7 +86,9 @@ typedef struct {
     size_t max_values; /* more values are refused ("more than N values"); 0: no limit */
     int flags;         /* JSR_JSON_BYTES */
     size_t *used;      /* NULL: the text must be one value; else the value may be followed
-                        * by more, and *used is where it ended */
+                        * by more, and *used is where it ended (spaces after it skipped) */
+    size_t offset;     /* where text starts in what the caller reads: messages name
+                        * byte offset + k */
 } jsr_json_opts;
 
 /* The parser's scratch memory: reused across calls (init once, free when

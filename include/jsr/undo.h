@@ -42,7 +42,7 @@
  * cp -a can be undone at its new place.  They are checked before use: no
  * "..", no symlink on the way, temp files and backups only where commit
  * puts them; a journal that fails the checks stops undo before anything
- * changes.  A journal is never held in memory whole (jread.h): each pass
+ * changes.  A journal is never held in memory whole (journal.h): each pass
  * reads it a line at a time, so undo reads whatever commit wrote. */
 #ifndef JSR_UNDO_H
 #define JSR_UNDO_H

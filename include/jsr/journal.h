@@ -1,7 +1,8 @@
-/* Reading a journal (changes.c writes it, undo.c uses it) one operation at
- * a time, in memory that does not grow with the journal: a commit may
- * journal millions of changes, and whatever prepare can write, undo and
- * rollback must read.
+/* The journal record: written by commit (changes.c), read by undo
+ * (undo.c) one operation at a time, in memory that does not grow with the
+ * journal: a commit may journal millions of changes, and whatever prepare
+ * can write, undo and rollback must read.  Its keys and operation names
+ * are spelled in journal.c only.
  *
  * The format, one line each:
  *   {"tx":"<id>","store":"<path>","ops":[
@@ -11,10 +12,12 @@
  * never hold a raw newline (the writer escapes control bytes), so a line
  * is an operation.  Reading is strict: a journal edited into another
  * layout is refused, naming the file and the line. */
-#ifndef JSR_JREAD_H
-#define JSR_JREAD_H
+#ifndef JSR_JOURNAL_H
+#define JSR_JOURNAL_H
 
 #include <stddef.h>
+
+#include "jsr/buf.h"
 
 /* Longest line read: four paths of PATH_MAX bytes, every byte escaped
  * (\u00XX), fit with room to spare. */
@@ -29,13 +32,20 @@ enum { JSR_JOP_REPLACE, JSR_JOP_MOVE, JSR_JOP_RENAME, JSR_JOP_MKDIR, JSR_JOP_COU
 /* "replace", "move", "rename", "mkdir": the "op" of a journal line */
 const char *jsr_jop_name(int kind);
 
-/* One operation, its paths made absolute (below the store) and checked to
- * be where commit puts them (undo.h). */
+/* One operation.  Written: its paths relative to the store; read: made
+ * absolute (below the store) and checked to be where commit puts them
+ * (undo.h). */
 typedef struct {
     int kind;
     const char *path, *tmp, *backup, *to; /* tmp, backup, to may be NULL */
-    int purge;
+    int purge; /* a move only */
 } jsr_jop;
+
+/* Writing, into b (out of memory shows as b->failed): the first line, then
+ * each operation (index counting from 0), then the end. */
+void jsr_journal_begin(jsr_buf *b, const char *id, const char *store);
+void jsr_journal_add(jsr_buf *b, size_t index, const jsr_jop *op);
+void jsr_journal_end(jsr_buf *b);
 
 /* Called for each operation; index counts from 0 in file order.  Returns 1
  * to go on, 0 to stop with err set. */

@@ -1,6 +1,7 @@
-/* Reading a journal one line at a time (see jread.h for the format). */
+/* The journal record (see journal.h for the format): written a whole
+ * commit at a time, read one line at a time, either way. */
 #define _GNU_SOURCE
-#include "jsr/jread.h"
+#include "jsr/journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,10 +13,21 @@
 #include <unistd.h>
 
 #include "jsr/fsops.h"
+#include "jsr/json.h"
 #include "jsr/undo.h"
 
 #define ERR(...) jsr_errf(err, errlen, __VA_ARGS__)
 
+/* The record's keys and operation names: spelled here only. */
+#define K_TX "tx"
+#define K_STORE "store"
+#define K_OPS "ops"
+#define K_OP "op"
+#define K_PATH "path"
+#define K_TMP "tmp"
+#define K_BACKUP "backup"
+#define K_TO "to"
+#define K_PURGE "purge"
 static const char *const jop_names[JSR_JOP_COUNT] = {
     [JSR_JOP_REPLACE] = "replace", [JSR_JOP_MOVE] = "move", [JSR_JOP_RENAME] = "rename",
     [JSR_JOP_MKDIR] = "mkdir"};
@@ -25,15 +37,72 @@ const char *jsr_jop_name(int kind)
     return kind >= 0 && kind < JSR_JOP_COUNT ? jop_names[kind] : "unknown";
 }
 
-/* ------------------------------------------------------- one line's JSON */
+/* ------------------------------------------------------- writing */
 
-/* Our own journal format: objects whose values are strings, null or
- * booleans.  Strict and bounded; other keys are skipped so later versions
- * can add some. */
+/* Strings are written as bytes (JSR_JSON_BYTES): a path is whatever the
+ * file system holds, and only '"', '\' and control bytes are escaped, so
+ * a line never holds a raw newline. */
+static void put(jsr_json_writer *w, const char *key, const char *s)
+{
+    jsr_json_w_key(w, key, strlen(key));
+    if (s)
+        jsr_json_w_string(w, s, strlen(s));
+    else
+        jsr_json_w_raw(w, "null", 4);
+}
+
+void jsr_journal_begin(jsr_buf *b, const char *id, const char *store)
+{
+    jsr_json_writer w;
+    jsr_json_writer_init(&w, b, JSR_JSON_BYTES);
+    jsr_json_w_open(&w, JSR_JSON_OBJECT);
+    put(&w, K_TX, id);
+    put(&w, K_STORE, store);
+    jsr_json_w_key(&w, K_OPS, strlen(K_OPS));
+    jsr_json_w_open(&w, JSR_JSON_ARRAY); /* the operations follow, a line each */
+}
+
+void jsr_journal_add(jsr_buf *b, size_t index, const jsr_jop *op)
+{
+    jsr_buf_adds(b, index ? ",\n" : "\n");
+    jsr_json_writer w;
+    jsr_json_writer_init(&w, b, JSR_JSON_BYTES);
+    jsr_json_w_open(&w, JSR_JSON_OBJECT);
+    put(&w, K_OP, jsr_jop_name(op->kind));
+    put(&w, K_PATH, op->path);
+    if (op->kind == JSR_JOP_REPLACE) {
+        put(&w, K_TMP, op->tmp);
+        put(&w, K_BACKUP, op->backup);
+    } else if (op->kind != JSR_JOP_MKDIR) {
+        put(&w, K_TO, op->to);
+        if (op->kind == JSR_JOP_MOVE) {
+            jsr_json_w_key(&w, K_PURGE, strlen(K_PURGE));
+            if (op->purge)
+                jsr_json_w_raw(&w, "true", 4);
+            else
+                jsr_json_w_raw(&w, "false", 5);
+        }
+    }
+    jsr_json_w_close(&w, JSR_JSON_OBJECT);
+}
+
+void jsr_journal_end(jsr_buf *b) { jsr_buf_adds(b, "]}\n"); }
+
+/* ------------------------------------------------------- one line */
+
+/* A line is read with the JSON codec, a value at a time (the first line
+ * and an operation's are not whole JSON texts).  Strict and bounded;
+ * other keys are skipped so later versions can add some. */
 typedef struct {
-    const char *p, *end;
+    const char *line, *p, *end;
     const char *why;
+    int placed; /* why names its byte */
+    char msg[200];
 } jp;
+
+/* Values in one line: an operation has 7; far more is not ours, and a
+ * decoded value costs ~100 bytes. */
+#define LINE_MAX_VALUES 100000
 
 static void ws(jp *j)
 {
@@ -51,218 +120,71 @@ static int eat(jp *j, char c)
     return 0;
 }
 
-static int lit(jp *j, const char *w)
+/* The JSON value at j->p, as a tree; j->p moves past it. */
+static jsr_json_doc *value(jp *j)
 {
-    ws(j);
-    size_t n = strlen(w);
-    if ((size_t)(j->end - j->p) >= n && !memcmp(j->p, w, n)) {
-        j->p += n;
-        return 1;
-    }
-    return 0;
-}
-
-static int hex4(const char *p, unsigned *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16;
-        if (d == 16)
-            return 0;
-        *v = *v * 16 + d;
-    }
-    return 1;
-}
-
-/* Parses a string into a malloc'd, NUL-terminated copy (NUL bytes refused:
- * they cannot be in a path). */
-static char *jstring(jp *j)
-{
-    ws(j);
-    if (j->p >= j->end || *j->p != '"') {
-        j->why = "a string was expected";
+    size_t used = 0;
+    jsr_json_opts o = {.max_values = LINE_MAX_VALUES, .flags = JSR_JSON_BYTES, .used = &used,
+                       .offset = (size_t)(j->p - j->line)};
+    jsr_json_doc *d = jsr_json_parse(j->p, (size_t)(j->end - j->p), &o, j->msg, sizeof j->msg);
+    if (!d) {
+        j->why = j->msg;
+        j->placed = 1;
         return NULL;
     }
-    j->p++;
-    size_t cap = 64, n = 0;
-    char *out = malloc(cap);
-    if (!out) {
-        j->why = "out of memory";
-        return NULL;
-    }
-    while (j->p < j->end && *j->p != '"') {
-        if (n + 5 >= cap) {
-            char *o = realloc(out, cap *= 2);
-            if (!o) {
-                free(out);
-                j->why = "out of memory";
-                return NULL;
-            }
-            out = o;
-        }
-        unsigned char c = (unsigned char)*j->p++;
-        if (c < 0x20)
-            goto bad;
-        if (c != '\\') {
-            out[n++] = (char)c;
-            continue;
-        }
-        if (j->p >= j->end)
-            goto bad;
-        c = (unsigned char)*j->p++;
-        switch (c) {
-        case '"': case '\\': case '/': out[n++] = (char)c; break;
-        case 'b': out[n++] = '\b'; break;
-        case 'f': out[n++] = '\f'; break;
-        case 'n': out[n++] = '\n'; break;
-        case 'r': out[n++] = '\r'; break;
-        case 't': out[n++] = '\t'; break;
-        case 'u': {
-            unsigned v;
-            if (j->end - j->p < 4 || !hex4(j->p, &v) || v == 0 || (v >= 0xd800 && v < 0xe000))
-                goto bad; /* changes.c writes \u only for control bytes */
-            j->p += 4;
-            if (v < 0x80) {
-                out[n++] = (char)v;
-            } else if (v < 0x800) {
-                out[n++] = (char)(0xc0 | (v >> 6));
-                out[n++] = (char)(0x80 | (v & 0x3f));
-            } else {
-                out[n++] = (char)(0xe0 | (v >> 12));
-                out[n++] = (char)(0x80 | ((v >> 6) & 0x3f));
-                out[n++] = (char)(0x80 | (v & 0x3f));
-            }
-            break;
-        }
-        default: goto bad;
-        }
-    }
-    if (j->p >= j->end)
-        goto bad;
-    j->p++;
-    out[n] = 0;
-    return out;
-bad:
-    free(out);
-    j->why = "invalid string";
-    return NULL;
+    j->p += used;
+    return d;
 }
 
-static int jskip(jp *j, int depth)
-{
-    if (depth > 32) {
-        j->why = "nested too deeply";
-        return 0;
-    }
-    ws(j);
-    if (j->p >= j->end) {
-        j->why = "unexpected end";
-        return 0;
-    }
-    if (*j->p == '"') {
-        char *s = jstring(j);
-        free(s);
-        return s != NULL;
-    }
-    if (lit(j, "true") || lit(j, "false") || lit(j, "null"))
-        return 1;
-    if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
-        while (j->p < j->end && strchr("+-.eE0123456789", *j->p))
-            j->p++;
-        return 1;
-    }
-    char open = *j->p, close = open == '{' ? '}' : ']';
-    if (open != '{' && open != '[') {
-        j->why = "unexpected character";
-        return 0;
-    }
-    j->p++;
-    if (eat(j, close))
-        return 1;
-    do {
-        if (open == '{') {
-            char *k = jstring(j);
-            if (!k)
-                return 0;
-            free(k);
-            if (!eat(j, ':')) {
-                j->why = "':' expected";
-                return 0;
-            }
-        }
-        if (!jskip(j, depth + 1))
-            return 0;
-    } while (eat(j, ','));
-    if (!eat(j, close)) {
-        j->why = "',' or a closing bracket expected";
-        return 0;
-    }
-    return 1;
-}
-
+/* An operation as read: its strings point into doc. */
 typedef struct {
-    char *op, *path, *tmp, *backup, *to;
+    jsr_json_doc *doc;
+    const char *op, *path, *tmp, *backup, *to;
     int purge, has_backup;
 } rawop;
 
-static void free_raw(rawop *r)
+/* *s = the string at key (NULL if absent, or null where nullable). */
+static int string_at(jp *j, const jsr_json *obj, const char *key, int nullable, const char **s,
+                     int *present)
 {
-    free(r->op);
-    free(r->path);
-    free(r->tmp);
-    free(r->backup);
-    free(r->to);
-    memset(r, 0, sizeof *r);
+    const jsr_json *v = jsr_json_get(obj, key);
+    *s = NULL;
+    if (present)
+        *present = v != NULL;
+    if (!v || (nullable && v->type == JSR_JSON_NULL))
+        return 1;
+    if (v->type != JSR_JSON_STRING) {
+        j->why = "a string was expected";
+        return 0;
+    }
+    if (strlen(v->str) != v->len) {
+        j->why = "a NUL byte in a string"; /* never in a path */
+        return 0;
+    }
+    *s = v->str;
+    return 1;
 }
 
 static int parse_op(jp *j, rawop *r)
 {
-    if (!eat(j, '{')) {
+    ws(j);
+    if (j->p >= j->end || *j->p != '{') {
         j->why = "an operation object was expected";
         return 0;
     }
-    if (eat(j, '}'))
-        return 1;
-    do {
-        char *k = jstring(j);
-        if (!k)
-            return 0;
-        int ok = eat(j, ':');
-        char **slot = !strcmp(k, "op")     ? &r->op
-                      : !strcmp(k, "path") ? &r->path
-                      : !strcmp(k, "tmp")  ? &r->tmp
-                      : !strcmp(k, "to")   ? &r->to
-                                           : NULL;
-        if (!ok) {
-            j->why = "':' expected";
-        } else if (slot) {
-            free(*slot);
-            ok = (*slot = jstring(j)) != NULL;
-        } else if (!strcmp(k, "backup")) {
-            r->has_backup = 1;
-            free(r->backup);
-            r->backup = NULL;
-            ok = lit(j, "null") || (r->backup = jstring(j)) != NULL;
-        } else if (!strcmp(k, "purge")) {
-            r->purge = lit(j, "true");
-            ok = r->purge || lit(j, "false");
-            if (!ok)
-                j->why = "purge must be true or false";
-        } else {
-            ok = jskip(j, 1);
-        }
-        free(k);
-        if (!ok)
-            return 0;
-    } while (eat(j, ','));
-    if (!eat(j, '}')) {
-        j->why = "',' or '}' expected";
+    if (!(r->doc = value(j)))
+        return 0;
+    const jsr_json *o = jsr_json_root(r->doc);
+    if (!string_at(j, o, K_OP, 0, &r->op, NULL) || !string_at(j, o, K_PATH, 0, &r->path, NULL) ||
+        !string_at(j, o, K_TMP, 0, &r->tmp, NULL) || !string_at(j, o, K_TO, 0, &r->to, NULL) ||
+        !string_at(j, o, K_BACKUP, 1, &r->backup, &r->has_backup))
+        return 0;
+    const jsr_json *p = jsr_json_get(o, K_PURGE);
+    if (p && p->type != JSR_JSON_TRUE && p->type != JSR_JSON_FALSE) {
+        j->why = "purge must be true or false";
         return 0;
     }
+    r->purge = p && p->type == JSR_JSON_TRUE;
     return 1;
 }
 
@@ -314,19 +236,18 @@ static const char *check_op(const char *id, const rawop *r, int *kind)
 {
     char want[PATH_MAX];
     if (!r->op || !r->path)
-        return "an operation without \"op\" or \"path\"";
+        return "an operation without \"" K_OP "\" or \"" K_PATH "\"";
     if (!rel_ok(r->path) || under(r->path, JSR_STATE_DIR))
         return "a path outside the store's data (absolute, \"..\", or in " JSR_STATE_DIR "/)";
-    *kind = -1;
-    for (int k = 0; k < JSR_JOP_COUNT; k++)
-        if (!strcmp(r->op, jop_names[k]))
-            *kind = k;
-    if (*kind == JSR_JOP_REPLACE) {
+    for (*kind = 0; *kind < JSR_JOP_COUNT && strcmp(r->op, jop_names[*kind]) != 0; (*kind)++)
+        ;
+    switch (*kind) {
+    case JSR_JOP_REPLACE:
         if (!r->tmp || snprintf(want, sizeof want, "%s" JSR_TMP_SUFFIX, r->path) >=
                            (int)sizeof want || strcmp(r->tmp, want) != 0)
-            return "a replace whose \"tmp\" is not <path>" JSR_TMP_SUFFIX;
+            return "a replace whose \"" K_TMP "\" is not <path>" JSR_TMP_SUFFIX;
         if (!r->has_backup)
-            return "a replace without \"backup\"";
+            return "a replace without \"" K_BACKUP "\"";
         if (r->backup) {
             int n = snprintf(want, sizeof want, JSR_BACKUP_DIR "/%s/", id);
             if (n >= (int)sizeof want || strncmp(r->backup, want, (size_t)n) != 0 ||
@@ -334,25 +255,24 @@ static const char *check_op(const char *id, const rawop *r, int *kind)
                 return "a backup outside " JSR_BACKUP_DIR "/<journal id>/";
         }
         return NULL;
-    }
-    if (*kind == JSR_JOP_MOVE) {
+    case JSR_JOP_MOVE: {
         int n = snprintf(want, sizeof want, JSR_REMOVED_DIR "/%s/", id);
         if (!r->to || n >= (int)sizeof want || strncmp(r->to, want, (size_t)n) != 0 ||
             !rel_ok(r->to) || strchr(r->to + n, '/'))
-            return "a move whose \"to\" is not in " JSR_REMOVED_DIR "/<journal id>/";
+            return "a move whose \"" K_TO "\" is not in " JSR_REMOVED_DIR "/<journal id>/";
         return NULL;
     }
-    if (*kind == JSR_JOP_MKDIR) {
+    case JSR_JOP_MKDIR:
         if (r->to || r->tmp || r->backup)
-            return "a mkdir with a \"to\", \"tmp\" or \"backup\"";
+            return "a mkdir with a \"" K_TO "\", \"" K_TMP "\" or \"" K_BACKUP "\"";
         return NULL;
-    }
-    if (*kind == JSR_JOP_RENAME) {
+    case JSR_JOP_RENAME:
         if (!r->to || !rel_ok(r->to) || under(r->to, JSR_STATE_DIR))
-            return "a rename whose \"to\" is outside the store's data";
+            return "a rename whose \"" K_TO "\" is outside the store's data";
         return NULL;
+    default:
+        return "an unknown operation";
     }
-    return "an unknown operation";
 }
 
 /* The first line: the journal's keys up to "ops":[ ; *empty when the same
@@ -364,27 +284,33 @@ static int parse_header(jp *j, int *empty)
         return 0;
     }
     for (;;) {
-        char *k = jstring(j);
+        ws(j);
+        if (j->p >= j->end || *j->p != '"') {
+            j->why = "a string was expected";
+            return 0;
+        }
+        jsr_json_doc *k = value(j);
         if (!k)
             return 0;
+        int is_ops = !strcmp(jsr_json_root(k)->str, K_OPS);
+        jsr_json_doc_free(k);
         if (!eat(j, ':')) {
-            free(k);
             j->why = "':' expected";
             return 0;
         }
-        int is_ops = !strcmp(k, "ops");
-        free(k);
         if (is_ops)
             break;
-        if (!jskip(j, 1))
+        jsr_json_doc *v = value(j);
+        if (!v)
             return 0;
+        jsr_json_doc_free(v);
         if (!eat(j, ',')) {
-            j->why = "\"ops\" missing from the first line";
+            j->why = "\"" K_OPS "\" missing from the first line";
             return 0;
         }
     }
     if (!eat(j, '[')) {
-        j->why = "\"ops\" is not an array";
+        j->why = "\"" K_OPS "\" is not an array";
         return 0;
     }
     ws(j);
@@ -424,6 +350,17 @@ static int parse_op_line(jp *j, rawop *r, int *last)
     return 1;
 }
 
+/* "(<why> at <where>, byte B of the line)", or without the byte when the
+ * codec's message names it. */
+static int unreadable(const char *file, const jp *j, const char *where, char *err,
+                      size_t errlen)
+{
+    if (j->placed)
+        return ERR("%s: not a readable journal (%s of the line at %s)", file, j->why, where);
+    return ERR("%s: not a readable journal (%s at %s, byte %ld of the line)", file,
+               j->why ? j->why : "invalid", where, (long)(j->p - j->line));
+}
+
 typedef struct {
     const char *store, *id, *file;
     jsr_jop_fn fn;
@@ -436,24 +373,23 @@ typedef struct {
 static int one_op(const ctx *c, const char *line, size_t len, size_t index, int expect_last,
                   int *last, const char *where, char *err, size_t errlen)
 {
-    jp j = {line, line + len, NULL};
+    jp j = {.line = line, .p = line, .end = line + len};
     rawop r = {0};
     if (!parse_op_line(&j, &r, last)) {
-        free_raw(&r);
-        return ERR("%s: not a readable journal (%s at %s, byte %ld of the line)", c->file,
-                   j.why ? j.why : "invalid", where, (long)(j.p - line));
+        jsr_json_doc_free(r.doc);
+        return unreadable(c->file, &j, where, err, errlen);
     }
     if (expect_last >= 0 && *last != expect_last) {
-        free_raw(&r);
+        jsr_json_doc_free(r.doc);
         return ERR("%s: not a readable journal (%s at %s)", c->file,
-                   expect_last ? "the last operation does not close \"ops\" with \"]}\""
+                   expect_last ? "the last operation does not close \"" K_OPS "\" with \"]}\""
                                : "\"]}\" before the last operation",
                    where);
     }
     int kind = 0;
     const char *bad = check_op(c->id, &r, &kind);
     if (bad) {
-        free_raw(&r);
+        jsr_json_doc_free(r.doc);
         return ERR("%s: operation %zu (%s): %s; undo refuses this journal", c->file, index + 1,
                    where, bad);
     }
@@ -470,7 +406,7 @@ static int one_op(const ctx *c, const char *line, size_t len, size_t index, int 
     }
     for (int i = 0; i < 4; i++)
         free(a[i]);
-    free_raw(&r);
+    jsr_json_doc_free(r.doc);
     return ok;
 }
 
@@ -559,17 +495,16 @@ int jsr_journal_forward(const char *store, const char *id, jsr_jop_fn fn, void *
     if (r == 0)
         ERR("%s: empty: not a journal", file);
     if (r > 0) {
-        jp j = {line, line + n, NULL};
+        jp j = {.line = line, .p = line, .end = line + n};
         if (!parse_header(&j, &last)) {
-            ERR("%s: not a readable journal (%s at line 1, byte %ld)", file,
-                j.why ? j.why : "invalid", (long)(j.p - line));
+            unreadable(file, &j, "line 1", err, errlen);
             r = -1;
         }
     }
     while (r > 0 && !last) {
         r = next_line(&l, &line, &n, err, errlen);
         if (r == 0)
-            ERR("%s: ends at line %zu before \"ops\" is closed: cut short", file, l.lineno);
+            ERR("%s: ends at line %zu before \"" K_OPS "\" is closed: cut short", file, l.lineno);
         if (r <= 0)
             break;
         snprintf(where, sizeof where, "line %zu", l.lineno);
