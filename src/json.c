@@ -259,13 +259,25 @@ static int parse_string(dec *d)
             put_utf8(d->str, cp);
             continue;
         }
-        size_t l = (d->flags & JSR_JSON_BYTES)
-                       ? 1
-                       : utf8_len((const unsigned char *)d->p, (size_t)(d->end - d->p));
-        if (l == 0)
+        /* a run of bytes that stand for themselves, added at once */
+        const char *run = d->p;
+        int bytes = d->flags & JSR_JSON_BYTES;
+        while (d->p < d->end) {
+            c = (unsigned char)*d->p;
+            if (c == '"' || c == '\\' || c < 0x20)
+                break;
+            if (c < 0x80 || bytes) {
+                d->p++;
+                continue;
+            }
+            size_t l = utf8_len((const unsigned char *)d->p, (size_t)(d->end - d->p));
+            if (l == 0)
+                break;
+            d->p += l;
+        }
+        if (d->p == run)
             return fail(d, "invalid UTF-8 in string");
-        jsr_buf_add(d->str, d->p, l);
-        d->p += l;
+        jsr_buf_add(d->str, run, (size_t)(d->p - run));
     }
     jsr_buf_addc(d->str, 0);
     if (d->str->failed)
@@ -551,8 +563,9 @@ typedef struct {
 
 typedef struct {
     jsr_json_doc *doc;
-    open_object stack[JSR_JSON_MAX_DEPTH + 1];
-    int top;
+    open_object *stack; /* the containers being built: grows with the nesting */
+    int top, cap;
+    open_object few[8];
     jsr_json pending; /* the key of the member that comes next */
     char dupmsg[160];
 } tree;
@@ -657,6 +670,17 @@ static const char *tree_open(void *ud, jsr_json_type type)
     const char *msg = attach(t, v);
     if (msg)
         return msg;
+    if (t->top == t->cap) {
+        int cap = t->cap * 4;
+        open_object *st = malloc((size_t)cap * sizeof *st);
+        if (!st)
+            return "out of memory";
+        memcpy(st, t->stack, (size_t)t->top * sizeof *st);
+        if (t->stack != t->few)
+            free(t->stack);
+        t->stack = st;
+        t->cap = cap;
+    }
     t->stack[t->top++] = (open_object){v, NULL, 0};
     return NULL;
 }
@@ -706,15 +730,16 @@ static const jsr_json_sink tree_sink = {tree_open, tree_key, tree_scalar, tree_c
 jsr_json_doc *jsr_json_parse(const char *text, size_t len, const jsr_json_opts *opts,
                              char *err, size_t errlen)
 {
-    tree *t = calloc(1, sizeof *t);
     jsr_json_doc *doc = calloc(1, sizeof *doc);
-    if (!t || !doc) {
-        free(t);
-        free(doc);
+    if (!doc) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    tree tr, *t = &tr;
+    memset(t, 0, sizeof *t);
     t->doc = doc;
+    t->stack = t->few;
+    t->cap = (int)(sizeof t->few / sizeof *t->few);
     doc->next_cap = len < BLOCK_SIZE / 4 ? 4 * len + 512 : BLOCK_SIZE;
     jsr_json_scratch s;
     jsr_json_scratch_init(&s);
@@ -722,7 +747,8 @@ jsr_json_doc *jsr_json_parse(const char *text, size_t len, const jsr_json_opts *
     jsr_json_scratch_free(&s);
     while (t->top > 0) /* the containers a failure left open */
         free(t->stack[--t->top].slots);
-    free(t);
+    if (t->stack != t->few)
+        free(t->stack);
     if (!ok) {
         jsr_json_doc_free(doc);
         return NULL;
