@@ -103,9 +103,9 @@ FUZZ_LIBS = $(PKG_LIBS) -lhighwayhash -lcrypt -lnats
 FUZZ_CORE = $(CORE:%=src/%.c)
 # targets that run the Lua parsers load lua/jsr/*.lua from this tree
 FUZZ_LUA = spec/fuzz/fuzz_lua.c -DFUZZ_LUA_DIR='"$(CURDIR)/lua"'
-build-fuzz/json_fuzz: spec/fuzz/json_fuzz.c src/json.c src/lua_json.c src/buf.c include/jsr/*.h
+build-fuzz/json_fuzz: spec/fuzz/json_fuzz.c $(FUZZ_CORE) include/jsr/*.h
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) spec/fuzz/json_fuzz.c src/json.c src/lua_json.c src/buf.c -o $@ $(FUZZ_LIBS)
+	clang $(FUZZ_CFLAGS) spec/fuzz/json_fuzz.c $(FUZZ_CORE) -o $@ $(FUZZ_LIBS)
 build-fuzz/meta_fuzz: spec/fuzz/meta_fuzz.c $(FUZZ_CORE) include/jsr/*.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) spec/fuzz/meta_fuzz.c $(FUZZ_CORE) -o $@ $(FUZZ_LIBS)

@@ -10,6 +10,8 @@
 
 #include <lauxlib.h>
 
+#include "jsr/lua_bind.h"
+
 #define MT_OBJECT "jsr.json.object"
 #define MT_ARRAY "jsr.json.array"
 #define MT_NUMBER "jsr.json.number"
@@ -75,14 +77,6 @@ static int mem_gc(lua_State *L)
     return 0;
 }
 
-static void gc_metatable(lua_State *L, const char *name, lua_CFunction gc)
-{
-    luaL_newmetatable(L, name);
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-}
-
 void jsr_json_setup(lua_State *L)
 {
     luaL_newmetatable(L, MT_OBJECT);
@@ -99,9 +93,13 @@ void jsr_json_setup(lua_State *L)
     lua_pushcfunction(L, number_eq);
     lua_setfield(L, -2, "__eq");
     lua_pop(L, 1);
-    gc_metatable(L, MT_SCRATCH, scratch_gc);
-    gc_metatable(L, MT_BUF, buf_gc);
-    gc_metatable(L, MT_MEM, mem_gc);
+    static const jsr_lua_type types[] = {
+        {MT_SCRATCH, NULL, scratch_gc, NULL},
+        {MT_BUF, NULL, buf_gc, NULL},
+        {MT_MEM, NULL, mem_gc, NULL},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        jsr_lua_class(L, &types[i]);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &reg_mem) != LUA_TUSERDATA) {
         mem *m = lua_newuserdatauv(L, sizeof *m, 0);
         memset(m, 0, sizeof *m);
