@@ -47,10 +47,10 @@ void jsr_salvage_register(lua_State *L);
 /* Adds jsr.snapshot_writer, a tar framed as an S2 stream (lua_snapshot.c). */
 void jsr_snapshot_register(lua_State *L);
 
-/* Adds jsr.nkey_verify, jsr.nkey_role and jsr.list_dir for operator mode (lua_operator.c). */
+/* Adds jsr.nkey.role and jsr.nkey.verify for operator mode (lua_operator.c). */
 void jsr_operator_register(lua_State *L);
 
-/* Adds jsr.nats_connect, a small libnats client for restore (lua_nats.c). */
+/* Adds jsr.nats (connect, poll) and jsr.nkey.public, a small libnats client for restore (lua_nats.c). */
 void jsr_nats_register(lua_State *L);
 
 /* Adds jsr.layout: layout.h's names and paths (lua_layout.c). */
